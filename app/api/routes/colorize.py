@@ -1,0 +1,5 @@
+"""Routes: colorize."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,5 @@
+"""Routes: datasets."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

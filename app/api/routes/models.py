@@ -1,0 +1,5 @@
+"""Routes: models."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

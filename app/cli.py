@@ -1,0 +1,144 @@
+"""The `sketch2color` command line. Heavy imports (TensorFlow, FastAPI, Celery) happen inside each command."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+cli = typer.Typer(
+    name="sketch2color",
+    help="Colorize black-and-white sketches with pix2pix, and train the models yourself.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+@cli.command("make-synthetic")
+def make_synthetic(
+    out: Annotated[Path, typer.Argument(help="Dataset folder to write (train/ and val/ inside).")],
+    train: Annotated[int, typer.Option(min=1, help="Number of training pairs.")] = 400,
+    val: Annotated[int, typer.Option(min=1, help="Number of validation pairs.")] = 40,
+    seed: Annotated[int, typer.Option(help="Same seed, same pictures.")] = 0,
+) -> None:
+    """Draw a synthetic pair dataset (color left, sketch right) whose colors are learnable from the sketch."""
+    from model.synthetic import make_synthetic_dataset
+
+    counts = make_synthetic_dataset(out, train=train, val=val, seed=seed)
+    typer.echo(f"wrote {counts['train']} train and {counts['val']} val pairs to {out}")
+
+
+@cli.command()
+def prepare(
+    images_dir: Annotated[Path, typer.Argument(help="Folder of ordinary color images (searched recursively).")],
+    out: Annotated[Path, typer.Argument(help="Dataset folder to write.")],
+    val_fraction: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of images kept for validation.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed of the train/val split.")] = 0,
+) -> None:
+    """Turn color images into a pair dataset by extracting a line sketch from each (XDoG)."""
+    from model.sketchify import prepare_dataset
+
+    try:
+        counts = prepare_dataset(images_dir, out, val_fraction=val_fraction, seed=seed, progress=typer.echo)
+    except ValueError as error:
+        _fail(str(error))
+    typer.echo(f"wrote {counts['train']} train and {counts['val']} val pairs to {out} (skipped {counts['skipped']})")
+
+
+@cli.command()
+def train(
+    dataset: Annotated[Path, typer.Argument(help="Dataset folder with train/ and val/.")],
+    run_dir: Annotated[Path, typer.Option(help="Run folder: checkpoints, metrics, samples. Resumes if it has checkpoints.")],
+    models_dir: Annotated[Path | None, typer.Option(help="Publish generator versions to MODELS/generator/<version>/.")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Train this many epochs (or give --steps).")] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="Train this many steps in total.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 1,
+    ngf: Annotated[int, typer.Option(min=1, help="Generator width (64 = the paper).")] = 64,
+    ndf: Annotated[int, typer.Option(min=1, help="Discriminator width (64 = the paper).")] = 64,
+    norm: Annotated[str, typer.Option(help="instance (default) or batch (the TF tutorial's).")] = "instance",
+    learning_rate: Annotated[float, typer.Option(min=0.0)] = 2e-4,
+    lambda_l1: Annotated[float, typer.Option(min=0.0)] = 100.0,
+    lr_decay_fraction: Annotated[float, typer.Option(min=0.0, max=1.0, help="Decay lr linearly to 0 over this last share.")] = 0.0,
+    checkpoint_every: Annotated[int, typer.Option(min=1)] = 500,
+    export_every: Annotated[int, typer.Option(min=0, help="Publish every N steps (0 = only at the end).")] = 0,
+    log_every: Annotated[int, typer.Option(min=1)] = 100,
+    keep_checkpoints: Annotated[int, typer.Option(min=1)] = 3,
+    seed: Annotated[int, typer.Option()] = 0,
+    xla: Annotated[bool, typer.Option(help="Compile the train step with XLA.")] = False,
+    sketch_side: Annotated[str, typer.Option(help="right (anime pair layout) or left (aligned pairs, swapped).")] = "right",
+) -> None:
+    """Train pix2pix on a pair dataset, checkpointing and publishing generator versions."""
+    from model.train import TrainConfig, train_pix2pix
+
+    try:
+        config = TrainConfig(
+            epochs=epochs, steps=steps, batch_size=batch_size, ngf=ngf, ndf=ndf, norm=norm,
+            learning_rate=learning_rate, lambda_l1=lambda_l1, lr_decay_fraction=lr_decay_fraction,
+            checkpoint_every=checkpoint_every, export_every=export_every, log_every=log_every,
+            keep_checkpoints=keep_checkpoints, seed=seed, xla=xla, sketch_side=sketch_side,
+        )  # fmt: skip
+        result = train_pix2pix(dataset, run_dir, config, models_dir=models_dir, on_progress=_print_progress)
+    except ValueError as error:
+        _fail(str(error))
+    typer.echo(f"{result.status} at step {result.step}; published versions: {result.versions or 'none'}")
+
+
+def _print_progress(progress: dict) -> None:
+    losses = progress["losses"]
+    val = progress.get("val") or {}
+    val_text = f" val_l1 {val['l1']:.4f} psnr {val['psnr']:.2f}" if val else ""
+    eta = progress.get("eta_seconds")
+    typer.echo(
+        f"step {progress['step']}/{progress['total_steps']} epoch {progress['epoch']} "
+        f"gen_gan {losses['gen_gan']:.3f} gen_l1 {losses['gen_l1']:.4f} disc {losses['disc']:.3f} "
+        f"{progress['images_per_second']:.1f} img/s eta {eta:.0f}s{val_text}"
+        if eta is not None
+        else f"step {progress['step']}/{progress['total_steps']}{val_text}"
+    )
+
+
+@cli.command()
+def colorize(
+    model: Annotated[Path, typer.Argument(help="A version folder, a models folder or models/generator (newest).")],
+    input_image: Annotated[Path, typer.Argument(metavar="IN", help="Sketch image (PNG, JPEG, WebP, BMP, GIF).")],
+    output_image: Annotated[Path, typer.Argument(metavar="OUT", help="Where to write the 256x256 PNG.")],
+) -> None:
+    """Colorize one sketch with a published generator."""
+    import numpy as np
+    from PIL import Image
+
+    from model.export import load_serving_function, resolve_model_path
+    from model.imageio import BadImage, load_sketch
+
+    try:
+        version_path = resolve_model_path(model)
+        sketch = load_sketch(input_image)
+    except (FileNotFoundError, BadImage) as error:
+        _fail(str(error))
+    colorized = load_serving_function(version_path)(sketch[np.newaxis])
+    Image.fromarray(colorized.numpy()[0]).save(output_image, format="PNG")
+    typer.echo(f"wrote {output_image} with model {version_path}")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """Run the HTTP API (settings from S2C_* environment variables)."""
+    import uvicorn
+
+    uvicorn.run("app.main:create_app", factory=True, host=host, port=port, log_level="info")
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""The one settings class, read from S2C_* environment variables by the API, the worker and the CLI."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="S2C_", extra="ignore")
+
+    data_dir: Path = Path("./data")
+    broker_url: str | None = None
+    result_backend: str | None = None
+    api_token: str | None = None
+    model_poll_seconds: float = Field(2.0, gt=0)
+    max_upload_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    max_pixels: int = Field(40_000_000, gt=0)
+    cors_origins: str | None = None
+    max_batch_size: int = Field(16, ge=1, le=256)
+    max_batch_wait_ms: float = Field(5.0, ge=0)
+    job_lease_seconds: float = Field(30.0, gt=0)
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.data_dir / "datasets"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.data_dir / "runs"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in (self.cors_origins or "").split(",") if origin.strip()]
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

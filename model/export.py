@@ -1,0 +1,171 @@
+"""Publishing generators as numbered SavedModel versions, and finding the newest complete one.
+
+Layout (DESIGN.md section 2): `<models_dir>/generator/<version>/` holds a TF SavedModel plus `manifest.json`.
+A version is written into a hidden temporary folder and renamed into place when complete, with the number
+allocated under a file lock, so readers never see a half-written version and two jobs never share a number.
+The layout is TensorFlow Serving's base path, so TF Serving can serve the same folder unchanged.
+"""
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+from filelock import FileLock
+
+from model.networks import IMAGE_SIZE
+
+MANIFEST = "manifest.json"
+SIGNATURE_KEY = "serving_default"
+INPUT_NAME = "sketch"
+OUTPUT_NAME = "image"
+SIGNATURE_DESCRIPTION = {
+    "signature": SIGNATURE_KEY,
+    "inputs": {INPUT_NAME: {"dtype": "uint8", "shape": [None, IMAGE_SIZE, IMAGE_SIZE, 3], "meaning": "RGB sketch"}},
+    "outputs": {OUTPUT_NAME: {"dtype": "uint8", "shape": [None, IMAGE_SIZE, IMAGE_SIZE, 3], "meaning": "RGB color"}},
+}
+_LOCK_NAME = ".publish.lock"
+_COUNTER_NAME = ".last_version"
+
+
+def generator_dir(models_dir: str | os.PathLike) -> Path:
+    return Path(models_dir) / "generator"
+
+
+def sketch_to_float(images: tf.Tensor) -> tf.Tensor:
+    """uint8 [0, 255] -> float32 [-1, 1], the generator's input range."""
+    return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def float_to_uint8(images: tf.Tensor) -> tf.Tensor:
+    """float [-1, 1] -> uint8 [0, 255], rounded to nearest."""
+    scaled = (tf.cast(images, tf.float32) + 1.0) * 127.5
+    return tf.cast(tf.clip_by_value(tf.round(scaled), 0.0, 255.0), tf.uint8)
+
+
+class ServingGenerator(tf.Module):
+    """The exported graph: uint8 sketches in, uint8 colored images out, generator in inference mode."""
+
+    def __init__(self, generator: keras.Model):
+        super().__init__(name="sketch2color")
+        self.generator = generator
+
+    @tf.function(input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 3], tf.uint8, name=INPUT_NAME)])
+    def serve(self, sketch: tf.Tensor) -> dict[str, tf.Tensor]:
+        output = self.generator(sketch_to_float(sketch), training=False)
+        return {OUTPUT_NAME: float_to_uint8(output)}
+
+
+def colorize_in_memory(generator: keras.Model, sketches_uint8: Any) -> tf.Tensor:
+    """What the published signature computes, for a generator still in memory."""
+    return float_to_uint8(generator(sketch_to_float(tf.convert_to_tensor(sketches_uint8)), training=False))
+
+
+@dataclass(frozen=True)
+class PublishedVersion:
+    version: int
+    path: Path
+    manifest: dict[str, Any]
+
+
+def _numbered_versions(directory: Path) -> list[int]:
+    if not directory.is_dir():
+        return []
+    return sorted(int(entry.name) for entry in directory.iterdir() if entry.name.isdigit() and int(entry.name) > 0)
+
+
+def is_complete(version_path: Path) -> bool:
+    """A version counts only once its SavedModel and manifest are both there (the manifest is written last)."""
+    return (version_path / "saved_model.pb").is_file() and (version_path / MANIFEST).is_file()
+
+
+def list_versions(models_dir: str | os.PathLike) -> list[PublishedVersion]:
+    """Complete published versions, oldest first. Hidden, temporary and incomplete folders are ignored."""
+    directory = generator_dir(models_dir)
+    versions = []
+    for number in _numbered_versions(directory):
+        path = directory / str(number)
+        if not is_complete(path):
+            continue
+        try:
+            manifest = json.loads((path / MANIFEST).read_text())
+        except (OSError, ValueError):
+            continue
+        versions.append(PublishedVersion(number, path, manifest))
+    return versions
+
+
+def latest_version(models_dir: str | os.PathLike) -> PublishedVersion | None:
+    versions = list_versions(models_dir)
+    return versions[-1] if versions else None
+
+
+def resolve_model_path(path: str | os.PathLike) -> Path:
+    """Accept a version folder, a `models` folder or a `models/generator` folder; return a version folder."""
+    path = Path(path)
+    if is_complete(path):
+        return path
+    models_dir = path.parent if path.name == "generator" else path
+    newest = latest_version(models_dir)
+    if newest is None:
+        raise FileNotFoundError(f"no published generator at {path}: expected a version folder or a models folder")
+    return newest.path
+
+
+def publish_generator(
+    generator: keras.Model, models_dir: str | os.PathLike, manifest: dict[str, Any]
+) -> PublishedVersion:
+    """Write the generator as the next version, atomically; return what was published."""
+    directory = generator_dir(models_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    staging = directory / f".tmp-{uuid.uuid4().hex}"
+    try:
+        module = ServingGenerator(generator)
+        tf.saved_model.save(module, str(staging), signatures={SIGNATURE_KEY: module.serve})
+        with FileLock(str(directory / _LOCK_NAME)):
+            version = _next_version(directory)
+            full_manifest = {
+                "version": version,
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                **manifest,
+                "signature": SIGNATURE_DESCRIPTION,
+            }
+            _write_atomically(staging / MANIFEST, json.dumps(full_manifest, indent=2))
+            os.rename(staging, directory / str(version))
+            (directory / _COUNTER_NAME).write_text(str(version))
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return PublishedVersion(version, directory / str(version), full_manifest)
+
+
+def _next_version(directory: Path) -> int:
+    """One more than any version ever published here, even one deleted since (numbers are never reused)."""
+    counter = directory / _COUNTER_NAME
+    last_recorded = int(counter.read_text().strip() or 0) if counter.is_file() else 0
+    existing = _numbered_versions(directory)
+    return max([last_recorded, *existing]) + 1
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def load_serving_function(version_path: str | os.PathLike):
+    """Load a published version with plain tf.saved_model.load; return its uint8 -> uint8 signature."""
+    loaded = tf.saved_model.load(str(version_path))
+    signature = loaded.signatures[SIGNATURE_KEY]
+
+    def colorize(sketches_uint8: Any) -> tf.Tensor:
+        return signature(**{INPUT_NAME: tf.convert_to_tensor(sketches_uint8, dtype=tf.uint8)})[OUTPUT_NAME]
+
+    colorize.loaded = loaded  # keep the SavedModel's variables alive as long as the function
+    return colorize

@@ -1,0 +1,112 @@
+"""Reading any user image as a 256x256 RGB sketch, safely.
+
+Shared by the CLI and the API. Bad input raises a `BadImage` subclass that says what is wrong, so callers can
+map it to an exit message or an HTTP status. Pillow's decompression-bomb guard is made strict: the pixel limit
+is checked from the header, before any pixel is decoded.
+"""
+
+import io
+import os
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from model.networks import IMAGE_SIZE
+
+ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
+DEFAULT_MAX_PIXELS = 40_000_000
+
+
+class BadImage(ValueError):
+    """The input is not a usable image."""
+
+
+class EmptyImage(BadImage):
+    pass
+
+
+class NotAnImage(BadImage):
+    pass
+
+
+class UndecodableImage(BadImage):
+    pass
+
+
+class ImageTooLarge(BadImage):
+    pass
+
+
+def open_image(source: bytes | str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode the first frame of a PNG/JPEG/WebP/BMP/GIF, refusing images over `max_pixels` before decoding."""
+    if isinstance(source, bytes):
+        if not source:
+            raise EmptyImage("the upload is empty")
+        stream: io.BytesIO | str | os.PathLike = io.BytesIO(source)
+    else:
+        stream = source
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(stream, formats=ACCEPTED_FORMATS)
+        except UnidentifiedImageError as error:
+            raise NotAnImage(f"not a supported image: send one of {', '.join(ACCEPTED_FORMATS)}") from error
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+            raise ImageTooLarge(f"image is too large: {error}") from error
+        except OSError as error:
+            raise UndecodableImage(f"cannot read the image: {error}") from error
+        width, height = image.size
+        if width * height > max_pixels:
+            raise ImageTooLarge(f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}")
+        if width < 1 or height < 1:
+            raise UndecodableImage(f"image has no pixels ({width}x{height})")
+        try:
+            image.seek(0)
+            image.load()
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+            raise UndecodableImage(f"cannot decode the {image.format} image (truncated or corrupt): {error}") from error
+    return image
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any mode to RGB: transparency is composited on white, 16-bit gray is scaled, CMYK is converted."""
+    image = ImageOps.exif_transpose(image) if image.format == "JPEG" else image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        values = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
+        return Image.fromarray(np.clip(values / peak * 255.0, 0, 255).astype(np.uint8), "L").convert("RGB")
+    if image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8), "L").convert("RGB")
+    if image.mode == "P" or image.mode == "PA":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "La", "RGBa"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def pad_to_square(image: Image.Image, fill: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
+    """Center the image on a white square, so a non-square sketch is not stretched."""
+    width, height = image.size
+    side = max(width, height)
+    if width == height:
+        return image
+    canvas = Image.new("RGB", (side, side), fill)
+    canvas.paste(image, ((side - width) // 2, (side - height) // 2))
+    return canvas
+
+
+def prepare_sketch(image: Image.Image, size: int = IMAGE_SIZE) -> np.ndarray:
+    """RGB, padded to square with white, resized to size x size: uint8 [size, size, 3]."""
+    square = pad_to_square(to_rgb(image))
+    if square.size != (size, size):
+        square = square.resize((size, size), Image.Resampling.BICUBIC)
+    return np.asarray(square, dtype=np.uint8)
+
+
+def load_sketch(source: bytes | str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode and prepare a sketch in one call: uint8 [256, 256, 3]."""
+    return prepare_sketch(open_image(source, max_pixels=max_pixels))
