@@ -1,0 +1,31 @@
+"""Fixtures shared by every test package: tiny published generators and synthetic datasets."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+TINY_WIDTH = 8
+
+
+def publish_tiny_generator(models_dir: Path, seed: int = 0, **manifest_extra) -> int:
+    """Publish a tiny randomly initialised generator (deterministic by seed); return its version number."""
+    import keras
+
+    from model.export import publish_generator
+    from model.networks import build_generator
+
+    keras.utils.set_random_seed(seed)
+    generator = build_generator(ngf=TINY_WIDTH)
+    manifest = {"job_id": None, "step": 0, "epoch": 0, "model": {"ngf": TINY_WIDTH, "norm": "instance"}}
+    return publish_generator(generator, models_dir, {**manifest, **manifest_extra}).version
+
+
+@pytest.fixture
+def models_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "models"
+    path.mkdir()
+    return path
