@@ -29,3 +29,13 @@ def models_dir(tmp_path: Path) -> Path:
     path = tmp_path / "models"
     path.mkdir()
     return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_dataset(tmp_path_factory) -> Path:
+    """64 train / 8 val synthetic pairs, made once per test session."""
+    from model.synthetic import make_synthetic_dataset
+
+    path = tmp_path_factory.mktemp("datasets") / "shapes"
+    make_synthetic_dataset(path, train=64, val=8, seed=0)
+    return path
