@@ -58,13 +58,21 @@ class ServingGenerator(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 3], tf.uint8, name=INPUT_NAME)])
     def serve(self, sketch: tf.Tensor) -> dict[str, tf.Tensor]:
-        output = self.generator(sketch_to_float(sketch), training=False)
-        return {OUTPUT_NAME: float_to_uint8(output)}
+        # Each image runs through the batch-of-one graph. CPU kernels may pick another summation order for
+        # another batch shape, which flips a rare pixel by one level; per-image execution makes an image's
+        # output bit-identical whether it is sent alone or inside any batch (micro-batching relies on it).
+        colorized = tf.map_fn(self._colorize_one, sketch, fn_output_signature=tf.uint8)
+        return {OUTPUT_NAME: colorized}
+
+    def _colorize_one(self, sketch: tf.Tensor) -> tf.Tensor:
+        output = self.generator(sketch_to_float(sketch[tf.newaxis]), training=False)
+        return float_to_uint8(output)[0]
 
 
 def colorize_in_memory(generator: keras.Model, sketches_uint8: Any) -> tf.Tensor:
     """What the published signature computes, for a generator still in memory."""
-    return float_to_uint8(generator(sketch_to_float(tf.convert_to_tensor(sketches_uint8)), training=False))
+    module = ServingGenerator(generator)  # held here: the traced method keeps only a weak reference to it
+    return module.serve(tf.convert_to_tensor(sketches_uint8, tf.uint8))[OUTPUT_NAME]
 
 
 @dataclass(frozen=True)
