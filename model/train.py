@@ -203,7 +203,7 @@ class Pix2PixTrainer:
         self._val_sketches, self._val_targets = next(
             iter(make_dataset(self.dataset_dir, "val", config.val_samples, training=False, sketch_side=config.sketch_side, limit=config.val_samples))
         )
-        self._distributed_step = self._build_step()
+        self.train_step = self._build_step()
 
     # ---- setup -------------------------------------------------------------------------------------------
     def _make_optimizer(self, decay_steps: int) -> keras.optimizers.Optimizer:
@@ -336,7 +336,7 @@ class Pix2PixTrainer:
             if should_stop is not None and should_stop():
                 status = "stopped"
                 break
-            pending_losses.append(self._distributed_step(next(batches)))
+            pending_losses.append(self.train_step(next(batches)))
             step += 1
             interval_steps += 1
             self.epoch.assign(self._epoch_at(step))
