@@ -117,3 +117,17 @@ def test_learning_rate_decays_linearly_to_zero_over_the_last_part():
 
     schedule = ConstantThenLinearDecay(2e-4, total_steps=100, decay_steps=50)
     assert [round(float(schedule(step)), 8) for step in (0, 50, 75, 100)] == [2e-4, 2e-4, 1e-4, 0.0]
+
+
+def test_mixed_precision_trains_resumes_and_publishes_float32(synthetic_dataset, tmp_path, models_dir):
+    # GPUs select mixed_float16 by themselves; float16 kernels crawl on CPUs, so the test runs the same policy
+    # plumbing in bfloat16 (mixed_float16 differs only by Keras' LossScaleOptimizer wrapper).
+    config = TrainConfig(steps=2, checkpoint_every=2, precision="mixed_bfloat16", **TINY)
+    train_pix2pix(synthetic_dataset, tmp_path / "run", config, models_dir=models_dir)
+    resumed = Pix2PixTrainer(synthetic_dataset, tmp_path / "run", TrainConfig(**{**config.__dict__, "steps": 4}), models_dir=models_dir)
+    assert resumed.resumed_from_step == 2 and resumed.generator.compute_dtype == "bfloat16"
+    assert resumed.fit().versions == [2]
+    reader = tf.train.load_checkpoint(str(models_dir / "generator" / "2" / "variables" / "variables"))
+    dtypes = {dtype for name, dtype in reader.get_variable_to_dtype_map().items() if "generator" in name}
+    assert dtypes == {tf.float32}, f"published generators must be float32, found {dtypes}"
+    assert tf.keras.mixed_precision.global_policy().name == "float32", "training must not leave a global policy behind"
