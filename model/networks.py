@@ -18,7 +18,12 @@ IMAGE_SIZE = 256
 Norm = Literal["instance", "batch"]
 NORMS: tuple[str, ...] = ("instance", "batch")
 
-_INITIALIZER = keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
+
+
+def _initializer() -> keras.initializers.Initializer:
+    """N(0, 0.02) as in the paper. A fresh one per layer: a shared Keras initializer fixes its seed when created,
+    so every layer of the same shape would start with the same kernel, whatever the global seed."""
+    return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
 
 
 def _normalization(norm: Norm) -> layers.Layer:
@@ -32,7 +37,7 @@ def _normalization(norm: Norm) -> layers.Layer:
 def downsample(filters: int, norm: Norm | None) -> keras.Sequential:
     """Conv 4x4 stride 2 -> [norm] -> LeakyReLU(0.2): halves the image."""
     block = keras.Sequential()
-    block.add(layers.Conv2D(filters, 4, strides=2, padding="same", kernel_initializer=_INITIALIZER, use_bias=False))
+    block.add(layers.Conv2D(filters, 4, strides=2, padding="same", kernel_initializer=_initializer(), use_bias=False))
     if norm is not None:
         block.add(_normalization(norm))
     block.add(layers.LeakyReLU(negative_slope=0.2))
@@ -44,7 +49,7 @@ def upsample(filters: int, norm: Norm, dropout: bool) -> keras.Sequential:
     block = keras.Sequential()
     block.add(
         layers.Conv2DTranspose(
-            filters, 4, strides=2, padding="same", kernel_initializer=_INITIALIZER, use_bias=False
+            filters, 4, strides=2, padding="same", kernel_initializer=_initializer(), use_bias=False
         )
     )
     block.add(_normalization(norm))
@@ -80,7 +85,7 @@ def build_generator(ngf: int = 64, norm: Norm = "instance") -> keras.Model:
         upsample(ngf * 2, norm, dropout=False),  # 64
         upsample(ngf, norm, dropout=False),  # 128
     ]
-    to_image = layers.Conv2DTranspose(3, 4, strides=2, padding="same", kernel_initializer=_INITIALIZER)
+    to_image = layers.Conv2DTranspose(3, 4, strides=2, padding="same", kernel_initializer=_initializer())
 
     x = sketch
     skips = []
@@ -107,11 +112,11 @@ def build_discriminator(ndf: int = 64, norm: Norm = "instance") -> keras.Model:
     x = downsample(ndf * 2, norm)(x)  # 64
     x = downsample(ndf * 4, norm)(x)  # 32
     x = layers.ZeroPadding2D()(x)  # 34
-    x = layers.Conv2D(ndf * 8, 4, strides=1, kernel_initializer=_INITIALIZER, use_bias=False)(x)  # 31
+    x = layers.Conv2D(ndf * 8, 4, strides=1, kernel_initializer=_initializer(), use_bias=False)(x)  # 31
     x = _normalization(norm)(x)
     x = layers.LeakyReLU(negative_slope=0.2)(x)
     x = layers.ZeroPadding2D()(x)  # 33
-    logits = layers.Conv2D(1, 4, strides=1, kernel_initializer=_INITIALIZER, dtype="float32", name="logits")(x)
+    logits = layers.Conv2D(1, 4, strides=1, kernel_initializer=_initializer(), dtype="float32", name="logits")(x)
     return keras.Model(inputs=[sketch, image], outputs=logits, name="discriminator")
 
 

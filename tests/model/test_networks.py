@@ -46,3 +46,19 @@ def test_inference_is_deterministic_and_batch_independent():
 def test_bad_network_options_are_refused(builder, arguments, message):
     with pytest.raises(ValueError, match=message):
         builder(**arguments)
+
+
+def test_layers_start_from_different_weights_and_the_seed_decides_them():
+    import keras
+
+    keras.utils.set_random_seed(1)
+    first = build_generator(ngf=8)
+    keras.utils.set_random_seed(1)
+    same_seed = build_generator(ngf=8)
+    keras.utils.set_random_seed(2)
+    other_seed = build_generator(ngf=8)
+    kernels = [weight for weight in first.get_weights() if weight.ndim == 4]
+    same_shape = [kernel for kernel in kernels if kernel.shape == (4, 4, 64, 64)]  # the 8 x ngf down blocks
+    assert len(same_shape) > 1 and not np.array_equal(same_shape[0], same_shape[1]), "layers share a kernel"
+    np.testing.assert_array_equal(kernels[0], same_seed.get_weights()[0], err_msg="same seed, other weights")
+    assert not np.array_equal(kernels[0], other_seed.get_weights()[0]), "the seed does not change the weights"
