@@ -1,22 +1,48 @@
 """The FastAPI application factory and its lifespan (model store, micro-batcher, Celery client)."""
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
 from app.api.routes import colorize, datasets, health, jobs, models, pages
+from app.batching import MicroBatcher
 from app.core.config import Settings, get_settings
+from app.model_store import LoadedModel, ModelStore
+from app.observability import Metrics, MetricsMiddleware
+from app.uploads import UploadLimitMiddleware
+
+logger = logging.getLogger("sketch2color")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    _configure_logging()
+    metrics = Metrics()
+
+    def on_model_change(model: LoadedModel) -> None:
+        metrics.model_version.set(model.version)
+        metrics.model_loads.inc()
+
+    model_store = ModelStore(settings.models_dir, settings.model_poll_seconds, on_change=on_model_change)
+    batcher = MicroBatcher(
+        settings.max_batch_size, settings.max_batch_wait_ms / 1000.0, on_batch=metrics.observe_batch
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Filled in by the model store / batcher owners: start background work here, stop it after `yield`.
-        yield
+        # The store loads the first version in the background: /healthz (and 503s) answer meanwhile.
+        batcher.start()
+        model_store.start()
+        try:
+            yield
+        finally:
+            await model_store.stop()
+            await batcher.stop()
 
     app = FastAPI(
         title="sketch2color",
@@ -25,6 +51,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.model_store = model_store
+    app.state.batcher = batcher
+    # Middleware added last runs first: metrics see every response, CORS headers reach error responses too.
+    app.add_middleware(UploadLimitMiddleware, max_upload_bytes=settings.max_upload_bytes)
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,
@@ -33,6 +64,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
             expose_headers=["X-Model-Version", "Location", "Retry-After"],
         )
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_exception_handler(ClientDisconnect, _client_disconnected)
+    app.add_exception_handler(Exception, _unexpected_error)
     for router in (colorize.router, models.router, health.router, datasets.router, jobs.router, pages.router):
         app.include_router(router)
     return app
+
+
+async def _client_disconnected(request: Request, error: Exception) -> JSONResponse:
+    return JSONResponse({"detail": "the client closed the connection before the upload was complete"}, 400)
+
+
+async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
+    """The last resort: a JSON 500. The traceback goes to the log (the server logs it), not to the client."""
+    return JSONResponse({"detail": "internal server error; the server log has the details"}, 500)
+
+
+def _configure_logging() -> None:
+    """Our INFO lines (model loads, failures) next to uvicorn's, unless the host set up logging already."""
+    if logger.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)

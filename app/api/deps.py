@@ -1,10 +1,14 @@
 """Annotated dependencies shared by the routes."""
 
+import secrets
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 
+from app.batching import MicroBatcher
 from app.core.config import Settings
+from app.model_store import ModelStore
+from app.observability import Metrics
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -12,3 +16,37 @@ def get_app_settings(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+
+def get_model_store(request: Request) -> ModelStore:
+    return request.app.state.model_store
+
+
+def get_batcher(request: Request) -> MicroBatcher:
+    return request.app.state.batcher
+
+
+def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+ModelStoreDep = Annotated[ModelStore, Depends(get_model_store)]
+BatcherDep = Annotated[MicroBatcher, Depends(get_batcher)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+
+
+def require_api_token(request: Request, settings: SettingsDep) -> None:
+    """With S2C_API_TOKEN set, job endpoints need `Authorization: Bearer <token>` (constant-time compare)."""
+    if not settings.api_token:
+        return
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    presented = credentials.strip().encode() if scheme.lower() == "bearer" else b""
+    if not secrets.compare_digest(presented, settings.api_token.encode()):
+        raise HTTPException(
+            401,
+            "missing or wrong API token: send `Authorization: Bearer <S2C_API_TOKEN>`",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+ApiTokenDep = Depends(require_api_token)

@@ -1,5 +1,168 @@
-"""Routes: colorize."""
+"""Routes: colorize one sketch.
 
-from fastapi import APIRouter
+The image arrives as multipart field `file` or as the raw body. Decoding, inference and PNG encoding all
+run in threads, never on the event loop; inference goes through the micro-batcher. Every way a client's
+bytes can be wrong maps to a 4xx with a JSON detail, never to a 500.
+"""
 
-router = APIRouter()
+import asyncio
+import io
+import logging
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import Response
+from PIL import Image
+from pydantic import BaseModel
+
+from app.api.deps import BatcherDep, ModelStoreDep, SettingsDep
+from app.api.routes.models import no_generator_error
+from app.core.config import Settings
+from app.model_store import LoadedModel, ModelStore, VersionNotFound, VersionUnloadable
+from app.uploads import too_large_detail
+from model.imageio import BadImage, EmptyImage, ImageTooLarge, NotAnImage, UndecodableImage, load_sketch
+
+router = APIRouter(tags=["colorize"])
+logger = logging.getLogger("sketch2color.colorize")
+
+RAW_MEDIA_TYPES = (
+    "image/png",
+    "image/jpeg",
+    "image/webp",
+    "image/bmp",
+    "image/gif",
+    "application/octet-stream",
+)
+FIELD_NAME = "file"
+
+
+class ErrorDetail(BaseModel):
+    detail: str
+
+
+_binary = {"schema": {"type": "string", "format": "binary"}}
+REQUEST_BODY: dict[str, Any] = {
+    "required": True,
+    "description": "The sketch: multipart field `file`, or the raw image with an image content type.",
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": [FIELD_NAME],
+                "properties": {FIELD_NAME: _binary["schema"]},
+            }
+        },
+        **{media_type: _binary for media_type in RAW_MEDIA_TYPES},
+    },
+}
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"image/png": _binary},
+        "description": "The colorized 256x256 RGB PNG.",
+        "headers": {
+            "X-Model-Version": {
+                "description": "The generator version that drew it.",
+                "schema": {"type": "integer"},
+            }
+        },
+    },
+    400: {"model": ErrorDetail, "description": "Empty, truncated or undecodable image."},
+    404: {"model": ErrorDetail, "description": "The pinned `version` is not published."},
+    413: {
+        "model": ErrorDetail,
+        "description": "Upload over S2C_MAX_UPLOAD_BYTES or image over S2C_MAX_PIXELS.",
+    },
+    415: {"model": ErrorDetail, "description": "Not an image, or a content type that is not an image."},
+    422: {"description": "No multipart field `file`, or a bad `version`."},
+    503: {"model": ErrorDetail, "description": "No generator published yet (with Retry-After)."},
+}
+
+
+@router.post(
+    "/colorize",
+    response_class=Response,
+    responses=RESPONSES,
+    openapi_extra={"requestBody": REQUEST_BODY},
+    summary="Colorize a sketch",
+)
+async def colorize(
+    request: Request,
+    store: ModelStoreDep,
+    batcher: BatcherDep,
+    settings: SettingsDep,
+    version: Annotated[
+        int | None, Query(ge=1, description="Pin a published version (default: newest).")
+    ] = None,
+) -> Response:
+    """PNG, JPEG, WebP, BMP or GIF (first frame), any mode and size: padded with white to a square, resized to
+    256x256, colorized. Returns a 256x256 RGB PNG and the generator version in `X-Model-Version`."""
+    model = await _pick_model(store, settings, version)
+    with batcher.announce() as ticket:
+        data = await _read_image_bytes(request, settings)
+        sketch = await _decode(data, settings)
+        colorized = await batcher.colorize(model, sketch, ticket)
+    png = await asyncio.to_thread(_encode_png, colorized)
+    return Response(
+        png,
+        media_type="image/png",
+        headers={"X-Model-Version": str(model.version), "Cache-Control": "no-store"},
+    )
+
+
+async def _pick_model(store: ModelStore, settings: Settings, version: int | None) -> LoadedModel:
+    try:
+        model = await store.get(version)
+    except VersionNotFound as error:
+        raise HTTPException(404, str(error)) from error
+    except VersionUnloadable as error:
+        raise HTTPException(503, str(error)) from error
+    if model is None:
+        raise no_generator_error(store, settings)
+    return model
+
+
+async def _read_image_bytes(request: Request, settings: Settings) -> bytes:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type == "multipart/form-data":
+        form = await request.form(max_files=1, max_fields=16)
+        try:
+            upload = form.get(FIELD_NAME)
+            if upload is None or isinstance(upload, str):
+                raise HTTPException(422, f"send the image as a file in the multipart field '{FIELD_NAME}'")
+            data = await upload.read()
+        finally:
+            await form.close()
+    elif media_type.startswith("image/") or media_type == "application/octet-stream":
+        data = await request.body()
+    else:
+        raise HTTPException(
+            415,
+            f"send the image as multipart field '{FIELD_NAME}' or as the raw body with an image/* content "
+            f"type, not {media_type or 'no content type'}",
+        )
+    if len(data) > settings.max_upload_bytes:
+        raise HTTPException(413, too_large_detail(settings.max_upload_bytes))
+    return data
+
+
+async def _decode(data: bytes, settings: Settings) -> np.ndarray:
+    try:
+        return await asyncio.to_thread(load_sketch, data, settings.max_pixels)
+    except (EmptyImage, UndecodableImage) as error:
+        raise HTTPException(400, str(error)) from error
+    except NotAnImage as error:
+        raise HTTPException(415, str(error)) from error
+    except ImageTooLarge as error:
+        raise HTTPException(413, str(error)) from error
+    except BadImage as error:
+        raise HTTPException(400, str(error)) from error
+    except Exception as error:  # whatever else a hostile file makes Pillow raise is still the file's fault
+        logger.warning("could not read an uploaded image: %r", error)
+        raise HTTPException(400, f"cannot read the image: {type(error).__name__}") from error
+
+
+def _encode_png(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image, "RGB").save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()

@@ -1,0 +1,234 @@
+"""The model store: serves the newest published generator and swaps in newer ones without dropping a request.
+
+A background task looks at `models/generator/` every `poll_seconds`. A newer complete version is loaded with
+`tf.saved_model.load` in a worker thread, warmed up with one batch, checked, and only then made current by
+replacing a single reference. A request takes that reference once when it starts, so requests already in
+flight finish on the model they started with. A version that fails to load is logged once and remembered by
+its files' modification times, so it is skipped on later polls (and tried again only if its files change).
+"""
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model.export import MANIFEST, PublishedVersion, list_versions
+from model.networks import IMAGE_SIZE
+
+logger = logging.getLogger("sketch2color.models")
+
+Fingerprint = tuple[int, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """One loaded version: `predict` maps a uint8 batch [N, 256, 256, 3] to a uint8 batch of that shape."""
+
+    version: int
+    path: Path
+    manifest: dict[str, Any]
+    predict: Callable[[np.ndarray], np.ndarray]
+    load_seconds: float
+    loaded_at: float = field(default_factory=time.time)
+
+
+class VersionNotFound(LookupError):
+    """The pinned version is not published (or not complete)."""
+
+
+class VersionUnloadable(RuntimeError):
+    """The pinned version is published but failed to load."""
+
+
+def fingerprint(version_path: Path) -> Fingerprint:
+    """Modification times of a version's folder and files: a failed version is retried only if they change."""
+    stamps = []
+    for path in (version_path, version_path / "saved_model.pb", version_path / MANIFEST):
+        try:
+            stamps.append(path.stat().st_mtime_ns)
+        except OSError:
+            stamps.append(0)
+    return tuple(stamps)
+
+
+def load_version(published: PublishedVersion) -> LoadedModel:
+    """Load a version with `tf.saved_model.load`, warm it up, check its output. Blocking: run in a thread."""
+    from model.export import load_serving_function
+
+    started = time.perf_counter()
+    serving_function = load_serving_function(published.path)
+
+    def predict(sketches: np.ndarray) -> np.ndarray:
+        return serving_function(sketches).numpy()
+
+    warm_up = predict(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8))
+    if warm_up.shape != (1, IMAGE_SIZE, IMAGE_SIZE, 3) or warm_up.dtype != np.uint8:
+        raise ValueError(
+            f"serving signature returned {warm_up.dtype} {warm_up.shape}, expected uint8 [N, 256, 256, 3]"
+        )
+    return LoadedModel(
+        version=published.version,
+        path=published.path,
+        manifest=published.manifest,
+        predict=predict,
+        load_seconds=time.perf_counter() - started,
+    )
+
+
+class ModelStore:
+    """Holds the current generator, polls for newer ones, and keeps a few pinned older versions at hand."""
+
+    def __init__(
+        self,
+        models_dir: Path,
+        poll_seconds: float,
+        pinned_cache_size: int = 2,
+        on_change: Callable[[LoadedModel], None] | None = None,
+    ):
+        self.models_dir = Path(models_dir)
+        self.poll_seconds = poll_seconds
+        self.current: LoadedModel | None = None
+        self.loading_version: int | None = None
+        self.failures: dict[int, tuple[Fingerprint, str]] = {}
+        self._pinned: OrderedDict[int, LoadedModel] = OrderedDict()
+        self._pinned_cache_size = pinned_cache_size
+        self._pinned_locks: dict[int, asyncio.Lock] = {}
+        self._on_change = on_change
+        self._task: asyncio.Task | None = None
+
+    # Lifecycle -------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._poll_forever(), name="model-store-poll")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _poll_forever(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bad poll must never stop the polling
+                logger.exception("looking for new generator versions failed")
+            await asyncio.sleep(self.poll_seconds)
+
+    # Hot reload ------------------------------------------------------------------------------------------
+
+    async def refresh(self) -> LoadedModel | None:
+        """Load the newest complete version newer than the current one, if any; return the current model."""
+        versions = await asyncio.to_thread(list_versions, self.models_dir)
+        current_version = self.current.version if self.current else 0
+        candidates = [published for published in reversed(versions) if published.version > current_version]
+        for published in candidates:
+            if not await asyncio.to_thread(self._worth_trying, published):
+                continue
+            self.loading_version = published.version
+            try:
+                loaded = await self._load(published)
+            finally:
+                self.loading_version = None
+            if loaded is None:
+                continue
+            self.current = (
+                loaded  # the swap: one reference, so a request sees either the old or the new model
+            )
+            logger.info(
+                "serving generator version %d (loaded in %.2f s)", loaded.version, loaded.load_seconds
+            )
+            if self._on_change is not None:
+                self._on_change(loaded)
+            break
+        return self.current
+
+    def _worth_trying(self, published: PublishedVersion) -> bool:
+        failure = self.failures.get(published.version)
+        return failure is None or failure[0] != fingerprint(published.path)
+
+    async def _load(self, published: PublishedVersion) -> LoadedModel | None:
+        stamp = await asyncio.to_thread(fingerprint, published.path)
+        try:
+            loaded = await asyncio.to_thread(load_version, published)
+        except Exception as error:  # any broken SavedModel: keep serving the current one
+            message = f"{type(error).__name__}: {error}".strip()[:500]
+            self.failures[published.version] = (stamp, message)
+            logger.error("failed to load generator version %d from %s, skipping it: %s", published.version,
+                         published.path, message)  # fmt: skip
+            return None
+        self.failures.pop(published.version, None)
+        return loaded
+
+    # Pinned versions -------------------------------------------------------------------------------------
+
+    async def get(self, version: int | None = None) -> LoadedModel | None:
+        """The current model, or a pinned version (loaded on first use, then cached); None before any load."""
+        current = self.current
+        if version is None or (current is not None and current.version == version):
+            return current
+        if version in self._pinned:
+            self._pinned.move_to_end(version)
+            return self._pinned[version]
+        lock = self._pinned_locks.setdefault(version, asyncio.Lock())
+        async with lock:  # concurrent requests for the same version share one load
+            if version in self._pinned:
+                return self._pinned[version]
+            published = await asyncio.to_thread(self._find, version)
+            if published is None:
+                raise VersionNotFound(
+                    f"generator version {version} is not published; GET /models lists the versions"
+                )
+            if not await asyncio.to_thread(self._worth_trying, published):
+                raise VersionUnloadable(
+                    f"generator version {version} cannot be loaded: {self.failures[version][1]}"
+                )
+            loaded = await self._load(published)
+            if loaded is None:
+                raise VersionUnloadable(
+                    f"generator version {version} cannot be loaded: {self.failures[version][1]}"
+                )
+            self._pinned[version] = loaded
+            while len(self._pinned) > self._pinned_cache_size:
+                self._pinned.popitem(last=False)
+            return loaded
+
+    def _find(self, version: int) -> PublishedVersion | None:
+        return next(
+            (published for published in list_versions(self.models_dir) if published.version == version), None
+        )
+
+    # Reporting -------------------------------------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        """What GET /models shows: every complete version, the active one, why any failed. Blocking."""
+        current = self.current
+        versions = []
+        for published in reversed(list_versions(self.models_dir)):
+            failure = self.failures.get(published.version)
+            versions.append(
+                {
+                    "version": published.version,
+                    "active": current is not None and current.version == published.version,
+                    "created": published.manifest.get("created"),
+                    "error": failure[1] if failure else None,
+                    "manifest": published.manifest,
+                }
+            )
+        return {
+            "active_version": current.version if current else None,
+            "loading_version": self.loading_version,
+            "poll_seconds": self.poll_seconds,
+            "versions": versions,
+        }

@@ -1,0 +1,419 @@
+// sketch2color page: draw or upload a sketch and colorize it; follow and launch training jobs.
+// Plain JavaScript, no build step. Every API call goes through `api()`, which turns an error answer
+// ({"detail": ...}) into an Error whose message shows the status and the detail.
+"use strict";
+
+const TOKEN_KEY = "sketch2color.apiToken";
+const JOBS_REFRESH_MS = 3000;
+const ACTIVE_STATES = new Set(["queued", "running"]);
+
+const $ = (id) => document.getElementById(id);
+
+// ---------------------------------------------------------------------------------------------- API
+
+class ApiError extends Error {
+  constructor(status, detail) {
+    super(`${status}: ${detail}`);
+    this.status = status;
+    this.detail = detail;
+  }
+}
+
+function describeDetail(detail) {
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) {  // FastAPI validation errors
+    return detail.map((item) => `${(item.loc || []).join(".")}: ${item.msg}`).join("; ");
+  }
+  return JSON.stringify(detail);
+}
+
+async function api(path, options = {}) {
+  const headers = new Headers(options.headers || {});
+  const token = localStorage.getItem(TOKEN_KEY);
+  if (token && options.auth !== false) headers.set("Authorization", `Bearer ${token}`);
+  let response;
+  try {
+    response = await fetch(path, { ...options, headers });
+  } catch (error) {
+    throw new ApiError("network", `the server cannot be reached (${error.message})`);
+  }
+  if (!response.ok) {
+    let detail = response.statusText || "request failed";
+    try {
+      const body = await response.json();
+      if (body && body.detail !== undefined) detail = describeDetail(body.detail);
+    } catch (_) { /* not JSON: keep the status text */ }
+    if (response.status === 401) detail += " (enter the API token in the Training panel)";
+    throw new ApiError(response.status, detail);
+  }
+  return response;
+}
+
+function show(element, text) {
+  element.textContent = text;
+  element.hidden = !text;
+}
+
+// ----------------------------------------------------------------------------------------- Drawing
+
+const canvas = $("sketch");
+const context = canvas.getContext("2d");
+const drawing = { tool: "pen", active: false, last: null };
+let uploadedFile = null;  // sent as is, unless the user draws over it
+
+function clearCanvas() {
+  context.fillStyle = "#ffffff";
+  context.fillRect(0, 0, canvas.width, canvas.height);
+  uploadedFile = null;
+  $("sketch-caption").textContent = "Your sketch";
+}
+
+function canvasPoint(event) {
+  const box = canvas.getBoundingClientRect();
+  return {
+    x: ((event.clientX - box.left) / box.width) * canvas.width,
+    y: ((event.clientY - box.top) / box.height) * canvas.height,
+  };
+}
+
+function strokeTo(point) {
+  const size = Number($("brush-size").value) * (canvas.width / 256);
+  context.strokeStyle = drawing.tool === "pen" ? "#000000" : "#ffffff";
+  context.lineWidth = drawing.tool === "pen" ? size : size * 4;
+  context.lineCap = "round";
+  context.lineJoin = "round";
+  context.beginPath();
+  context.moveTo(drawing.last.x, drawing.last.y);
+  context.lineTo(point.x + 0.01, point.y);
+  context.stroke();
+  drawing.last = point;
+}
+
+canvas.addEventListener("pointerdown", (event) => {
+  canvas.setPointerCapture(event.pointerId);
+  drawing.active = true;
+  drawing.last = canvasPoint(event);
+  if (uploadedFile) {  // drawing over an upload: send the canvas from now on
+    uploadedFile = null;
+    $("sketch-caption").textContent = "Your sketch (edited upload)";
+  }
+  strokeTo(drawing.last);
+});
+canvas.addEventListener("pointermove", (event) => {
+  if (drawing.active) strokeTo(canvasPoint(event));
+});
+for (const name of ["pointerup", "pointercancel"]) {
+  canvas.addEventListener(name, () => { drawing.active = false; });
+}
+
+function selectTool(tool) {
+  drawing.tool = tool;
+  for (const [name, button] of [["pen", $("tool-pen")], ["eraser", $("tool-eraser")]]) {
+    button.classList.toggle("active", name === tool);
+    button.setAttribute("aria-pressed", String(name === tool));
+  }
+}
+$("tool-pen").addEventListener("click", () => selectTool("pen"));
+$("tool-eraser").addEventListener("click", () => selectTool("eraser"));
+$("clear").addEventListener("click", clearCanvas);
+
+$("upload").addEventListener("change", async (event) => {
+  const file = event.target.files[0];
+  event.target.value = "";  // choosing the same file again still fires "change"
+  if (!file) return;
+  show($("colorize-error"), "");
+  clearCanvas();
+  uploadedFile = file;
+  $("sketch-caption").textContent = `Uploaded: ${file.name}`;
+  try {  // a preview, padded with white like the server does; the file itself is what gets sent
+    const bitmap = await createImageBitmap(file);
+    const scale = Math.min(canvas.width / bitmap.width, canvas.height / bitmap.height);
+    const width = bitmap.width * scale;
+    const height = bitmap.height * scale;
+    context.drawImage(bitmap, (canvas.width - width) / 2, (canvas.height - height) / 2, width, height);
+  } catch (_) {
+    $("sketch-caption").textContent = `Uploaded: ${file.name} (no preview in this browser; it is sent as is)`;
+  }
+});
+
+// --------------------------------------------------------------------------------------- Colorize
+
+function canvasBlob() {
+  return new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+}
+
+let resultUrl = null;
+
+async function colorize() {
+  const button = $("colorize");
+  button.disabled = true;
+  show($("colorize-error"), "");
+  $("result-caption").textContent = "Colorizing…";
+  const started = performance.now();
+  try {
+    const form = new FormData();
+    if (uploadedFile) form.append("file", uploadedFile, uploadedFile.name);
+    else form.append("file", await canvasBlob(), "sketch.png");
+    const response = await api("colorize", { method: "POST", body: form, auth: false });
+    const version = response.headers.get("X-Model-Version");
+    const image = await response.blob();
+    if (resultUrl) URL.revokeObjectURL(resultUrl);
+    resultUrl = URL.createObjectURL(image);
+    const result = $("result");
+    result.src = resultUrl;
+    result.hidden = false;
+    $("result-placeholder").hidden = true;
+    const milliseconds = Math.round(performance.now() - started);
+    $("result-caption").textContent = `model version ${version} · ${milliseconds} ms`;
+    result.dataset.version = version;
+  } catch (error) {
+    $("result-caption").textContent = "\u00a0";
+    show($("colorize-error"), `Could not colorize: ${error.message}`);
+  } finally {
+    button.disabled = false;
+  }
+}
+$("colorize").addEventListener("click", colorize);
+
+async function refreshModelStatus() {
+  const pill = $("model-status");
+  try {
+    const models = await (await api("models", { auth: false })).json();
+    const active = models.active_version;
+    pill.textContent = active ? `model version ${active}` : (models.loading_version ? "loading a model…" : "no model yet");
+    pill.classList.toggle("ready", Boolean(active));
+  } catch (error) {
+    pill.textContent = `models: ${error.message}`;
+    pill.classList.remove("ready");
+  }
+}
+
+// ------------------------------------------------------------------------------------------- Jobs
+
+const tokenInput = $("token");
+tokenInput.value = localStorage.getItem(TOKEN_KEY) || "";
+tokenInput.addEventListener("change", () => {
+  const token = tokenInput.value.trim();
+  if (token) localStorage.setItem(TOKEN_KEY, token);
+  else localStorage.removeItem(TOKEN_KEY);
+  loadDatasets();
+  refreshJobs();
+});
+
+function listFrom(body, key) {  // accept a bare list or {"<key>": [...]}
+  if (Array.isArray(body)) return body;
+  if (body && Array.isArray(body[key])) return body[key];
+  return [];
+}
+
+async function loadDatasets() {
+  const select = $("dataset");
+  try {
+    const datasets = listFrom(await (await api("datasets")).json(), "datasets");
+    select.replaceChildren();
+    for (const dataset of datasets) {
+      const name = typeof dataset === "string" ? dataset : dataset.name;
+      const counts = typeof dataset === "object" && dataset.train !== undefined
+        ? ` (${dataset.train} train / ${dataset.val ?? 0} val)` : "";
+      select.append(new Option(`${name}${counts}`, name));
+    }
+    if (!datasets.length) select.append(new Option("no datasets under the data folder", ""));
+  } catch (error) {
+    select.replaceChildren(new Option(`datasets unavailable (${error.status})`, ""));
+  }
+}
+
+function formatSeconds(seconds) {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "–";
+  if (seconds < 60) return `${Math.round(seconds)} s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
+  return `${Math.floor(seconds / 3600)} h ${Math.round((seconds % 3600) / 60)} min`;
+}
+
+function cell(content) {
+  const td = document.createElement("td");
+  if (content instanceof Node) td.append(content);
+  else td.textContent = content;
+  return td;
+}
+
+let selectedJob = null;
+
+function jobRow(job) {
+  const progress = job.progress || {};
+  const row = document.createElement("tr");
+  row.className = "job" + (job.id === selectedJob ? " selected" : "");
+  row.dataset.jobId = job.id;
+  const id = document.createElement("code");
+  id.textContent = String(job.id).slice(0, 8);
+  id.title = job.id;
+  const state = document.createElement("span");
+  state.className = `state ${job.state}`;
+  state.textContent = job.state;
+  if (job.error) state.title = job.error;
+  const total = progress.total_steps;
+  const step = progress.step ?? 0;
+  const bar = document.createElement("span");
+  bar.className = "bar";
+  const fill = document.createElement("span");
+  fill.style.width = total ? `${Math.min(100, (100 * step) / total)}%` : "0%";
+  bar.append(fill);
+  const progressCell = document.createElement("span");
+  progressCell.append(bar, `${step} / ${total ?? "?"}`);
+  const rate = progress.images_per_second;
+  const actions = document.createElement("span");
+  if (ACTIVE_STATES.has(job.state)) {
+    const cancel = document.createElement("button");
+    cancel.type = "button";
+    cancel.textContent = "Cancel";
+    cancel.addEventListener("click", (event) => { event.stopPropagation(); cancelJob(job.id); });
+    actions.append(cancel);
+  }
+  row.append(
+    cell(id), cell(job.dataset ?? "–"), cell(state), cell(progressCell),
+    cell(ACTIVE_STATES.has(job.state) ? formatSeconds(progress.eta_seconds) : "–"),
+    cell(rate ? rate.toFixed(1) : "–"), cell(progress.version ?? "–"), cell(actions),
+  );
+  row.addEventListener("click", () => { selectedJob = job.id; refreshJobs(); });
+  return row;
+}
+
+async function refreshJobs() {
+  const body = $("jobs-body");
+  try {
+    const jobs = listFrom(await (await api("jobs")).json(), "jobs");
+    show($("jobs-error"), "");
+    body.replaceChildren(...jobs.map(jobRow));
+    if (!jobs.length) {
+      const empty = document.createElement("tr");
+      empty.className = "empty";
+      const td = cell("No jobs yet: launch one above.");
+      td.colSpan = 8;
+      empty.append(td);
+      body.append(empty);
+    }
+    if (!selectedJob && jobs.length) selectedJob = jobs[0].id;
+    if (selectedJob) await drawChart(selectedJob);
+  } catch (error) {
+    show($("jobs-error"), `Jobs unavailable — ${error.message}`);
+  }
+}
+
+async function cancelJob(jobId) {
+  try {
+    await api(`jobs/${encodeURIComponent(jobId)}/cancel`, { method: "POST" });
+  } catch (error) {
+    show($("jobs-error"), `Could not cancel: ${error.message}`);
+  }
+  refreshJobs();
+}
+
+$("launch").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const request = {
+    dataset: form.get("dataset"),
+    steps: Number(form.get("steps")),
+    batch_size: Number(form.get("batch_size")),
+    ngf: Number(form.get("ngf")),
+  };
+  const message = $("launch-message");
+  show(message, "");
+  try {
+    const job = await (await api("jobs", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(request),
+    })).json();
+    selectedJob = job.id;
+    show(message, `Launched job ${String(job.id).slice(0, 8)} (${job.state}).`);
+    show($("jobs-error"), "");
+  } catch (error) {
+    show($("jobs-error"), `Could not launch: ${error.message}`);
+  }
+  refreshJobs();
+});
+
+// ---------------------------------------------------------------------------------- Loss chart
+
+const SERIES = [
+  { key: "gen_gan", label: "generator GAN", color: "#3158d8" },
+  { key: "gen_l1", label: "generator L1", color: "#e07b00" },
+  { key: "disc", label: "discriminator", color: "#177245" },
+  { key: "val_l1", label: "val L1", color: "#b42318" },
+];
+
+function svg(name, attributes, text) {
+  const element = document.createElementNS("http://www.w3.org/2000/svg", name);
+  for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, value);
+  if (text !== undefined) element.textContent = text;
+  return element;
+}
+
+async function drawChart(jobId) {
+  const panel = $("chart-panel");
+  const chart = $("chart");
+  panel.hidden = false;
+  $("chart-title").textContent = `Losses of job ${String(jobId).slice(0, 8)}`;
+  let points;
+  try {
+    points = listFrom(await (await api(`jobs/${encodeURIComponent(jobId)}/metrics`)).json(), "metrics");
+    show($("chart-error"), "");
+  } catch (error) {
+    show($("chart-error"), `Metrics unavailable — ${error.message}`);
+    chart.replaceChildren();
+    return;
+  }
+  const width = 640, height = 240, left = 48, right = 170, top = 12, bottom = 28;
+  const plotted = SERIES.map((series) => ({
+    ...series,
+    points: points.filter((p) => Number.isFinite(p[series.key]) && p[series.key] > 0 && Number.isFinite(p.step))
+      .map((p) => [p.step, p[series.key]]),
+  })).filter((series) => series.points.length);
+  chart.replaceChildren();
+  if (!plotted.length) {
+    chart.append(svg("text", { x: width / 2, y: height / 2, "text-anchor": "middle" }, "No metrics logged yet."));
+    return;
+  }
+  // Losses differ by orders of magnitude (L1 vs GAN terms), so the y axis is logarithmic.
+  const all = plotted.flatMap((series) => series.points);
+  const steps = all.map(([step]) => step);
+  const logs = all.map(([, value]) => Math.log10(value));
+  const minStep = Math.min(...steps), maxStep = Math.max(...steps, minStep + 1);
+  const minLog = Math.floor(Math.min(...logs) * 2) / 2, maxLog = Math.max(Math.ceil(Math.max(...logs) * 2) / 2, minLog + 0.5);
+  const x = (step) => left + ((step - minStep) / (maxStep - minStep)) * (width - left - right);
+  const y = (value) => top + (1 - (Math.log10(value) - minLog) / (maxLog - minLog)) * (height - top - bottom);
+  for (let exponent = Math.floor(minLog); exponent <= Math.ceil(maxLog); exponent += 1) {
+    for (const mantissa of maxLog - minLog > 2 ? [1] : [1, 2, 5]) {
+      const value = mantissa * 10 ** exponent;
+      if (Math.log10(value) < minLog - 1e-9 || Math.log10(value) > maxLog + 1e-9) continue;
+      const label = Number(value.toPrecision(1)).toString();
+      chart.append(svg("line", { x1: left, x2: width - right, y1: y(value), y2: y(value), stroke: "#e6e9f0" }));
+      chart.append(svg("text", { x: left - 6, y: y(value) + 4, "text-anchor": "end" }, label));
+    }
+  }
+  chart.append(svg("line", { x1: left, x2: width - right, y1: height - bottom, y2: height - bottom, stroke: "#b9c1d3" }));
+  chart.append(svg("text", { x: left, y: height - 8 }, `step ${minStep}`));
+  chart.append(svg("text", { x: width - right, y: height - 8, "text-anchor": "end" }, `step ${maxStep}`));
+  plotted.forEach((series, index) => {
+    const path = series.points.map(([step, value], i) => `${i ? "L" : "M"}${x(step).toFixed(1)},${y(value).toFixed(1)}`);
+    chart.append(svg("path", { d: path.join(" "), fill: "none", stroke: series.color, "stroke-width": 1.8 }));
+    const legendY = top + 14 + index * 18;
+    chart.append(svg("line", { x1: width - right + 12, x2: width - right + 30, y1: legendY - 4, y2: legendY - 4,
+      stroke: series.color, "stroke-width": 3 }));
+    const last = series.points[series.points.length - 1][1];
+    chart.append(svg("text", { x: width - right + 36, y: legendY }, `${series.label} ${last.toPrecision(3)}`));
+  });
+}
+
+// ----------------------------------------------------------------------------------------- Start
+
+clearCanvas();
+refreshModelStatus();
+loadDatasets();
+refreshJobs();
+setInterval(() => {
+  if (document.hidden) return;
+  refreshModelStatus();
+  refreshJobs();
+}, JOBS_REFRESH_MS);

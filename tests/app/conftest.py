@@ -1,0 +1,238 @@
+"""Real servers for the API tests: `uvicorn` subprocesses on free ports, each with its own data folder.
+
+TensorFlow costs seconds per process, so the tests share as few servers as they can: one session-wide server
+with two published versions, and one per test module that needs a server of its own (an empty data folder).
+"""
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from tests.conftest import TINY_WIDTH
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+POLL_SECONDS = 0.5
+STARTUP_TIMEOUT_SECONDS = 90.0
+# The shared server's limits are small so that the tests can cross them with small payloads.
+MAX_UPLOAD_BYTES = 1_000_000
+MAX_PIXELS = 4_000_000
+ALLOWED_ORIGIN = "http://allowed.example"
+
+
+def publish_version(models_dir: Path, seed: int) -> int:
+    """Publish a tiny generator whose every kernel is drawn from `seed`, so that two versions surely differ.
+
+    (Building the network alone is not enough: the shared unseeded initializer in model/networks.py gives
+    every build in a process the same weights.)
+    """
+    from model.export import publish_generator
+    from model.networks import build_generator
+
+    rng = np.random.default_rng(seed)
+    generator = build_generator(ngf=TINY_WIDTH)
+    weights = [
+        rng.normal(0.0, 0.02, w.shape).astype(w.dtype) if w.ndim == 4 else w for w in generator.get_weights()
+    ]
+    generator.set_weights(weights)
+    manifest = {
+        "job_id": None,
+        "step": 0,
+        "epoch": 0,
+        "model": {"ngf": TINY_WIDTH, "norm": "instance"},
+        "seed": seed,
+    }
+    return publish_generator(generator, models_dir, manifest).version
+
+
+def train_tiny_generator(dataset_dir: Path, run_dir: Path, models_dir: Path) -> int:
+    """Train a tiny pix2pix for a few steps on synthetic pairs with the model package; return its version."""
+    from model.synthetic import make_synthetic_dataset
+    from model.train import TrainConfig, train_pix2pix
+
+    make_synthetic_dataset(dataset_dir, train=16, val=4, seed=0)
+    config = TrainConfig(
+        steps=20,
+        batch_size=2,
+        ngf=TINY_WIDTH,
+        ndf=TINY_WIDTH,
+        checkpoint_every=20,
+        export_every=0,
+        log_every=10,
+        val_samples=4,
+    )
+    result = train_pix2pix(dataset_dir, run_dir, config, models_dir=models_dir)
+    assert result.status == "finished" and len(result.versions) == 1, f"training did not publish: {result}"
+    return result.versions[0]
+
+
+@dataclass
+class Server:
+    base_url: str
+    data_dir: Path
+    log_path: Path
+    process: subprocess.Popen
+    port: int
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    def log(self, last_chars: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-last_chars:]
+
+    def client(self, **options: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=options.pop("timeout", 60.0), **options)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    """Poll `condition` until it returns something truthy; fail saying `what` did not happen."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = condition()
+            if result:
+                return result
+        except (httpx.HTTPError, OSError) as error:
+            last_error = error
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last error: {last_error!r})")
+
+
+@contextmanager
+def run_server(data_dir: Path, **settings: Any) -> Iterator[Server]:
+    """Start `uvicorn app.main:create_app --factory` with S2C_* settings; stop it afterwards."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    environment = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "S2C_DATA_DIR": str(data_dir),
+        "S2C_MODEL_POLL_SECONDS": str(POLL_SECONDS),
+        **{f"S2C_{name.upper()}": str(value) for name, value in settings.items()},
+    }
+    log_path = data_dir.parent / f"uvicorn-{port}.log"
+    # --lifespan on: a failing startup (model store, batcher) stops the server instead of being skipped.
+    command = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--host", "127.0.0.1",
+               "--port", str(port), "--lifespan", "on"]  # fmt: skip
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=environment, stdout=log_file, stderr=subprocess.STDOUT
+        )
+    server = Server(f"http://127.0.0.1:{port}", data_dir, log_path, process, port)
+    try:
+
+        def healthy() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"uvicorn exited with {process.returncode}:\n{server.log()}")
+            return httpx.get(f"{server.base_url}/healthz", timeout=5).status_code == 200
+
+        wait_until(healthy, STARTUP_TIMEOUT_SECONDS, f"uvicorn to answer /healthz; log:\n{server.log()}", 0.2)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_for_version(server: Server, version: int, timeout: float = 60.0) -> None:
+    def serving() -> bool:
+        response = httpx.get(f"{server.base_url}/readyz", timeout=5)
+        return response.status_code == 200 and response.json()["model_version"] == version
+
+    wait_until(serving, timeout, f"version {version} to be served; log:\n{server.log()}")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The shared server: version 1 a random tiny generator, version 2 (active) trained here by the model
+    package; small limits so tests can cross them cheaply; CORS on for one origin."""
+    root = tmp_path_factory.mktemp("shared-server")
+    data_dir = root / "data"
+    models_dir = data_dir / "models"
+    models_dir.mkdir(parents=True)
+    assert publish_version(models_dir, seed=1) == 1
+    assert train_tiny_generator(root / "dataset", root / "run", models_dir) == 2
+    with run_server(
+        data_dir, max_upload_bytes=MAX_UPLOAD_BYTES, max_pixels=MAX_PIXELS, cors_origins=ALLOWED_ORIGIN
+    ) as running:
+        wait_for_version(running, 2)
+        yield running
+
+
+class DirectModels:
+    """The published SavedModels called in this process, without the service: what the API must return."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[Path, Callable] = {}
+
+    def colorize(self, version_path: Path, image_bytes: bytes) -> np.ndarray:
+        from model.export import load_serving_function
+        from model.imageio import load_sketch
+
+        if version_path not in self._loaded:
+            self._loaded[version_path] = load_serving_function(version_path)
+        sketch = load_sketch(image_bytes)  # the same white padding and resize as the service
+        return self._loaded[version_path](sketch[np.newaxis]).numpy()[0]
+
+
+@pytest.fixture(scope="session")
+def direct_models() -> DirectModels:
+    return DirectModels()
+
+
+def png_pixels(response: httpx.Response) -> np.ndarray:
+    """The response as an RGB array, after checking it is the promised 256x256 RGB PNG."""
+    assert response.status_code == 200, f"expected 200, got {response.status_code}: {response.text[:500]}"
+    assert response.headers["content-type"] == "image/png", response.headers
+    image = Image.open(io.BytesIO(response.content))
+    assert image.format == "PNG" and image.mode == "RGB" and image.size == (256, 256), (
+        f"expected a 256x256 RGB PNG, got {image.format} {image.mode} {image.size}"
+    )
+    return np.asarray(image)
+
+
+def draw_sketch(width: int = 320, height: int = 200, seed: int = 0) -> Image.Image:
+    """Black strokes on white, different for every seed, non-square by default."""
+    rng = np.random.default_rng(seed)
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    for _ in range(6):
+        x0, x1 = sorted(rng.integers(0, width, 2))
+        y0, y1 = sorted(rng.integers(0, height, 2))
+        shape = rng.integers(0, 3)
+        if shape == 0:
+            draw.ellipse((x0, y0, x1, y1), outline="black", width=3)
+        elif shape == 1:
+            draw.rectangle((x0, y0, x1, y1), outline="black", width=3)
+        else:
+            draw.line((x0, y0, x1, y1), fill="black", width=4)
+    return image
+
+
+def encode(image: Image.Image, image_format: str = "PNG", **options: Any) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format, **options)
+    return buffer.getvalue()

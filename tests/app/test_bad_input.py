@@ -1,0 +1,238 @@
+"""Everything a client can get wrong gets its 4xx with a JSON detail, and the service keeps answering."""
+
+import socket
+import struct
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.app.conftest import MAX_UPLOAD_BYTES, Server, draw_sketch, encode, png_pixels
+
+
+def _noise(width: int = 300, height: int = 300) -> Image.Image:
+    return Image.fromarray(np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8))
+
+
+def _png_bomb(width: int, height: int) -> bytes:
+    """A 1-bit PNG that is a few kilobytes on disk and `width * height` pixels once decoded."""
+    return encode(Image.new("1", (width, height), 1), "PNG", optimize=True)
+
+
+def _png_header_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims `width x height` (a bomb's header) followed by a token of compressed data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit grayscale
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(bytes(1000)))
+        + chunk(b"IEND", b"")
+    )
+
+
+def _gif_with_huge_screen(width: int, height: int) -> bytes:
+    """A valid 1x1 GIF whose logical screen claims `width x height`."""
+    small = bytearray(encode(Image.new("P", (1, 1)), "GIF"))
+    small[6:10] = struct.pack("<HH", width, height)
+    return bytes(small)
+
+
+def _png_with_bad_crc() -> bytes:
+    data = bytearray(encode(_noise()))
+    data[100] ^= 0xFF  # inside the first IDAT chunk
+    return bytes(data)
+
+
+PNG = encode(_noise())
+JPEG = encode(_noise(), "JPEG")
+
+
+def multipart(data: bytes, name: str = "file", filename: str = "sketch.png") -> dict[str, Any]:
+    return {"files": {name: (filename, data, "application/octet-stream")}}
+
+
+def raw(data: bytes, content_type: str | None = "image/png") -> dict[str, Any]:
+    return {"content": data, "headers": {"Content-Type": content_type} if content_type else {}}
+
+
+CASES: list[tuple[str, Callable[[], dict[str, Any]], int, str]] = [
+    ("empty multipart file", lambda: multipart(b""), 400, "empty"),
+    ("empty raw body", lambda: raw(b""), 400, "empty"),
+    ("truncated PNG", lambda: multipart(PNG[: len(PNG) // 2]), 400, "truncated"),
+    ("truncated JPEG", lambda: raw(JPEG[: len(JPEG) // 2], "image/jpeg"), 400, "truncated"),
+    ("PNG with a broken CRC", lambda: multipart(_png_with_bad_crc()), 400, "cannot"),
+    ("PNG signature then garbage", lambda: raw(PNG[:8] + b"x" * 200), 400, "cannot read"),
+    ("text file", lambda: multipart(b"just some words\n" * 20, filename="notes.txt"), 415, "not a supported"),
+    (
+        "SVG",
+        lambda: raw(b"<svg xmlns='http://www.w3.org/2000/svg'/>", "image/svg+xml"),
+        415,
+        "not a supported",
+    ),
+    ("TIFF (not an accepted format)", lambda: raw(encode(_noise(), "TIFF"), "image/tiff"), 415, "PNG, JPEG"),
+    ("raw body typed text/plain", lambda: raw(PNG, "text/plain"), 415, "content type"),
+    ("raw body without a content type", lambda: raw(PNG, None), 415, "content type"),
+    ("JSON body", lambda: {"json": {"image": "base64..."}}, 415, "content type"),
+    (
+        "multipart without a file field",
+        lambda: {"files": {"image": ("s.png", PNG, "image/png")}},
+        422,
+        "'file'",
+    ),
+    (
+        "multipart file sent as a text field",
+        lambda: {"data": {"file": "hi"}, "files": {"o": ("o", b"x")}},
+        422,
+        "'file'",
+    ),
+    (
+        "malformed multipart body",
+        lambda: raw(b"--nope\r\ngarbage", "multipart/form-data; boundary=xyz"),
+        400,
+        "",
+    ),
+    (
+        "upload over S2C_MAX_UPLOAD_BYTES",
+        lambda: raw(b"\x89PNG" + bytes(MAX_UPLOAD_BYTES + 10)),
+        413,
+        "limit",
+    ),
+    ("multipart file just over the limit", lambda: multipart(bytes(MAX_UPLOAD_BYTES + 1)), 413, "limit"),
+    ("multipart upload over the limit", lambda: multipart(bytes(MAX_UPLOAD_BYTES + 70_000)), 413, "limit"),
+    ("PNG over S2C_MAX_PIXELS", lambda: multipart(_png_bomb(2500, 2000)), 413, "pixels"),
+    ("PNG decompression bomb", lambda: raw(_png_header_claiming(100_000, 100_000)), 413, "too large"),
+    (
+        "GIF claiming a huge screen",
+        lambda: raw(_gif_with_huge_screen(60_000, 60_000), "image/gif"),
+        413,
+        "large",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "request_options", "status", "detail_part"), CASES, ids=[case[0] for case in CASES]
+)
+def test_bad_input_gets_its_status_and_a_json_detail(
+    server: Server, name: str, request_options: Callable[[], dict[str, Any]], status: int, detail_part: str
+) -> None:
+    with server.client() as client:
+        response = client.post("/colorize", **request_options())
+    assert response.status_code == status, (
+        f"{name}: expected {status}, got {response.status_code}: {response.text}"
+    )
+    assert response.headers["content-type"].startswith("application/json"), response.headers
+    detail = response.json()["detail"]
+    assert detail_part.lower() in str(detail).lower(), (
+        f"{name}: detail {detail!r} should mention {detail_part!r}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "status"), [("version=0", 422), ("version=abc", 422), ("version=12345", 404)], ids=str
+)
+def test_bad_version_query(server: Server, query: str, status: int) -> None:
+    with server.client() as client:
+        response = client.post(f"/colorize?{query}", **multipart(encode(draw_sketch())))
+    assert response.status_code == status, response.text
+    assert "detail" in response.json()
+
+
+def _send_then_read_status(port: int, head: bytes, body_chunks: list[bytes]) -> tuple[int, bytes]:
+    """Send a request head and some body, never finish the body, and read what the server answers."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        connection.sendall(head)
+        for chunk in body_chunks:
+            connection.sendall(chunk)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            received = connection.recv(65536)  # times out (fails the test) if the server waits for the rest
+            if not received:
+                break
+            answer += received
+        while True:
+            try:
+                received = connection.recv(65536)
+            except (TimeoutError, ConnectionError):
+                break
+            if not received:
+                break
+            answer += received
+    status_line = answer.split(b"\r\n", 1)[0]
+    assert status_line.startswith(b"HTTP/1.1 "), f"no HTTP answer, got {answer[:200]!r}"
+    return int(status_line.split()[1]), answer
+
+
+def test_declared_oversized_upload_is_refused_before_its_body_is_sent(server: Server) -> None:
+    head = (
+        b"POST /colorize HTTP/1.1\r\nHost: test\r\nContent-Type: image/png\r\n"
+        b"Content-Length: 50000000\r\n\r\n"
+    )
+    status, answer = _send_then_read_status(server.port, head, [])
+    assert status == 413, answer[:500]
+    assert b"S2C_MAX_UPLOAD_BYTES" in answer, answer[:500]
+
+
+def test_chunked_upload_is_refused_while_it_streams(server: Server) -> None:
+    head = (
+        b"POST /colorize HTTP/1.1\r\nHost: test\r\nContent-Type: image/png\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+    )
+    chunk = bytes(100_000)
+    chunks = [b"%x\r\n" % len(chunk) + chunk + b"\r\n"] * (MAX_UPLOAD_BYTES // len(chunk) + 2)
+    status, answer = _send_then_read_status(
+        server.port, head, chunks
+    )  # no terminating chunk: the body never ends
+    assert status == 413, answer[:500]
+
+
+def test_chunked_multipart_upload_is_refused_while_it_streams(server: Server) -> None:
+    boundary = b"limit-test"
+    head = (
+        b"POST /colorize HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n"
+        b"Content-Type: multipart/form-data; boundary=" + boundary + b"\r\n\r\n"
+    )
+    part_head = (
+        b"--" + boundary + b'\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\n'
+    )
+    chunk = part_head + bytes(200_000)
+    chunks = [b"%x\r\n" % len(chunk) + chunk + b"\r\n"] * (MAX_UPLOAD_BYTES // 200_000 + 2)
+    status, answer = _send_then_read_status(server.port, head, chunks)
+    assert status == 413, answer[:500]
+
+
+def test_no_request_produced_a_500_and_the_service_still_answers(server: Server) -> None:
+    with server.client() as client:
+        assert client.get("/healthz").status_code == 200
+        png_pixels(client.post("/colorize", **multipart(encode(draw_sketch(seed=4)))))
+        png_pixels(client.post("/colorize", **raw(encode(draw_sketch(seed=5), "JPEG"), "image/jpeg")))
+        metrics = client.get("/metrics").text
+    server_errors = [line for line in metrics.splitlines() if 'status="500"' in line and "_total{" in line]
+    assert not server_errors, "some request got a 500:\n" + "\n".join(server_errors) + "\n" + server.log()
+    assert "Traceback" not in server.log(100_000), server.log()
+
+
+def test_wrong_method_and_unknown_path_are_json(server: Server) -> None:
+    with server.client() as client:
+        wrong_method = client.get("/colorize")
+        unknown = client.get("/no/such/thing")
+    assert wrong_method.status_code == 405 and "detail" in wrong_method.json()
+    assert unknown.status_code == 404 and "detail" in unknown.json()
+
+
+def test_a_client_that_hangs_up_mid_upload_does_not_hurt(server: Server) -> None:
+    head = (
+        b"POST /colorize HTTP/1.1\r\nHost: test\r\nContent-Type: image/png\r\nContent-Length: 500000\r\n\r\n"
+    )
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
+            connection.sendall(head + PNG[:1000])
+    with server.client() as client:
+        png_pixels(client.post("/colorize", **multipart(encode(draw_sketch(seed=6)))))

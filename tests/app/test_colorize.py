@@ -1,0 +1,105 @@
+"""POST /colorize returns exactly what the published SavedModel computes, for every accepted format/mode."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.app.conftest import DirectModels, Server, draw_sketch, encode, png_pixels
+
+
+def test_colorize_equals_the_direct_savedmodel_output_of_the_padded_input(
+    server: Server, direct_models: DirectModels
+) -> None:
+    """Version 2 was trained and published by the model package in this test session (see conftest)."""
+    sketch = encode(draw_sketch(320, 200, seed=11))  # not square: padded with white, not stretched
+    with server.client() as client:
+        response = client.post("/colorize", files={"file": ("sketch.png", sketch, "image/png")})
+    pixels = png_pixels(response)
+    version = int(response.headers["X-Model-Version"])
+    assert version == 2, f"the newest published version should serve, got {version}"
+    expected = direct_models.colorize(server.models_dir / "generator" / "2", sketch)
+    assert np.array_equal(pixels, expected), (
+        f"{np.count_nonzero(pixels != expected)} channel values differ from the SavedModel's own output"
+    )
+
+
+def _mode_image(mode: str) -> Image.Image:
+    sketch = draw_sketch(300, 180, seed=5)
+    if mode == "I;16":
+        gray = np.asarray(sketch.convert("L"), dtype=np.uint16) * 257
+        wide = Image.fromarray(gray)
+        assert wide.mode == "I;16", wide.mode
+        return wide
+    if mode == "RGBA":
+        transparent = Image.new("RGBA", sketch.size, (0, 0, 0, 0))
+        return Image.composite(
+            sketch.convert("RGBA"), transparent, sketch.convert("L").point(lambda v: 255 - v)
+        )
+    if mode == "LA":
+        return sketch.convert("LA")
+    if mode == "P":
+        return sketch.convert("P", palette=Image.Palette.ADAPTIVE, colors=8)
+    return sketch.convert(mode)
+
+
+ACCEPTED = [
+    ("PNG", "RGB"), ("PNG", "1"), ("PNG", "L"), ("PNG", "LA"), ("PNG", "P"), ("PNG", "RGBA"), ("PNG", "I;16"),
+    ("JPEG", "RGB"), ("JPEG", "L"), ("JPEG", "CMYK"),
+    ("WEBP", "RGB"), ("WEBP", "RGBA"),
+    ("BMP", "RGB"), ("BMP", "1"),
+    ("GIF", "P"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("image_format", "mode"), ACCEPTED, ids=[f"{f}-{m}" for f, m in ACCEPTED])
+def test_every_accepted_format_and_mode_is_colorized(
+    server: Server, direct_models: DirectModels, image_format: str, mode: str
+) -> None:
+    data = encode(_mode_image(mode), image_format)
+    with server.client() as client:
+        response = client.post(
+            "/colorize", content=data, headers={"Content-Type": f"image/{image_format.lower()}"}
+        )
+    pixels = png_pixels(response)
+    expected = direct_models.colorize(
+        server.models_dir / "generator" / response.headers["X-Model-Version"], data
+    )
+    assert np.array_equal(pixels, expected), (
+        f"{image_format} {mode}: output differs from the direct SavedModel call"
+    )
+
+
+def test_animated_gif_uses_the_first_frame(server: Server, direct_models: DirectModels) -> None:
+    frames = [draw_sketch(200, 200, seed=seed).convert("P") for seed in (1, 2, 3)]
+    animated = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    first_frame_only = encode(frames[0], "GIF")
+    with server.client() as client:
+        animated_pixels = png_pixels(
+            client.post("/colorize", files={"file": ("a.gif", animated, "image/gif")})
+        )
+        first_pixels = png_pixels(
+            client.post("/colorize", files={"file": ("f.gif", first_frame_only, "image/gif")})
+        )
+    assert np.array_equal(animated_pixels, first_pixels), "an animated GIF should be read as its first frame"
+
+
+def test_version_query_pins_an_older_version(server: Server, direct_models: DirectModels) -> None:
+    sketch = encode(draw_sketch(256, 256, seed=3))
+    with server.client() as client:
+        pinned = client.post(
+            "/colorize", params={"version": 1}, content=sketch, headers={"Content-Type": "image/png"}
+        )
+        newest = client.post("/colorize", content=sketch, headers={"Content-Type": "image/png"})
+        missing = client.post(
+            "/colorize", params={"version": 99}, content=sketch, headers={"Content-Type": "image/png"}
+        )
+    assert pinned.headers.get("X-Model-Version") == "1", pinned.text[:300]
+    assert newest.headers.get("X-Model-Version") == "2", newest.text[:300]
+    pinned_pixels, newest_pixels = png_pixels(pinned), png_pixels(newest)
+    assert np.array_equal(
+        pinned_pixels, direct_models.colorize(server.models_dir / "generator" / "1", sketch)
+    )
+    assert not np.array_equal(pinned_pixels, newest_pixels), (
+        "versions 1 and 2 are different random generators"
+    )
+    assert missing.status_code == 404 and "99" in missing.json()["detail"], missing.text

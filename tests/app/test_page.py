@@ -1,0 +1,132 @@
+"""The browser page, driven in a real Chromium: draw or upload a sketch, colorize it, see the jobs panel."""
+
+import base64
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.app.conftest import Server, draw_sketch, encode, png_pixels
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+READ_RESULT_IMAGE = """async () => {
+  const blob = await (await fetch(document.getElementById("result").src)).blob();
+  return await new Promise((resolve) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result.split(",")[1]);
+    reader.readAsDataURL(blob);
+  });
+}"""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser, server: Server) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    opened = context.new_page()
+    console_errors: list[str] = []
+    opened.on("pageerror", lambda error: console_errors.append(str(error)))
+    opened.goto(server.base_url + "/")
+    expect(opened.get_by_test_id("model-status")).to_have_text("model version 2", timeout=15_000)
+    yield opened
+    context.close()
+    assert not console_errors, f"JavaScript errors on the page: {console_errors}"
+
+
+def _shown_result(page: Page) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(page.evaluate(READ_RESULT_IMAGE)))))
+
+
+def _api_answer(server: Server, image_bytes: bytes) -> np.ndarray:
+    with server.client() as client:
+        return png_pixels(client.post("/colorize", files={"file": ("s.png", image_bytes, "image/png")}))
+
+
+def test_draw_strokes_and_colorize(page: Page, server: Server, tmp_path: Path) -> None:
+    box = page.locator("#sketch").bounding_box()
+    assert box is not None
+    strokes = [[(0.2, 0.2), (0.8, 0.25), (0.7, 0.8)], [(0.3, 0.7), (0.5, 0.4), (0.6, 0.6)]]
+    for stroke in strokes:
+        page.mouse.move(box["x"] + stroke[0][0] * box["width"], box["y"] + stroke[0][1] * box["height"])
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=12)
+        page.mouse.up()
+    page.get_by_role("button", name="Colorize").click()
+
+    expect(page.locator("#result")).to_be_visible(timeout=20_000)
+    expect(page.get_by_test_id("result-caption")).to_contain_text("model version 2")
+    page.screenshot(path=str(tmp_path / "page-drawn.png"), full_page=True)
+
+    sketch_png = base64.b64decode(
+        page.evaluate("document.getElementById('sketch').toDataURL('image/png').split(',')[1]")
+    )
+    sketch = np.asarray(Image.open(io.BytesIO(sketch_png)).convert("L"))
+    assert (sketch < 64).mean() > 0.005, "the mouse strokes should have drawn black lines on the canvas"
+    shown = _shown_result(page)
+    assert shown.shape == (256, 256, 3)
+    assert np.array_equal(shown, _api_answer(server, sketch_png)), "the page should show what the API returns"
+
+
+def test_upload_a_file_and_colorize(page: Page, server: Server, tmp_path: Path) -> None:
+    sketch_file = tmp_path / "upload.png"
+    sketch_file.write_bytes(encode(draw_sketch(360, 220, seed=42)))
+    page.locator("#upload").set_input_files(str(sketch_file))
+    expect(page.locator("#sketch-caption")).to_contain_text("upload.png")
+    page.get_by_role("button", name="Colorize").click()
+
+    expect(page.get_by_test_id("result-caption")).to_contain_text("model version 2", timeout=20_000)
+    assert np.array_equal(_shown_result(page), _api_answer(server, sketch_file.read_bytes())), (
+        "an uploaded file is sent as is: the page should show the API's answer for that file"
+    )
+
+
+def test_a_bad_upload_shows_the_error_detail(page: Page, tmp_path: Path) -> None:
+    not_an_image = tmp_path / "notes.png"
+    not_an_image.write_text("these are words, not pixels")
+    page.locator("#upload").set_input_files(str(not_an_image))
+    page.get_by_role("button", name="Colorize").click()
+    expect(page.locator("#colorize-error")).to_contain_text("415", timeout=20_000)
+    expect(page.locator("#colorize-error")).to_contain_text("not a supported image")
+
+
+def test_jobs_panel_shows_jobs_or_the_servers_error_and_keeps_the_token(page: Page, server: Server) -> None:
+    answer = httpx.get(f"{server.base_url}/jobs")
+    if answer.status_code == 200:
+        body = answer.json()
+        jobs = body if isinstance(body, list) else body.get("jobs", [])
+        expect(page.locator("#jobs-body tr.job")).to_have_count(len(jobs))
+    else:  # the job endpoints are not there (404) or not reachable (503): the page says so, with the detail
+        error = page.locator("#jobs-error")
+        expect(error).to_be_visible(timeout=10_000)
+        expect(error).to_contain_text(str(answer.status_code))
+        expect(error).to_contain_text(str(answer.json()["detail"]))
+    expect(page.locator("#launch button[type=submit]")).to_be_visible()
+
+    page.locator("#token").fill("secret-token")
+    page.locator("#token").dispatch_event("change")
+    page.reload()
+    expect(page.locator("#token")).to_have_value("secret-token")
+    with page.expect_request(lambda request: request.url.endswith("/jobs")) as jobs_request:
+        page.evaluate("refreshJobs()")
+    assert jobs_request.value.headers.get("authorization") == "Bearer secret-token"

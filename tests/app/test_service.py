@@ -1,0 +1,86 @@
+"""The service's other endpoints: models, health, metrics, OpenAPI docs and CORS."""
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.app.conftest import ALLOWED_ORIGIN, Server, draw_sketch, encode, png_pixels
+
+
+def test_models_lists_versions_with_manifests_and_the_active_one(server: Server) -> None:
+    with server.client() as client:
+        models = client.get("/models").json()
+    assert models["active_version"] == 2
+    assert [entry["version"] for entry in models["versions"]] == [2, 1], "newest first"
+    newest = models["versions"][0]
+    assert newest["active"] and newest["error"] is None
+    assert newest["manifest"]["model"]["ngf"] == 8
+    assert newest["manifest"]["signature"]["inputs"]["sketch"]["dtype"] == "uint8"
+
+
+def test_health_and_readiness(server: Server) -> None:
+    with server.client() as client:
+        assert client.get("/healthz").json() == {"status": "ok"}
+        assert client.get("/readyz").json() == {"status": "ready", "model_version": 2}
+
+
+def test_metrics_count_requests_by_route_and_status_and_show_the_active_version(server: Server) -> None:
+    with server.client() as client:
+        png_pixels(client.post("/colorize", files={"file": ("s.png", encode(draw_sketch()), "image/png")}))
+        client.post("/colorize", content=b"", headers={"Content-Type": "image/png"})
+        client.get("/models")
+        client.get("/not-a-route-12345")
+        text = client.get("/metrics").text
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+    def value(name: str, **labels: str) -> float:
+        return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+    assert value("s2c_http_requests_total", method="POST", route="/colorize", status="200") >= 1
+    assert value("s2c_http_requests_total", method="POST", route="/colorize", status="400") >= 1
+    assert value("s2c_http_request_duration_seconds_count", method="GET", route="/models", status="200") >= 1
+    assert value("s2c_http_requests_total", method="GET", route="unmatched", status="404") >= 1
+    assert not any("not-a-route" in str(labels) for _, labels in samples), "raw paths must not become labels"
+    assert value("s2c_inference_batch_size_count") >= 1
+    assert value("s2c_model_version") == 2
+
+
+def test_openapi_docs_describe_colorize(server: Server) -> None:
+    with server.client() as client:
+        docs = client.get("/docs")
+        schema = client.get("/openapi.json").json()
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    colorize = schema["paths"]["/colorize"]["post"]
+    assert "multipart/form-data" in colorize["requestBody"]["content"]
+    assert "image/png" in colorize["requestBody"]["content"]
+    assert {"200", "400", "413", "415", "503"} <= set(colorize["responses"])
+    assert {"/models", "/healthz", "/readyz"} <= set(schema["paths"])
+
+
+def test_cors_allows_the_configured_origin_only(server: Server) -> None:
+    preflight_headers = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type",
+    }
+    with server.client() as client:
+        allowed = client.options("/colorize", headers={"Origin": ALLOWED_ORIGIN, **preflight_headers})
+        refused = client.options("/colorize", headers={"Origin": "http://evil.example", **preflight_headers})
+        simple = client.post(
+            "/colorize",
+            content=encode(draw_sketch()),
+            headers={"Origin": ALLOWED_ORIGIN, "Content-Type": "image/png"},
+        )
+        error = client.post(
+            "/colorize", content=b"", headers={"Origin": ALLOWED_ORIGIN, "Content-Type": "image/png"}
+        )
+    assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+    assert "access-control-allow-origin" not in refused.headers
+    assert simple.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+    assert "x-model-version" in simple.headers["access-control-expose-headers"].lower(), (
+        "a browser page must be able to read X-Model-Version"
+    )
+    assert error.status_code == 400 and error.headers["access-control-allow-origin"] == ALLOWED_ORIGIN, (
+        "error responses need CORS headers too, or a browser cannot read their detail"
+    )
