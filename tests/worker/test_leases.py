@@ -1,0 +1,66 @@
+"""The lease and the record, in-process: who may run a job, and the janitor's rule for lost jobs."""
+
+import time
+from pathlib import Path
+
+import pytest
+
+from worker.leases import Heartbeat, Lease, LeaseLost, lease_is_live, read_lease
+from worker.records import create_record, new_job_id, new_record, read_record, update_record
+
+
+def test_a_live_lease_keeps_others_out_until_it_expires(tmp_path: Path):
+    first, second = Lease(tmp_path, "first", seconds=0.6), Lease(tmp_path, "second", seconds=0.6)
+    assert first.acquire() == (True, None)
+    taken, holder = second.acquire()
+    assert not taken and holder["owner"] == "first"
+    assert first.renew() and lease_is_live(read_lease(tmp_path))
+
+    time.sleep(0.7)  # the first owner died: nobody renewed
+    assert not lease_is_live(read_lease(tmp_path))
+    with pytest.raises(LeaseLost):
+        first.check()
+    taken, previous = second.acquire()
+    assert taken and previous["owner"] == "first"
+    assert not first.renew(), "a lease taken over must stay lost for its former owner"
+    first.release()  # releasing someone else's lease does nothing
+    assert read_lease(tmp_path)["owner"] == "second"
+    second.release()
+    assert read_lease(tmp_path) is None
+
+
+def test_the_heartbeat_keeps_a_lease_alive_and_notices_a_takeover(tmp_path: Path):
+    lease = Lease(tmp_path, "worker", seconds=0.3)
+    lease.acquire()
+    heartbeat = Heartbeat(lease)
+    heartbeat.start()
+    try:
+        time.sleep(0.8)
+        lease.check()  # renewed in time, so not lost
+        assert lease_is_live(read_lease(tmp_path)) and not heartbeat.lost.is_set()
+        (tmp_path / "lease.json").unlink()  # as if another worker had taken it over and let it go
+        deadline = time.monotonic() + 2
+        while not heartbeat.lost.is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert heartbeat.lost.is_set()
+    finally:
+        heartbeat.stop()
+
+
+def test_record_updates_are_atomic_read_modify_writes(tmp_path: Path):
+    job_id = new_job_id()
+    run_dir = tmp_path / job_id
+    create_record(run_dir, new_record(job_id, "demo", {"steps": 10}, total_steps=10))
+    with pytest.raises(FileExistsError):
+        create_record(run_dir, new_record(job_id, "demo", {}, total_steps=1))
+    assert update_record(run_dir, lambda record: record.update(state="running") or "changed") == "changed"
+
+    def change_then_fail(record: dict) -> None:
+        record["state"] = "failed"
+        raise RuntimeError("changed my mind")
+
+    with pytest.raises(RuntimeError):
+        update_record(run_dir, change_then_fail)  # leaves the record as it was
+    record = read_record(run_dir)
+    assert record["state"] == "running" and record["progress"]["total_steps"] == 10
+    assert sorted(path.name for path in run_dir.iterdir()) == [".job.lock", "job.json"]

@@ -1,0 +1,110 @@
+"""The janitor: a thread in every worker that gives jobs of dead workers to the next worker.
+
+A job whose record says `running` but whose lease has expired lost its worker (SIGKILL, OOM, machine loss).
+The janitor marks it queued and enqueues it again under the same id; whichever worker takes it resumes from
+the newest checkpoint. The check and the state change happen under the record's lock, so when several workers'
+janitors notice the same job, one of them re-enqueues it (and a stray duplicate finds the lease taken).
+"""
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+
+from app.core.config import Settings
+from worker.celery_app import enqueue_job
+from worker.leases import lease_is_live, read_lease
+from worker.records import add_event, is_job_id, read_record, update_record, utc_now
+
+logger = logging.getLogger("sketch2color.worker")
+PROCESSED_MESSAGES_KEPT_SECONDS = 24 * 3600
+PRUNE_EVERY_SECONDS = 3600
+
+
+def recover_lost_job(celery_app: Celery, run_dir: Path, hostname: str) -> bool:
+    """Re-enqueue the job in `run_dir` if it is running without a live lease. True if it was re-enqueued."""
+
+    def change(record: dict[str, Any]) -> bool:
+        lease = read_lease(run_dir)
+        if record["state"] != "running" or lease_is_live(lease):
+            return False
+        record["state"] = "queued"
+        if record["attempts"] and record["attempts"][-1].get("outcome") is None:
+            record["attempts"][-1].update(outcome="worker lost", lost_noticed_at=utc_now())
+        add_event(
+            record,
+            "worker lost (lease expired); re-queued to resume from its newest checkpoint",
+            noticed_by=hostname,
+            lease=lease,
+        )
+        return True
+
+    if not update_record(run_dir, change):
+        return False
+    try:
+        enqueue_job(celery_app, run_dir.name)
+    except Exception:
+        # Back to "running without a lease", so that the next sweep tries again.
+        update_record(
+            run_dir, lambda record: record.update(state="running") if record["state"] == "queued" else None
+        )
+        raise
+    logger.warning("job %s lost its worker; re-queued to resume from its newest checkpoint", run_dir.name)
+    return True
+
+
+class Janitor(threading.Thread):
+    def __init__(self, celery_app: Celery, settings: Settings, hostname: str):
+        super().__init__(name="sketch2color-janitor", daemon=True)
+        self.celery_app = celery_app
+        self.settings = settings
+        self.hostname = hostname
+        self.interval = max(0.5, settings.job_lease_seconds / 3)
+        self._stopped = threading.Event()
+        self._last_prune = 0.0
+
+    def run(self) -> None:
+        logger.info("janitor: looking for jobs of lost workers every %.1f s", self.interval)
+        while True:
+            try:
+                self.sweep()
+            except Exception:  # a broker outage or an unreadable folder: log it and try again next time
+                logger.exception("janitor sweep failed")
+            if self._stopped.wait(self.interval):
+                return
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def sweep(self) -> None:
+        runs_dir = self.settings.runs_dir
+        if runs_dir.is_dir():
+            for run_dir in runs_dir.iterdir():
+                if not is_job_id(run_dir.name):
+                    continue
+                record = read_record(run_dir)
+                if (
+                    record is not None
+                    and record["state"] == "running"
+                    and not lease_is_live(read_lease(run_dir))
+                ):
+                    recover_lost_job(self.celery_app, run_dir, self.hostname)
+        if time.time() - self._last_prune > PRUNE_EVERY_SECONDS:
+            self._prune_processed_messages()
+            self._last_prune = time.time()
+
+    def _prune_processed_messages(self) -> None:
+        """The embedded broker keeps consumed messages in `processed/`; keep a day of them for debugging."""
+        choice = self.celery_app.sketch2color_broker
+        if not choice.embedded:
+            return
+        cutoff = time.time() - PROCESSED_MESSAGES_KEPT_SECONDS
+        for message in Path(choice.broker_transport_options["processed_folder"]).glob("*.msg"):
+            try:
+                if message.stat().st_mtime < cutoff:
+                    message.unlink()
+            except OSError:
+                pass

@@ -1,0 +1,123 @@
+"""The lease: which worker may train a job right now.
+
+A job runs only while its worker holds the lease file `runs/<job_id>/lease.json`, renewed by a heartbeat
+thread every third of S2C_JOB_LEASE_SECONDS. The broker may deliver a job twice (a redelivery after Redis'
+visibility timeout, a recovery re-enqueue racing a slow worker); the second delivery finds a live lease and
+leaves. A worker that dies stops renewing, its lease expires, and the janitor gives the job to another worker.
+A holder that could not renew in time considers itself lost and stops before anyone else can take over.
+Times are wall-clock seconds, so workers on several machines need synchronised clocks (NTP).
+"""
+
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+LEASE_NAME = "lease.json"
+LOCK_NAME = ".lease.lock"
+# A holder gives up this share of the lease early, so it has stopped before the lease can be taken over.
+SAFETY_SHARE = 0.2
+
+logger = logging.getLogger("sketch2color.worker")
+
+
+class LeaseLost(RuntimeError):
+    """Our lease expired or was taken over: another worker may run the job now, so this one must stop."""
+
+
+def read_lease(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((run_dir / LEASE_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def lease_is_live(lease: dict[str, Any] | None, now: float | None = None) -> bool:
+    return lease is not None and float(lease.get("expires_at", 0)) > (time.time() if now is None else now)
+
+
+def _write_atomically(path: Path, lease: dict[str, Any]) -> None:
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    temporary.write_text(json.dumps(lease))
+    os.replace(temporary, path)
+
+
+class Lease:
+    """One worker's claim on one job's run folder."""
+
+    def __init__(self, run_dir: Path, owner: str, seconds: float):
+        self.run_dir = Path(run_dir)
+        self.owner = owner
+        self.seconds = seconds
+        self.valid_until = 0.0
+        self._lock = FileLock(str(self.run_dir / LOCK_NAME), timeout=30)
+
+    def acquire(self) -> tuple[bool, dict[str, Any] | None]:
+        """Take the lease unless another owner holds a live one. Returns (taken, the lease found before)."""
+        with self._lock:
+            previous = read_lease(self.run_dir)
+            if lease_is_live(previous) and previous.get("owner") != self.owner:
+                return False, previous
+            self._write(acquired_at=time.time())
+            return True, previous
+
+    def renew(self) -> bool:
+        """Extend our lease; False if it is no longer ours (expired and taken over, or removed)."""
+        with self._lock:
+            current = read_lease(self.run_dir)
+            if current is None or current.get("owner") != self.owner:
+                return False
+            self._write(acquired_at=current.get("acquired_at", time.time()))
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            current = read_lease(self.run_dir)
+            if current is not None and current.get("owner") == self.owner:
+                (self.run_dir / LEASE_NAME).unlink(missing_ok=True)
+        self.valid_until = 0.0
+
+    def check(self) -> None:
+        """Raise LeaseLost once our lease is (almost) expired: called before every training step."""
+        if time.time() > self.valid_until:
+            raise LeaseLost(f"lease of {self.run_dir.name} not renewed in time by {self.owner}")
+
+    def _write(self, acquired_at: float) -> None:
+        now = time.time()
+        expires_at = now + self.seconds
+        lease = {"owner": self.owner, "acquired_at": acquired_at, "renewed_at": now, "expires_at": expires_at}
+        _write_atomically(self.run_dir / LEASE_NAME, lease)
+        self.valid_until = expires_at - SAFETY_SHARE * self.seconds
+
+
+class Heartbeat(threading.Thread):
+    """Renews a lease every third of its length until stopped; notes when the lease was lost."""
+
+    def __init__(self, lease: Lease):
+        super().__init__(name=f"lease-heartbeat-{lease.run_dir.name[:8]}", daemon=True)
+        self.lease = lease
+        self.lost = threading.Event()
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        interval = self.lease.seconds / 3
+        while not self._stopped.wait(interval):
+            try:
+                renewed = self.lease.renew()
+            except Exception:  # a full disk or a slow lock must not kill the heartbeat: retry next beat
+                logger.exception("could not renew the lease of job %s", self.lease.run_dir.name)
+                continue
+            if not renewed:
+                logger.error("job %s: lease taken over by another worker; stopping", self.lease.run_dir.name)
+                self.lost.set()
+                return
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.join(timeout=5)

@@ -1,0 +1,56 @@
+"""The training task, and the worker's signal handlers: shutdown hand-back, janitor, TensorFlow preload.
+
+Imported by the worker only (the API enqueues by task name), so TensorFlow never loads in the API for jobs.
+"""
+
+import logging
+import threading
+import time
+from typing import Any
+
+from celery import Task, signals
+
+from worker.celery_app import TRAIN_TASK_NAME, app
+from worker.janitor import Janitor
+from worker.runner import JobRun
+
+logger = logging.getLogger("sketch2color.worker")
+# Set on SIGTERM/SIGINT (Celery's warm shutdown): the running job checkpoints, stops and is re-queued.
+SHUTDOWN_REQUESTED = threading.Event()
+# Pools that run tasks in this process: TensorFlow may be loaded up front without being forked afterwards.
+IN_PROCESS_POOLS = ("celery.concurrency.solo", "celery.concurrency.thread")
+
+
+@app.task(name=TRAIN_TASK_NAME, bind=True)
+def train_job(self: Task, job_id: str) -> dict[str, Any]:
+    """Run (or resume) the training job `job_id`; its parameters are in runs/<job_id>/job.json."""
+    return JobRun(self, job_id, app.sketch2color_settings, SHUTDOWN_REQUESTED).run()
+
+
+@signals.worker_shutting_down.connect
+def _on_worker_shutting_down(**_: Any) -> None:
+    # Runs inside the signal handler: only set the flag; the trainer sees it before its next step.
+    SHUTDOWN_REQUESTED.set()
+
+
+@signals.worker_ready.connect
+def _on_worker_ready(sender: Any = None, **_: Any) -> None:
+    settings = app.sketch2color_settings
+    logger.info(
+        "sketch2color worker: %s; data folder %s",
+        app.sketch2color_broker.description,
+        settings.data_dir.resolve(),
+    )
+    hostname = getattr(sender, "hostname", None) or "worker"
+    Janitor(app, settings, hostname).start()
+    pool_module = type(getattr(sender, "pool", None)).__module__
+    if pool_module not in IN_PROCESS_POOLS:
+        logger.warning(
+            "pool %s forks: TensorFlow loads in each child; run with --pool solo (sketch2color worker)",
+            pool_module,
+        )
+        return
+    started = time.perf_counter()
+    import model.train  # noqa: F401  (the first job then starts training sooner)
+
+    logger.info("TensorFlow and the trainer loaded in %.1f s", time.perf_counter() - started)
