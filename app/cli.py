@@ -35,9 +35,13 @@ def make_synthetic(
 
 @cli.command()
 def prepare(
-    images_dir: Annotated[Path, typer.Argument(help="Folder of ordinary color images (searched recursively).")],
+    images_dir: Annotated[
+        Path, typer.Argument(help="Folder of ordinary color images (searched recursively).")
+    ],
     out: Annotated[Path, typer.Argument(help="Dataset folder to write.")],
-    val_fraction: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of images kept for validation.")] = 0.1,
+    val_fraction: Annotated[
+        float, typer.Option(min=0.0, max=0.9, help="Share of images kept for validation.")
+    ] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed of the train/val split.")] = 0,
 ) -> None:
     """Turn color images into a pair dataset by extracting a line sketch from each (XDoG)."""
@@ -47,15 +51,23 @@ def prepare(
         counts = prepare_dataset(images_dir, out, val_fraction=val_fraction, seed=seed, progress=typer.echo)
     except ValueError as error:
         _fail(str(error))
-    typer.echo(f"wrote {counts['train']} train and {counts['val']} val pairs to {out} (skipped {counts['skipped']})")
+    typer.echo(
+        f"wrote {counts['train']} train and {counts['val']} val pairs to {out} (skipped {counts['skipped']})"
+    )
 
 
 @cli.command()
 def train(
     dataset: Annotated[Path, typer.Argument(help="Dataset folder with train/ and val/.")],
-    run_dir: Annotated[Path, typer.Option(help="Run folder: checkpoints, metrics, samples. Resumes if it has checkpoints.")],
-    models_dir: Annotated[Path | None, typer.Option(help="Publish generator versions to MODELS/generator/<version>/.")] = None,
-    epochs: Annotated[int | None, typer.Option(min=1, help="Train this many epochs (or give --steps).")] = None,
+    run_dir: Annotated[
+        Path, typer.Option(help="Run folder: checkpoints, metrics, samples. Resumes if it has checkpoints.")
+    ],
+    models_dir: Annotated[
+        Path | None, typer.Option(help="Publish generator versions to MODELS/generator/<version>/.")
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="Train this many epochs (or give --steps).")
+    ] = None,
     steps: Annotated[int | None, typer.Option(min=1, help="Train this many steps in total.")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 1,
     ngf: Annotated[int, typer.Option(min=1, help="Generator width (64 = the paper).")] = 64,
@@ -63,14 +75,23 @@ def train(
     norm: Annotated[str, typer.Option(help="instance (default) or batch (the TF tutorial's).")] = "instance",
     learning_rate: Annotated[float, typer.Option(min=0.0)] = 2e-4,
     lambda_l1: Annotated[float, typer.Option(min=0.0)] = 100.0,
-    lr_decay_fraction: Annotated[float, typer.Option(min=0.0, max=1.0, help="Decay lr linearly to 0 over this last share.")] = 0.0,
+    lr_decay_fraction: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Decay lr linearly to 0 over this last share.")
+    ] = 0.0,
     checkpoint_every: Annotated[int, typer.Option(min=1)] = 500,
-    export_every: Annotated[int, typer.Option(min=0, help="Publish every N steps (0 = only at the end).")] = 0,
+    export_every: Annotated[
+        int, typer.Option(min=0, help="Publish every N steps (0 = only at the end).")
+    ] = 0,
     log_every: Annotated[int, typer.Option(min=1)] = 100,
     keep_checkpoints: Annotated[int, typer.Option(min=1)] = 3,
     seed: Annotated[int, typer.Option()] = 0,
     xla: Annotated[bool, typer.Option(help="Compile the train step with XLA.")] = False,
-    sketch_side: Annotated[str, typer.Option(help="right (anime pair layout) or left (aligned pairs, swapped).")] = "right",
+    sketch_side: Annotated[
+        str, typer.Option(help="right (anime pair layout) or left (aligned pairs, swapped).")
+    ] = "right",
+    precision: Annotated[
+        str, typer.Option(help="auto (mixed_float16 on GPUs), float32, mixed_float16, mixed_bfloat16.")
+    ] = "auto",
 ) -> None:
     """Train pix2pix on a pair dataset, checkpointing and publishing generator versions."""
     from model.train import TrainConfig, train_pix2pix
@@ -80,7 +101,7 @@ def train(
             epochs=epochs, steps=steps, batch_size=batch_size, ngf=ngf, ndf=ndf, norm=norm,
             learning_rate=learning_rate, lambda_l1=lambda_l1, lr_decay_fraction=lr_decay_fraction,
             checkpoint_every=checkpoint_every, export_every=export_every, log_every=log_every,
-            keep_checkpoints=keep_checkpoints, seed=seed, xla=xla, sketch_side=sketch_side,
+            keep_checkpoints=keep_checkpoints, seed=seed, xla=xla, sketch_side=sketch_side, precision=precision,
         )  # fmt: skip
         result = train_pix2pix(dataset, run_dir, config, models_dir=models_dir, on_progress=_print_progress)
     except ValueError as error:
@@ -104,8 +125,12 @@ def _print_progress(progress: dict) -> None:
 
 @cli.command()
 def colorize(
-    model: Annotated[Path, typer.Argument(help="A version folder, a models folder or models/generator (newest).")],
-    input_image: Annotated[Path, typer.Argument(metavar="IN", help="Sketch image (PNG, JPEG, WebP, BMP, GIF).")],
+    model: Annotated[
+        Path, typer.Argument(help="A version folder, a models folder or models/generator (newest).")
+    ],
+    input_image: Annotated[
+        Path, typer.Argument(metavar="IN", help="Sketch image (PNG, JPEG, WebP, BMP, GIF).")
+    ],
     output_image: Annotated[Path, typer.Argument(metavar="OUT", help="Where to write the 256x256 PNG.")],
 ) -> None:
     """Colorize one sketch with a published generator."""
@@ -133,7 +158,66 @@ def serve(
     """Run the HTTP API (settings from S2C_* environment variables)."""
     import uvicorn
 
-    uvicorn.run("app.main:create_app", factory=True, host=host, port=port, log_level="info")
+    # lifespan="on": a failure at start-up (say, an unreadable data folder) stops the server instead of
+    # leaving it running without a model store.
+    uvicorn.run("app.main:create_app", factory=True, host=host, port=port, log_level="info", lifespan="on")
+
+
+@cli.command()
+def up(
+    host: Annotated[
+        str, typer.Option(help="Address the API listens on (0.0.0.0: reachable from other machines).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    demo: Annotated[
+        bool, typer.Option(help="With no generator published yet, train a small demo one.")
+    ] = True,
+    demo_steps: Annotated[int, typer.Option(min=1, help="Training steps of the demo job.")] = 400,
+    demo_width: Annotated[
+        int, typer.Option(min=1, help="Generator and discriminator width of the demo job.")
+    ] = 16,
+    demo_batch_size: Annotated[int, typer.Option(min=1)] = 4,
+    demo_train: Annotated[
+        int, typer.Option(min=1, help="Training pairs of the synthetic demo dataset.")
+    ] = 400,
+    demo_val: Annotated[
+        int, typer.Option(min=1, help="Validation pairs of the synthetic demo dataset.")
+    ] = 16,
+    startup_timeout: Annotated[
+        float, typer.Option(min=1, help="Seconds to wait for the API to answer.")
+    ] = 180.0,
+    stop_timeout: Annotated[
+        float, typer.Option(min=0, help="Seconds to wait for each part to stop before killing it.")
+    ] = 30.0,
+) -> None:
+    """Run the whole system here: the API and a training worker (settings from S2C_*); Ctrl-C stops both."""
+    from app.core.config import get_settings
+    from app.launcher import DemoConfig, Launcher
+
+    demo_config = DemoConfig(
+        enabled=demo, steps=demo_steps, width=demo_width, batch_size=demo_batch_size,
+        train_pairs=demo_train, val_pairs=demo_val,
+    )  # fmt: skip
+    launcher = Launcher(
+        get_settings(), host=host, port=port, demo=demo_config,
+        startup_timeout=startup_timeout, stop_timeout=stop_timeout, echo=typer.echo,
+    )  # fmt: skip
+    raise typer.Exit(code=launcher.run())
+
+
+@cli.command()
+def worker(
+    hostname: Annotated[str | None, typer.Option(help="Worker name, e.g. gpu0@%h.")] = None,
+    loglevel: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run a training worker: Celery on queue `training`, solo pool, one job at a time (S2C_* settings)."""
+    from worker.celery_app import TRAINING_QUEUE, app
+
+    arguments = ["worker", "--pool", "solo", "--concurrency", "1", "--prefetch-multiplier", "1"]
+    arguments += ["--queues", TRAINING_QUEUE, "--loglevel", loglevel, "--without-mingle", "--without-gossip"]
+    if hostname:
+        arguments += ["--hostname", hostname]
+    app.worker_main(arguments)
 
 
 def main() -> None:

@@ -25,7 +25,9 @@ from model.train import Pix2PixTrainer, TrainConfig  # noqa: E402
 
 
 def train_images_per_second(dataset: Path, run_dir: Path, batch_size: int, steps: int, ngf: int) -> float:
-    trainer = Pix2PixTrainer(dataset, run_dir, TrainConfig(steps=10**6, batch_size=batch_size, ngf=ngf, ndf=ngf))
+    trainer = Pix2PixTrainer(
+        dataset, run_dir, TrainConfig(steps=10**6, batch_size=batch_size, ngf=ngf, ndf=ngf)
+    )
     batch = next(iter(make_dataset(dataset, "train", batch_size, training=True)))
     for _ in range(2):  # tracing and warm-up
         trainer.train_step(batch)["disc"].numpy()
@@ -59,7 +61,9 @@ def inference_ms_per_image(models_dir: Path, ngf: int, batch_size: int, repeats:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--steps", type=int, default=5, help="timed training steps per batch size")
     parser.add_argument("--ngf", type=int, default=64, help="network width (64 = full width)")
@@ -70,11 +74,15 @@ def main() -> None:
         scratch = Path(scratch)
         reference_like = scratch / "reference_like"
         make_synthetic_dataset(reference_like, train=64, val=4, seed=0, size=512)  # 1024x512 PNG pairs
-        print(f"machine: {os.cpu_count()} CPUs, GPUs: {len(tf.config.list_physical_devices('GPU'))}, TF {tf.__version__}")
+        print(
+            f"machine: {os.cpu_count()} CPUs, GPUs: {len(tf.config.list_physical_devices('GPU'))}, TF {tf.__version__}"
+        )
 
         speeds = {}
         for batch_size in args.batch_sizes:
-            speeds[batch_size] = train_images_per_second(reference_like, scratch / f"run{batch_size}", batch_size, args.steps, args.ngf)
+            speeds[batch_size] = train_images_per_second(
+                reference_like, scratch / f"run{batch_size}", batch_size, args.steps, args.ngf
+            )
             print(f"train ngf={args.ngf} batch {batch_size:>2}: {speeds[batch_size]:7.2f} images/s")
         fastest = max(speeds, key=speeds.get)
         print(f"train: batch 1 {speeds[args.batch_sizes[0]]:.2f} images/s; fastest batch {fastest}: "

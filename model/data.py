@@ -101,10 +101,14 @@ def make_dataset(
     files = list_pairs(dataset_dir, split).files[:limit]
     dataset = tf.data.Dataset.from_tensor_slices(files)
     if training:
-        dataset = dataset.shuffle(min(len(files), max(shuffle_buffer, 1)), seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(
+            min(len(files), max(shuffle_buffer, 1)), seed=seed, reshuffle_each_iteration=True
+        )
         dataset = dataset.repeat()
     autotune = tf.data.AUTOTUNE
-    dataset = dataset.map(lambda file: load_pair(file, sketch_side), num_parallel_calls=autotune, deterministic=not training)
+    dataset = dataset.map(
+        lambda file: load_pair(file, sketch_side), num_parallel_calls=autotune, deterministic=not training
+    )
     if training:
         dataset = dataset.map(jitter_pair, num_parallel_calls=autotune, deterministic=False)
     else:

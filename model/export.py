@@ -27,8 +27,12 @@ INPUT_NAME = "sketch"
 OUTPUT_NAME = "image"
 SIGNATURE_DESCRIPTION = {
     "signature": SIGNATURE_KEY,
-    "inputs": {INPUT_NAME: {"dtype": "uint8", "shape": [None, IMAGE_SIZE, IMAGE_SIZE, 3], "meaning": "RGB sketch"}},
-    "outputs": {OUTPUT_NAME: {"dtype": "uint8", "shape": [None, IMAGE_SIZE, IMAGE_SIZE, 3], "meaning": "RGB color"}},
+    "inputs": {
+        INPUT_NAME: {"dtype": "uint8", "shape": [None, IMAGE_SIZE, IMAGE_SIZE, 3], "meaning": "RGB sketch"}
+    },
+    "outputs": {
+        OUTPUT_NAME: {"dtype": "uint8", "shape": [None, IMAGE_SIZE, IMAGE_SIZE, 3], "meaning": "RGB color"}
+    },
 }
 _LOCK_NAME = ".publish.lock"
 _COUNTER_NAME = ".last_version"
@@ -56,7 +60,9 @@ class ServingGenerator(tf.Module):
         super().__init__(name="sketch2color")
         self.generator = generator
 
-    @tf.function(input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 3], tf.uint8, name=INPUT_NAME)])
+    @tf.function(
+        input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 3], tf.uint8, name=INPUT_NAME)]
+    )
     def serve(self, sketch: tf.Tensor) -> dict[str, tf.Tensor]:
         # Each image runs through the batch-of-one graph. CPU kernels may pick another summation order for
         # another batch shape, which flips a rare pixel by one level; per-image execution makes an image's
@@ -85,7 +91,9 @@ class PublishedVersion:
 def _numbered_versions(directory: Path) -> list[int]:
     if not directory.is_dir():
         return []
-    return sorted(int(entry.name) for entry in directory.iterdir() if entry.name.isdigit() and int(entry.name) > 0)
+    return sorted(
+        int(entry.name) for entry in directory.iterdir() if entry.name.isdigit() and int(entry.name) > 0
+    )
 
 
 def is_complete(version_path: Path) -> bool:
@@ -122,7 +130,9 @@ def resolve_model_path(path: str | os.PathLike) -> Path:
     models_dir = path.parent if path.name == "generator" else path
     newest = latest_version(models_dir)
     if newest is None:
-        raise FileNotFoundError(f"no published generator at {path}: expected a version folder or a models folder")
+        raise FileNotFoundError(
+            f"no published generator at {path}: expected a version folder or a models folder"
+        )
     return newest.path
 
 

@@ -58,14 +58,18 @@ def open_image(source: bytes | str | os.PathLike, max_pixels: int = DEFAULT_MAX_
             raise UndecodableImage(f"cannot read the image: {error}") from error
         width, height = image.size
         if width * height > max_pixels:
-            raise ImageTooLarge(f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}")
+            raise ImageTooLarge(
+                f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}"
+            )
         if width < 1 or height < 1:
             raise UndecodableImage(f"image has no pixels ({width}x{height})")
         try:
             image.seek(0)
             image.load()
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-            raise UndecodableImage(f"cannot decode the {image.format} image (truncated or corrupt): {error}") from error
+            raise UndecodableImage(
+                f"cannot decode the {image.format} image (truncated or corrupt): {error}"
+            ) from error
     return image
 
 

@@ -19,7 +19,6 @@ Norm = Literal["instance", "batch"]
 NORMS: tuple[str, ...] = ("instance", "batch")
 
 
-
 def _initializer() -> keras.initializers.Initializer:
     """N(0, 0.02) as in the paper. A fresh one per layer: a shared Keras initializer fixes its seed when created,
     so every layer of the same shape would start with the same kernel, whatever the global seed."""
@@ -37,7 +36,11 @@ def _normalization(norm: Norm) -> layers.Layer:
 def downsample(filters: int, norm: Norm | None) -> keras.Sequential:
     """Conv 4x4 stride 2 -> [norm] -> LeakyReLU(0.2): halves the image."""
     block = keras.Sequential()
-    block.add(layers.Conv2D(filters, 4, strides=2, padding="same", kernel_initializer=_initializer(), use_bias=False))
+    block.add(
+        layers.Conv2D(
+            filters, 4, strides=2, padding="same", kernel_initializer=_initializer(), use_bias=False
+        )
+    )
     if norm is not None:
         block.add(_normalization(norm))
     block.add(layers.LeakyReLU(negative_slope=0.2))
@@ -116,7 +119,9 @@ def build_discriminator(ndf: int = 64, norm: Norm = "instance") -> keras.Model:
     x = _normalization(norm)(x)
     x = layers.LeakyReLU(negative_slope=0.2)(x)
     x = layers.ZeroPadding2D()(x)  # 33
-    logits = layers.Conv2D(1, 4, strides=1, kernel_initializer=_initializer(), dtype="float32", name="logits")(x)
+    logits = layers.Conv2D(
+        1, 4, strides=1, kernel_initializer=_initializer(), dtype="float32", name="logits"
+    )(x)
     return keras.Model(inputs=[sketch, image], outputs=logits, name="discriminator")
 
 

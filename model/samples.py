@@ -12,7 +12,10 @@ from model.export import float_to_uint8
 
 def sample_grid(sketches, outputs, targets) -> np.ndarray:
     """One row per image: sketch | output | truth, uint8 [rows * 256, 3 * 256, 3]."""
-    rows = [np.concatenate([float_to_uint8(image).numpy() for image in triple], axis=1) for triple in zip(sketches, outputs, targets, strict=True)]
+    rows = [
+        np.concatenate([float_to_uint8(image).numpy() for image in triple], axis=1)
+        for triple in zip(sketches, outputs, targets, strict=True)
+    ]
     return np.concatenate(rows, axis=0)
 
 
@@ -32,7 +35,9 @@ def write_progress_gif(samples_dir: Path, max_width: int = 384) -> Path | None:
     for grid in grids:
         with Image.open(grid) as image:
             scale = min(1.0, max_width / image.width)
-            frames.append(image.convert("RGB").resize((round(image.width * scale), round(image.height * scale))))
+            frames.append(
+                image.convert("RGB").resize((round(image.width * scale), round(image.height * scale)))
+            )
     target = samples_dir / "progress.gif"
     temporary = samples_dir / f".progress.{uuid.uuid4().hex}.gif"
     frames[0].save(temporary, format="GIF", save_all=True, append_images=frames[1:], duration=400, loop=0)

@@ -28,11 +28,18 @@ def _gaussian_blur(gray: np.ndarray, sigma: float) -> np.ndarray:
     image = tf.constant(gray[None, :, :, None], tf.float32)
     padded = tf.pad(image, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="SYMMETRIC")
     horizontal = tf.nn.conv2d(padded, kernel.reshape(1, -1, 1, 1), strides=1, padding="VALID")
-    return tf.nn.conv2d(horizontal, kernel.reshape(-1, 1, 1, 1), strides=1, padding="VALID").numpy()[0, :, :, 0]
+    return tf.nn.conv2d(horizontal, kernel.reshape(-1, 1, 1, 1), strides=1, padding="VALID").numpy()[
+        0, :, :, 0
+    ]
 
 
 def xdog(
-    gray: np.ndarray, sigma: float = 0.8, k: float = 1.6, tau: float = 0.98, epsilon: float = -0.005, phi: float = 200.0
+    gray: np.ndarray,
+    sigma: float = 0.8,
+    k: float = 1.6,
+    tau: float = 0.98,
+    epsilon: float = -0.005,
+    phi: float = 200.0,
 ) -> np.ndarray:
     """Grayscale in [0, 1] -> line drawing in [0, 1] (1 = white paper, 0 = ink)."""
     difference = _gaussian_blur(gray, sigma) - tau * _gaussian_blur(gray, sigma * k)
@@ -69,7 +76,9 @@ def prepare_dataset(
         raise ValueError(f"no such folder: {images_dir}")
     sources = sorted(path for path in images_dir.rglob("*") if path.suffix.lower() in SOURCE_SUFFIXES)
     if len(sources) < 2:
-        raise ValueError(f"need at least 2 images in {images_dir} (found {len(sources)}): one for train, one for val")
+        raise ValueError(
+            f"need at least 2 images in {images_dir} (found {len(sources)}): one for train, one for val"
+        )
     random.Random(seed).shuffle(sources)
     val_count = min(len(sources) - 1, max(1, round(len(sources) * val_fraction)))
     counts = {"train": 0, "val": 0, "skipped": 0}

@@ -31,7 +31,11 @@ def _shape_points(kind: str, center_x: int, center_y: int, radius: int) -> list[
             (center_x + radius, center_y + radius),
             (center_x - radius, center_y + radius),
         ]
-    return [(center_x, center_y - radius), (center_x + radius, center_y + radius), (center_x - radius, center_y + radius)]
+    return [
+        (center_x, center_y - radius),
+        (center_x + radius, center_y + radius),
+        (center_x - radius, center_y + radius),
+    ]
 
 
 def draw_pair(rng: random.Random, size: int = PAIR_HEIGHT) -> tuple[Image.Image, Image.Image]:
@@ -49,7 +53,12 @@ def draw_pair(rng: random.Random, size: int = PAIR_HEIGHT) -> tuple[Image.Image,
             if kind == "circle":
                 pen.ellipse(box, fill=shape_fill, outline=(0, 0, 0), width=OUTLINE_WIDTH)
             else:
-                pen.polygon(_shape_points(kind, center_x, center_y, radius), fill=shape_fill, outline=(0, 0, 0), width=OUTLINE_WIDTH)
+                pen.polygon(
+                    _shape_points(kind, center_x, center_y, radius),
+                    fill=shape_fill,
+                    outline=(0, 0, 0),
+                    width=OUTLINE_WIDTH,
+                )
     return color, sketch
 
 

@@ -54,7 +54,15 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if (self.epochs is None) == (self.steps is None):
             raise ValueError("give exactly one of epochs or steps")
-        positive = ("batch_size", "ngf", "ndf", "checkpoint_every", "log_every", "keep_checkpoints", "val_samples")
+        positive = (
+            "batch_size",
+            "ngf",
+            "ndf",
+            "checkpoint_every",
+            "log_every",
+            "keep_checkpoints",
+            "val_samples",
+        )
         for name in positive + (("epochs",) if self.epochs is not None else ("steps",)):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -103,7 +111,9 @@ class ConstantThenLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         if self.decay_steps <= 0:
             return tf.constant(self.initial_learning_rate, tf.float32)
         decay_start = float(self.total_steps - self.decay_steps)
-        progress = tf.clip_by_value((tf.cast(step, tf.float32) - decay_start) / float(self.decay_steps), 0.0, 1.0)
+        progress = tf.clip_by_value(
+            (tf.cast(step, tf.float32) - decay_start) / float(self.decay_steps), 0.0, 1.0
+        )
         return self.initial_learning_rate * (1.0 - progress)
 
     def get_config(self) -> dict[str, Any]:
@@ -130,7 +140,8 @@ def choose_precision(requested: str) -> str:
 def generator_loss(fake_logits, fake, target, lambda_l1: float) -> dict[str, tf.Tensor]:
     """Per-example losses: fool the discriminator, and stay close to the truth in L1."""
     gan = tf.reduce_mean(
-        tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.ones_like(fake_logits), logits=fake_logits), axis=[1, 2, 3]
+        tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.ones_like(fake_logits), logits=fake_logits),
+        axis=[1, 2, 3],
     )
     l1 = tf.reduce_mean(tf.abs(target - tf.cast(fake, tf.float32)), axis=[1, 2, 3])
     return {"gen_gan": gan, "gen_l1": l1, "gen_total": gan + lambda_l1 * l1}
@@ -201,7 +212,16 @@ class Pix2PixTrainer:
         self._export_copy: keras.Model | None = None
         self._summary_writer = tf.summary.create_file_writer(str(self.run_dir / "tb"))
         self._val_sketches, self._val_targets = next(
-            iter(make_dataset(self.dataset_dir, "val", config.val_samples, training=False, sketch_side=config.sketch_side, limit=config.val_samples))
+            iter(
+                make_dataset(
+                    self.dataset_dir,
+                    "val",
+                    config.val_samples,
+                    training=False,
+                    sketch_side=config.sketch_side,
+                    limit=config.val_samples,
+                )
+            )
         )
         self.train_step = self._build_step()
 
@@ -243,17 +263,33 @@ class Pix2PixTrainer:
                 fake_logits = tf.cast(self.discriminator([sketch, fake], training=True), tf.float32)
                 generator_losses = generator_loss(fake_logits, fake, target, config.lambda_l1)
                 discriminator_losses = discriminator_loss(real_logits, fake_logits)
-                generator_objective = tf.nn.compute_average_loss(generator_losses["gen_total"], global_batch_size=global_batch)
-                discriminator_objective = tf.nn.compute_average_loss(discriminator_losses, global_batch_size=global_batch)
+                generator_objective = tf.nn.compute_average_loss(
+                    generator_losses["gen_total"], global_batch_size=global_batch
+                )
+                discriminator_objective = tf.nn.compute_average_loss(
+                    discriminator_losses, global_batch_size=global_batch
+                )
                 scaled_generator = self.generator_optimizer.scale_loss(generator_objective)
                 scaled_discriminator = self.discriminator_optimizer.scale_loss(discriminator_objective)
-            generator_gradients = generator_tape.gradient(scaled_generator, self.generator.trainable_variables)
-            discriminator_gradients = discriminator_tape.gradient(scaled_discriminator, self.discriminator.trainable_variables)
-            self.generator_optimizer.apply_gradients(zip(generator_gradients, self.generator.trainable_variables))
-            self.discriminator_optimizer.apply_gradients(zip(discriminator_gradients, self.discriminator.trainable_variables))
+            generator_gradients = generator_tape.gradient(
+                scaled_generator, self.generator.trainable_variables
+            )
+            discriminator_gradients = discriminator_tape.gradient(
+                scaled_discriminator, self.discriminator.trainable_variables
+            )
+            self.generator_optimizer.apply_gradients(
+                zip(generator_gradients, self.generator.trainable_variables, strict=True)
+            )
+            self.discriminator_optimizer.apply_gradients(
+                zip(discriminator_gradients, self.discriminator.trainable_variables, strict=True)
+            )
             return {
-                "gen_gan": tf.nn.compute_average_loss(generator_losses["gen_gan"], global_batch_size=global_batch),
-                "gen_l1": tf.nn.compute_average_loss(generator_losses["gen_l1"], global_batch_size=global_batch),
+                "gen_gan": tf.nn.compute_average_loss(
+                    generator_losses["gen_gan"], global_batch_size=global_batch
+                ),
+                "gen_l1": tf.nn.compute_average_loss(
+                    generator_losses["gen_l1"], global_batch_size=global_batch
+                ),
                 "disc": discriminator_objective,
             }
 
@@ -262,7 +298,10 @@ class Pix2PixTrainer:
         @tf.function
         def distributed_step(batch):
             per_replica = self.strategy.run(compiled_replica_step, args=batch)
-            losses = {name: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) for name, value in per_replica.items()}
+            losses = {
+                name: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+                for name, value in per_replica.items()
+            }
             self.step.assign_add(1)
             return losses
 
@@ -295,7 +334,12 @@ class Pix2PixTrainer:
             "job_id": self.job_id,
             "step": int(self.step.numpy()),
             "epoch": int(self.epoch.numpy()),
-            "model": {"ngf": self.config.ngf, "ndf": self.config.ndf, "norm": self.config.norm, "image_size": IMAGE_SIZE},
+            "model": {
+                "ngf": self.config.ngf,
+                "ndf": self.config.ndf,
+                "norm": self.config.norm,
+                "image_size": IMAGE_SIZE,
+            },
             "val": val,
         }
         return publish_generator(self._generator_for_export(), self.models_dir, manifest).version
@@ -345,15 +389,25 @@ class Pix2PixTrainer:
             is_last = step == self.total_steps
             is_log = step % config.log_every == 0 or is_last
             is_checkpoint = step % config.checkpoint_every == 0 or is_last
-            is_export = self.models_dir is not None and (is_last or (config.export_every > 0 and step % config.export_every == 0))
+            is_export = self.models_dir is not None and (
+                is_last or (config.export_every > 0 and step % config.export_every == 0)
+            )
             if not (is_log or is_checkpoint or is_export):
                 continue
-            losses = {name: float(tf.reduce_mean([entry[name] for entry in pending_losses])) for name in pending_losses[-1]}
+            losses = {
+                name: float(tf.reduce_mean([entry[name] for entry in pending_losses]))
+                for name in pending_losses[-1]
+            }
             pending_losses.clear()
             elapsed = time.perf_counter() - interval_start
             if interval_steps and elapsed > 0:
                 images_per_second = interval_steps * self.global_batch / elapsed
-            record: dict[str, Any] = {"step": step, "epoch": self._epoch_at(step), **losses, "imgs_per_s": round(images_per_second, 3)}
+            record: dict[str, Any] = {
+                "step": step,
+                "epoch": self._epoch_at(step),
+                **losses,
+                "imgs_per_s": round(images_per_second, 3),
+            }
             if is_checkpoint or is_export:
                 latest_val = self.evaluate()
                 record.update({f"val_{name}": value for name, value in latest_val.items()})

@@ -13,16 +13,22 @@ SKETCH2COLOR = str(Path(sys.executable).with_name("sketch2color"))
 
 def _run(*arguments, check=True):
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    completed = subprocess.run([SKETCH2COLOR, *map(str, arguments)], capture_output=True, text=True, env=environment, timeout=600)
+    completed = subprocess.run(
+        [SKETCH2COLOR, *map(str, arguments)], capture_output=True, text=True, env=environment, timeout=600
+    )
     if check:
-        assert completed.returncode == 0, f"sketch2color {' '.join(map(str, arguments))} failed:\n{completed.stdout}\n{completed.stderr}"
+        assert completed.returncode == 0, (
+            f"sketch2color {' '.join(map(str, arguments))} failed:\n{completed.stdout}\n{completed.stderr}"
+        )
     return completed
 
 
 def test_make_synthetic_then_train_then_colorize(tmp_path):
     dataset, run_dir, models = tmp_path / "demo", tmp_path / "run", tmp_path / "models"
     _run("make-synthetic", dataset, "--train", 8, "--val", 2, "--seed", 3)
-    assert len(list((dataset / "train").glob("*.png"))) == 8 and len(list((dataset / "val").glob("*.png"))) == 2
+    assert (
+        len(list((dataset / "train").glob("*.png"))) == 8 and len(list((dataset / "val").glob("*.png"))) == 2
+    )
 
     trained = _run("train", dataset, "--run-dir", run_dir, "--steps", 6, "--batch-size", 2, "--ngf", 8, "--ndf", 8,
                    "--checkpoint-every", 3, "--export-every", 6, "--log-every", 3, "--models-dir", models)  # fmt: skip
@@ -39,13 +45,17 @@ def test_make_synthetic_then_train_then_colorize(tmp_path):
 
     resumed = _run("train", dataset, "--run-dir", run_dir, "--steps", 9, "--batch-size", 2, "--ngf", 8, "--ndf", 8,
                    "--checkpoint-every", 3, "--log-every", 3)  # fmt: skip
-    assert "step 9/9" in resumed.stdout and "step 3/9" not in resumed.stdout, "resume should continue from step 6"
+    assert "step 9/9" in resumed.stdout and "step 3/9" not in resumed.stdout, (
+        "resume should continue from step 6"
+    )
 
 
 def test_cli_errors_are_one_clear_line(tmp_path):
     missing_model = _run("colorize", tmp_path, tmp_path / "in.png", tmp_path / "out.png", check=False)
     assert missing_model.returncode == 2 and "no published generator" in missing_model.stderr
-    bad_dataset = _run("train", tmp_path / "nothing", "--run-dir", tmp_path / "run", "--steps", 1, check=False)
+    bad_dataset = _run(
+        "train", tmp_path / "nothing", "--run-dir", tmp_path / "run", "--steps", 1, check=False
+    )
     assert bad_dataset.returncode == 2 and "missing folder" in bad_dataset.stderr
     no_length = _run("train", tmp_path, "--run-dir", tmp_path / "run", check=False)
     assert no_length.returncode == 2 and "exactly one of epochs or steps" in no_length.stderr
@@ -61,7 +71,9 @@ def test_prepare_turns_pictures_into_pairs(tmp_path):
         Image.fromarray(picture).save(pictures / ("nested" if index % 2 else ".") / f"p{index}.jpg")
     (pictures / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     completed = _run("prepare", pictures, tmp_path / "mine", "--val-fraction", 0.2)
-    assert "wrote 4 train and 1 val pairs" in completed.stdout and "skipped 1" in completed.stdout, completed.stdout
+    assert "wrote 4 train and 1 val pairs" in completed.stdout and "skipped 1" in completed.stdout, (
+        completed.stdout
+    )
     with Image.open(next((tmp_path / "mine" / "train").glob("*.png"))) as pair:
         assert pair.size == (512, 256)
         sketch = np.asarray(pair)[:, 256:]

@@ -18,8 +18,12 @@ def _solid(color, size=64):
 def test_left_half_is_target_and_right_half_is_sketch(tmp_path):
     _write_pair(tmp_path / "pair.png", _solid((255, 0, 0)), _solid((0, 0, 255)))
     sketch, target = load_pair(tf.constant(str(tmp_path / "pair.png")))
-    np.testing.assert_allclose(sketch.numpy()[0, 0], [-1, -1, 1], err_msg="sketch must come from the RIGHT half")
-    np.testing.assert_allclose(target.numpy()[0, 0], [1, -1, -1], err_msg="target must come from the LEFT half")
+    np.testing.assert_allclose(
+        sketch.numpy()[0, 0], [-1, -1, 1], err_msg="sketch must come from the RIGHT half"
+    )
+    np.testing.assert_allclose(
+        target.numpy()[0, 0], [1, -1, -1], err_msg="target must come from the LEFT half"
+    )
     swapped_sketch, swapped_target = load_pair(tf.constant(str(tmp_path / "pair.png")), sketch_side="left")
     np.testing.assert_allclose(swapped_sketch.numpy()[0, 0], [1, -1, -1])
     np.testing.assert_allclose(swapped_target.numpy()[0, 0], [-1, -1, 1])
@@ -33,7 +37,9 @@ def test_jitter_applies_the_same_crop_and_mirror_to_both_images():
     for _ in range(12):
         sketch, target = jitter_pair(image, image)
         assert sketch.shape == (256, 256, 3)
-        np.testing.assert_array_equal(sketch.numpy(), target.numpy(), err_msg="sketch and target were jittered differently")
+        np.testing.assert_array_equal(
+            sketch.numpy(), target.numpy(), err_msg="sketch and target were jittered differently"
+        )
         corners.add(tuple(np.round(sketch.numpy()[0, 0, :2], 3)))
     assert len(corners) > 3, f"jitter should move the crop and mirror the image; saw corners {corners}"
 

@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model.export import colorize_in_memory, latest_version, list_versions, publish_generator, resolve_model_path
+from model.export import (
+    colorize_in_memory,
+    latest_version,
+    list_versions,
+    publish_generator,
+    resolve_model_path,
+)
 from model.networks import build_generator
 
 MANIFEST = {"job_id": "test", "step": 0, "epoch": 0, "model": {"ngf": 8}}
@@ -30,12 +36,16 @@ def test_published_version_loads_with_plain_tensorflow_and_matches_memory(genera
     np.testing.assert_array_equal(exported, colorize_in_memory(generator, sketches).numpy())
 
     manifest = json.loads((published.path / "manifest.json").read_text())
-    assert manifest["version"] == 1 and manifest["job_id"] == "test" and manifest["created"].endswith("+00:00")
+    assert (
+        manifest["version"] == 1 and manifest["job_id"] == "test" and manifest["created"].endswith("+00:00")
+    )
     assert manifest["signature"]["inputs"]["sketch"]["dtype"] == "uint8"
 
 
 def test_exported_signature_is_deterministic_and_batch_independent(generator, models_dir):
-    signature = tf.saved_model.load(str(publish_generator(generator, models_dir, MANIFEST).path)).signatures["serving_default"]
+    signature = tf.saved_model.load(str(publish_generator(generator, models_dir, MANIFEST).path)).signatures[
+        "serving_default"
+    ]
     sketches = _sketches(5, seed=1)
     batched = signature(sketch=tf.constant(sketches))["image"].numpy()
     for index in range(5):
@@ -49,13 +59,17 @@ def test_half_written_and_hidden_folders_are_never_newest(generator, models_dir)
     generator_dir = models_dir / "generator"
     (generator_dir / "7").mkdir()  # a copy in progress: no manifest, no saved_model.pb
     (generator_dir / "8").mkdir()
-    (generator_dir / "8" / "saved_model.pb").write_bytes(b"partial")  # manifest is written last, so still incomplete
+    (generator_dir / "8" / "saved_model.pb").write_bytes(
+        b"partial"
+    )  # manifest is written last, so still incomplete
     (generator_dir / ".tmp-abc").mkdir()
     assert [version.version for version in list_versions(models_dir)] == [1]
     assert latest_version(models_dir).version == 1
     assert resolve_model_path(generator_dir) == generator_dir / "1"
     assert resolve_model_path(models_dir) == generator_dir / "1"
-    assert publish_generator(generator, models_dir, MANIFEST).version == 9, "numbers must pass every folder seen"
+    assert publish_generator(generator, models_dir, MANIFEST).version == 9, (
+        "numbers must pass every folder seen"
+    )
 
 
 def test_version_numbers_are_never_reused_and_never_shared(generator, models_dir):
@@ -68,7 +82,12 @@ def test_version_numbers_are_never_reused_and_never_shared(generator, models_dir
     assert publish_generator(generator, models_dir, MANIFEST).version == 3, "a deleted number was reused"
 
     published = []
-    threads = [threading.Thread(target=lambda: published.append(publish_generator(generator, models_dir, MANIFEST).version)) for _ in range(3)]
+    threads = [
+        threading.Thread(
+            target=lambda: published.append(publish_generator(generator, models_dir, MANIFEST).version)
+        )
+        for _ in range(3)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -23,7 +23,9 @@ def test_output_shapes_and_ranges():
     images = generator(sketches, training=False).numpy()
     assert images.shape == (2, 256, 256, 3)
     assert images.min() >= -1.0 and images.max() <= 1.0, "tanh output must stay in [-1, 1]"
-    assert discriminator([sketches, images], training=False).shape == (2, 30, 30, 1), "70x70 PatchGAN gives 30x30"
+    assert discriminator([sketches, images], training=False).shape == (2, 30, 30, 1), (
+        "70x70 PatchGAN gives 30x30"
+    )
 
 
 def test_inference_is_deterministic_and_batch_independent():

@@ -22,12 +22,16 @@ def _mean_saturation(images, mask=None):
 def test_a_small_model_learns_to_color_synthetic_sketches(synthetic_dataset, tmp_path):
     # Measured on a 2-core CPU: val L1 0.88 before training, 0.09 after 600 steps (about 45 s); saturation inside
     # the shapes 0.50 (truth 0.72, sketch 0). The bounds below leave room for seeds and machines.
-    trainer = Pix2PixTrainer(synthetic_dataset, tmp_path / "run", TrainConfig(steps=600, checkpoint_every=300, **TINY))
+    trainer = Pix2PixTrainer(
+        synthetic_dataset, tmp_path / "run", TrainConfig(steps=600, checkpoint_every=300, **TINY)
+    )
     before = trainer.evaluate()["l1"]
     result = trainer.fit()
     after = result.val["l1"]
     assert result.status == "finished" and result.step == 600
-    assert after < 0.35 * before, f"val L1 should fall below 35% in 600 steps: before {before:.3f}, after {after:.3f}"
+    assert after < 0.35 * before, (
+        f"val L1 should fall below 35% in 600 steps: before {before:.3f}, after {after:.3f}"
+    )
 
     outputs = trainer.generator(trainer._val_sketches, training=False)
     truth_saturation = tf.image.rgb_to_hsv((trainer._val_targets + 1.0) / 2.0).numpy()[..., 1]
@@ -35,7 +39,9 @@ def test_a_small_model_learns_to_color_synthetic_sketches(synthetic_dataset, tmp
     sketch_saturation = _mean_saturation(trainer._val_sketches)
     output_saturation = _mean_saturation(outputs, shapes)
     assert sketch_saturation < 0.01, "synthetic sketches are black on white"
-    assert output_saturation > 0.25, f"outputs inside shapes should be colored, saturation {output_saturation:.3f}"
+    assert output_saturation > 0.25, (
+        f"outputs inside shapes should be colored, saturation {output_saturation:.3f}"
+    )
 
 
 def test_resume_continues_step_counter_losses_and_optimizer_state(synthetic_dataset, tmp_path):
@@ -50,7 +56,9 @@ def test_resume_continues_step_counter_losses_and_optimizer_state(synthetic_data
     assert second.resumed_from_step == 10
     assert int(second.generator_optimizer.iterations.numpy()) == 10, "optimizer step count was not restored"
     for saved, restored in zip(saved_optimizer, second.generator_optimizer.variables, strict=True):
-        np.testing.assert_array_equal(saved, restored.numpy(), err_msg=f"optimizer variable {restored.name} re-initialized")
+        np.testing.assert_array_equal(
+            saved, restored.numpy(), err_msg=f"optimizer variable {restored.name} re-initialized"
+        )
     assert second.evaluate() == pytest.approx(saved_val), "the generator did not come back as it was saved"
 
     result = second.fit()
@@ -84,10 +92,26 @@ def test_run_folder_refuses_other_network_shapes(synthetic_dataset, tmp_path):
 def test_progress_reports_the_design_fields_and_publishes_versions(synthetic_dataset, tmp_path, models_dir):
     reports = []
     config = TrainConfig(steps=10, checkpoint_every=5, export_every=5, **TINY)
-    result = train_pix2pix(synthetic_dataset, tmp_path / "run", config, models_dir=models_dir, on_progress=reports.append, job_id="job-1")
+    result = train_pix2pix(
+        synthetic_dataset,
+        tmp_path / "run",
+        config,
+        models_dir=models_dir,
+        on_progress=reports.append,
+        job_id="job-1",
+    )
     assert result.versions == [1, 2]
     last = reports[-1]
-    assert set(last) == {"epoch", "step", "total_steps", "images_per_second", "eta_seconds", "losses", "val", "version"}
+    assert set(last) == {
+        "epoch",
+        "step",
+        "total_steps",
+        "images_per_second",
+        "eta_seconds",
+        "losses",
+        "val",
+        "version",
+    }
     assert (last["step"], last["total_steps"], last["version"], last["eta_seconds"]) == (10, 10, 2, 0)
     assert set(last["losses"]) == {"gen_gan", "gen_l1", "disc"} and set(last["val"]) == {"l1", "psnr", "ssim"}
     manifest = json.loads((models_dir / "generator" / "2" / "manifest.json").read_text())
@@ -124,10 +148,17 @@ def test_mixed_precision_trains_resumes_and_publishes_float32(synthetic_dataset,
     # plumbing in bfloat16 (mixed_float16 differs only by Keras' LossScaleOptimizer wrapper).
     config = TrainConfig(steps=2, checkpoint_every=2, precision="mixed_bfloat16", **TINY)
     train_pix2pix(synthetic_dataset, tmp_path / "run", config, models_dir=models_dir)
-    resumed = Pix2PixTrainer(synthetic_dataset, tmp_path / "run", TrainConfig(**{**config.__dict__, "steps": 4}), models_dir=models_dir)
+    resumed = Pix2PixTrainer(
+        synthetic_dataset,
+        tmp_path / "run",
+        TrainConfig(**{**config.__dict__, "steps": 4}),
+        models_dir=models_dir,
+    )
     assert resumed.resumed_from_step == 2 and resumed.generator.compute_dtype == "bfloat16"
     assert resumed.fit().versions == [2]
     reader = tf.train.load_checkpoint(str(models_dir / "generator" / "2" / "variables" / "variables"))
     dtypes = {dtype for name, dtype in reader.get_variable_to_dtype_map().items() if "generator" in name}
     assert dtypes == {tf.float32}, f"published generators must be float32, found {dtypes}"
-    assert tf.keras.mixed_precision.global_policy().name == "float32", "training must not leave a global policy behind"
+    assert tf.keras.mixed_precision.global_policy().name == "float32", (
+        "training must not leave a global policy behind"
+    )

@@ -1,0 +1,168 @@
+"""`sketch2color up` process handling, with stand-in children (no TensorFlow): start, Ctrl-C, deaths."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from app.core.config import Settings
+from app.launcher import DemoConfig, Launcher, _job_list, _redact
+from tests.deploy.conftest import REPO
+from tests.deploy.processes import (
+    descendants,
+    free_port,
+    interrupt_and_wait,
+    tail,
+    wait_for_text,
+    wait_until_gone,
+)
+
+FAKE_API = """
+import http.server, sys
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path in ("/healthz", "/readyz") else 404)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""
+
+DRIVER = """
+import sys
+from pathlib import Path
+from app.core.config import Settings
+from app.launcher import DemoConfig, Launcher
+
+FAKE_API, WORKER = sys.argv[4], sys.argv[5]
+
+class StandIns(Launcher):
+    def child_commands(self):
+        return {
+            "api": [sys.executable, "-c", FAKE_API, str(self.port)],
+            "worker": [sys.executable, "-c", WORKER],
+        }
+
+settings = Settings(data_dir=Path(sys.argv[1]))
+launcher = StandIns(settings, port=int(sys.argv[2]), demo=DemoConfig(enabled=False), startup_timeout=60,
+                    stop_timeout=float(sys.argv[3]))
+sys.exit(launcher.run())
+"""
+
+POLITE_WORKER = "import time\nwhile True: time.sleep(1)"
+STUBBORN_WORKER = (
+    "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile True: time.sleep(1)"
+)
+DYING_WORKER = "import sys, time\ntime.sleep(1.5)\nsys.exit(3)"
+
+
+def _start(tmp_path: Path, worker: str, stop_timeout: float = 3.0, port: int | None = None):
+    log = tmp_path / "launcher.log"
+    arguments = [
+        str(tmp_path / "data"),
+        str(port or free_port()),
+        str(stop_timeout),
+        textwrap.dedent(FAKE_API),
+    ]
+    command = [sys.executable, "-c", DRIVER, *arguments, worker]
+    with log.open("w") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=REPO)
+    return process, log
+
+
+def _child_pids(log: Path) -> dict[str, int]:
+    return {name: int(pid) for name, pid in re.findall(r"started (\w+) \(pid (\d+)\)", log.read_text())}
+
+
+def test_ctrl_c_stops_both_children_and_kills_one_that_ignores_sigterm(tmp_path):
+    process, log = _start(tmp_path, STUBBORN_WORKER, stop_timeout=2.0)
+    wait_for_text(log, "sketch2color is up: http://127.0.0.1:", process, timeout=60)
+    children = descendants(process.pid)
+    assert set(_child_pids(log).values()) <= set(children), (children, log.read_text())
+    assert len(children) == 2, f"expected the api and the worker, found {children}"
+    started = time.monotonic()
+    assert interrupt_and_wait(process, timeout=30, signal_number=signal.SIGINT) == 0, tail(log)
+    assert time.monotonic() - started < 15, "stopping should take about stop_timeout, not longer"
+    assert not wait_until_gone(children, timeout=5), f"children left running: {children}"
+    output = log.read_text()
+    assert "worker did not stop within 2s; killing it" in output, output
+    assert "api did not stop" not in output, output
+
+
+def test_sigterm_stops_everything_cleanly(tmp_path):
+    process, log = _start(tmp_path, POLITE_WORKER)
+    wait_for_text(log, "sketch2color is up", process, timeout=60)
+    children = descendants(process.pid)
+    assert interrupt_and_wait(process, timeout=30, signal_number=signal.SIGTERM) == 0, tail(log)
+    assert not wait_until_gone(children, timeout=5)
+    assert "did not stop" not in log.read_text()
+
+
+def test_a_child_that_dies_stops_the_other_and_fails(tmp_path):
+    process, log = _start(tmp_path, DYING_WORKER)
+    wait_for_text(log, "started worker", process, timeout=60)
+    children = descendants(process.pid)
+    assert process.wait(timeout=60) != 0
+    assert "worker exited with status 3" in log.read_text(), log.read_text()
+    assert not wait_until_gone(children, timeout=5)
+
+
+def test_children_die_with_a_killed_launcher(tmp_path):
+    process, log = _start(tmp_path, POLITE_WORKER)
+    wait_for_text(log, "sketch2color is up", process, timeout=60)
+    children = descendants(process.pid)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+    assert not wait_until_gone(children, timeout=10), "children outlived their launcher (parent-death signal)"
+
+
+def test_a_busy_port_is_reported_before_starting_anything(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        process, log = _start(tmp_path, POLITE_WORKER, port=busy.getsockname()[1])
+        assert process.wait(timeout=60) == 2
+    output = log.read_text()
+    assert "cannot listen on 127.0.0.1:" in output and "--port" in output, output
+    assert "started" not in output
+
+
+def test_demo_job_request_matches_the_jobs_api():
+    request = DemoConfig(steps=4, width=8, batch_size=2).job_request()
+    assert request == {"dataset": "demo", "steps": 4, "batch_size": 2, "ngf": 8, "ndf": 8,
+                       "checkpoint_every": 4, "export_every": 4, "log_every": 4}  # fmt: skip
+    full = DemoConfig().job_request()
+    assert full["steps"] % full["export_every"] == 0 and full["export_every"] < full["steps"], full
+    with pytest.raises(ValueError, match="demo steps"):
+        DemoConfig(steps=0)
+
+
+def test_helpers():
+    assert _job_list([{"id": "a"}, "junk"]) == [{"id": "a"}]
+    assert _job_list({"jobs": [{"id": "b"}]}) == [{"id": "b"}]
+    assert _job_list({"detail": "no"}) == []
+    assert _redact("redis://:secret@host:6379/0") == "redis://:***@host:6379/0"
+    assert _redact("redis://redis:6379/0") == "redis://redis:6379/0"
+    settings = Settings(data_dir=Path("/tmp/x"))
+    assert Launcher(settings, host="0.0.0.0", port=9000).local_url == "http://127.0.0.1:9000"
+    assert Launcher(settings, host="::1", port=9000).local_url == "http://[::1]:9000"
+    commands = Launcher(settings, host="0.0.0.0", port=9000).child_commands()
+    assert commands["api"][-5:] == ["serve", "--host", "0.0.0.0", "--port", "9000"]
+    assert commands["worker"][-1] == "worker"
+    environment = Launcher(Settings(data_dir=Path("rel/data")), port=9000).child_environment()
+    assert environment["S2C_DATA_DIR"] == str(Path("rel/data").resolve())
+
+
+@pytest.mark.parametrize("demo", [DemoConfig(), DemoConfig(steps=4, width=8, batch_size=2)])
+def test_demo_job_request_is_valid_for_post_jobs(demo):
+    from app.api.routes.jobs import JobLaunch
+
+    launch = JobLaunch.model_validate(demo.job_request())
+    assert (launch.dataset, launch.steps, launch.ngf) == ("demo", demo.steps, demo.width)
