@@ -137,8 +137,9 @@ def colorize(
     import numpy as np
     from PIL import Image
 
-    from model.export import load_serving_function, resolve_model_path
+    from model.export import load_serving_function
     from model.imageio import BadImage, load_sketch
+    from model.versions import resolve_model_path
 
     try:
         version_path = resolve_model_path(model)
@@ -188,7 +189,7 @@ def up(
     ] = 180.0,
     stop_timeout: Annotated[
         float, typer.Option(min=0, help="Seconds to wait for each part to stop before killing it.")
-    ] = 30.0,
+    ] = 600.0,
 ) -> None:
     """Run the whole system here: the API and a training worker (settings from S2C_*); Ctrl-C stops both."""
     from app.core.config import get_settings

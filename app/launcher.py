@@ -25,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from app.core.config import Settings
+from model.layout import pair_files
+from model.versions import latest_version
+from worker.celery_app import redact
 
 DEMO_DATASET = "demo"
 ACTIVE_STATES = ("queued", "running")
@@ -81,7 +84,7 @@ class Launcher:
         port: int = 8000,
         demo: DemoConfig | None = None,
         startup_timeout: float = 180.0,
-        stop_timeout: float = 30.0,
+        stop_timeout: float = 600.0,
         echo: Callable[[str], None] = print,
     ):
         self.settings = settings
@@ -180,7 +183,7 @@ class Launcher:
     def _start_children(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         broker = (
-            _redact(self.settings.broker_url) if self.settings.broker_url else "embedded (no Redis needed)"
+            redact(self.settings.broker_url) if self.settings.broker_url else "embedded (no Redis needed)"
         )
         self.echo(f"data folder: {self.settings.data_dir.resolve()}; broker: {broker}")
         environment = self.child_environment()
@@ -363,35 +366,17 @@ class Launcher:
 
 
 def published_version(models_dir: Path) -> int | None:
-    """The newest complete generator version (model.export.latest_version), or None.
-
-    Asked in a short-lived interpreter: model.export imports TensorFlow, which would otherwise stay loaded
-    (half a gigabyte) in this launcher for the whole session only to answer one question.
-    """
-    probe = (
-        "import sys; from model.export import latest_version; "
-        "latest = latest_version(sys.argv[1]); print(latest.version if latest else '')"
-    )
-    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run(
-        [sys.executable, "-c", probe, str(models_dir)],
-        capture_output=True, text=True, env=environment, timeout=300, start_new_session=True,  # no Ctrl-C
-    )  # fmt: skip
-    if result.returncode != 0:
-        raise LaunchError(f"could not look for published models in {models_dir}:\n{result.stderr.strip()}")
-    lines = result.stdout.strip().splitlines()
-    return int(lines[-1]) if lines and lines[-1].strip().isdigit() else None
+    """The newest complete generator version, or None (a file-system read: no TensorFlow in the launcher)."""
+    latest = latest_version(models_dir)
+    return latest.version if latest else None
 
 
 def _has_pairs(dataset_dir: Path) -> bool:
-    return all(any((dataset_dir / split).glob("*.png")) for split in ("train", "val"))
+    return all(pair_files(dataset_dir / split) for split in ("train", "val"))
 
 
 def _job_list(payload: Any) -> list[dict]:
-    if isinstance(payload, dict):
-        payload = next(
-            (payload[key] for key in ("jobs", "items", "data") if isinstance(payload.get(key), list)), []
-        )
+    """GET /jobs answers a plain list of job records."""
     return [job for job in payload if isinstance(job, dict)] if isinstance(payload, list) else []
 
 
@@ -406,14 +391,6 @@ def _detail(payload: Any) -> str:
     if isinstance(payload, dict) and "detail" in payload:
         return str(payload["detail"])
     return str(payload)[:300]
-
-
-def _redact(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-    return url
 
 
 def _kill_group(child: subprocess.Popen) -> None:

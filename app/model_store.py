@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from model.export import MANIFEST, PublishedVersion, list_versions
 from model.networks import IMAGE_SIZE
+from model.versions import MANIFEST, PublishedVersion, list_versions
 
 logger = logging.getLogger("sketch2color.models")
 

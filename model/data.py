@@ -14,10 +14,10 @@ from typing import Literal
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
+from model.layout import pair_files
 from model.networks import IMAGE_SIZE
 
 JITTER_SIZE = 286
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 SketchSide = Literal["right", "left"]
 
 
@@ -38,7 +38,7 @@ def list_pairs(dataset_dir: str | os.PathLike, split: str) -> Split:
     folder = Path(dataset_dir) / split
     if not folder.is_dir():
         raise DatasetError(f"missing folder {folder}: a dataset needs train/ and val/ folders of pair images")
-    files = sorted(str(path) for path in folder.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
+    files = [str(path) for path in pair_files(folder)]
     if not files:
         raise DatasetError(f"no PNG or JPEG images in {folder}")
     for file in files:

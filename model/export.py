@@ -1,4 +1,4 @@
-"""Publishing generators as numbered SavedModel versions, and finding the newest complete one.
+"""Publishing generators as numbered SavedModel versions (finding them is model/versions.py, without TF).
 
 Layout (DESIGN.md section 2): `<models_dir>/generator/<version>/` holds a TF SavedModel plus `manifest.json`.
 A version is written into a hidden temporary folder and renamed into place when complete, with the number
@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,8 @@ import tensorflow as tf
 from filelock import FileLock
 
 from model.networks import IMAGE_SIZE
+from model.versions import MANIFEST, PublishedVersion, generator_dir, numbered_versions, write_atomically
 
-MANIFEST = "manifest.json"
 SIGNATURE_KEY = "serving_default"
 INPUT_NAME = "sketch"
 OUTPUT_NAME = "image"
@@ -36,10 +35,6 @@ SIGNATURE_DESCRIPTION = {
 }
 _LOCK_NAME = ".publish.lock"
 _COUNTER_NAME = ".last_version"
-
-
-def generator_dir(models_dir: str | os.PathLike) -> Path:
-    return Path(models_dir) / "generator"
 
 
 def sketch_to_float(images: tf.Tensor) -> tf.Tensor:
@@ -81,61 +76,6 @@ def colorize_in_memory(generator: keras.Model, sketches_uint8: Any) -> tf.Tensor
     return module.serve(tf.convert_to_tensor(sketches_uint8, tf.uint8))[OUTPUT_NAME]
 
 
-@dataclass(frozen=True)
-class PublishedVersion:
-    version: int
-    path: Path
-    manifest: dict[str, Any]
-
-
-def _numbered_versions(directory: Path) -> list[int]:
-    if not directory.is_dir():
-        return []
-    return sorted(
-        int(entry.name) for entry in directory.iterdir() if entry.name.isdigit() and int(entry.name) > 0
-    )
-
-
-def is_complete(version_path: Path) -> bool:
-    """A version counts only once its SavedModel and manifest are both there (the manifest is written last)."""
-    return (version_path / "saved_model.pb").is_file() and (version_path / MANIFEST).is_file()
-
-
-def list_versions(models_dir: str | os.PathLike) -> list[PublishedVersion]:
-    """Complete published versions, oldest first. Hidden, temporary and incomplete folders are ignored."""
-    directory = generator_dir(models_dir)
-    versions = []
-    for number in _numbered_versions(directory):
-        path = directory / str(number)
-        if not is_complete(path):
-            continue
-        try:
-            manifest = json.loads((path / MANIFEST).read_text())
-        except (OSError, ValueError):
-            continue
-        versions.append(PublishedVersion(number, path, manifest))
-    return versions
-
-
-def latest_version(models_dir: str | os.PathLike) -> PublishedVersion | None:
-    versions = list_versions(models_dir)
-    return versions[-1] if versions else None
-
-
-def resolve_model_path(path: str | os.PathLike) -> Path:
-    """Accept a version folder, a `models` folder or a `models/generator` folder; return a version folder."""
-    path = Path(path)
-    if is_complete(path):
-        return path
-    models_dir = path.parent if path.name == "generator" else path
-    newest = latest_version(models_dir)
-    if newest is None:
-        raise FileNotFoundError(
-            f"no published generator at {path}: expected a version folder or a models folder"
-        )
-    return newest.path
-
-
 def publish_generator(
     generator: keras.Model, models_dir: str | os.PathLike, manifest: dict[str, Any]
 ) -> PublishedVersion:
@@ -154,7 +94,7 @@ def publish_generator(
                 **manifest,
                 "signature": SIGNATURE_DESCRIPTION,
             }
-            _write_atomically(staging / MANIFEST, json.dumps(full_manifest, indent=2))
+            write_atomically(staging / MANIFEST, json.dumps(full_manifest, indent=2))
             os.rename(staging, directory / str(version))
             (directory / _COUNTER_NAME).write_text(str(version))
     finally:
@@ -167,14 +107,8 @@ def _next_version(directory: Path) -> int:
     """One more than any version ever published here, even one deleted since (numbers are never reused)."""
     counter = directory / _COUNTER_NAME
     last_recorded = int(counter.read_text().strip() or 0) if counter.is_file() else 0
-    existing = _numbered_versions(directory)
+    existing = numbered_versions(directory)
     return max([last_recorded, *existing]) + 1
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    temporary.write_text(text)
-    os.replace(temporary, path)
 
 
 def load_serving_function(version_path: str | os.PathLike):

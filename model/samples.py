@@ -28,7 +28,7 @@ def write_png_atomically(array: np.ndarray, path: Path) -> None:
 
 def write_progress_gif(samples_dir: Path, max_width: int = 384) -> Path | None:
     """Animate the epoch grids in order, so the whole training run shows at a glance."""
-    grids = sorted(samples_dir.glob("epoch_*.png"))
+    grids = sorted(samples_dir.glob("epoch_*.png"), key=lambda path: int(path.stem.removeprefix("epoch_")))
     if not grids:
         return None
     frames = []

@@ -411,13 +411,15 @@ class Pix2PixTrainer:
             if is_checkpoint or is_export:
                 latest_val = self.evaluate()
                 record.update({f"val_{name}": value for name, value in latest_val.items()})
+            # Publish before checkpointing: a run killed in between redoes the export on resume, whereas a
+            # checkpoint saved first would let the resumed run skip the export (and finish with no model).
+            if is_export:
+                versions.append(self.publish(latest_val))
+                record["version"] = versions[-1]
             if is_checkpoint:
                 self.manager.save(checkpoint_number=step)
                 last_saved_step = step
                 self.write_sample_grid(self._epoch_at(step))
-            if is_export:
-                versions.append(self.publish(latest_val))
-                record["version"] = versions[-1]
             self._log(record)
             if on_progress is not None:
                 on_progress(self._progress(record, latest_val, versions, images_per_second))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from app.core.config import Settings
-from app.launcher import DemoConfig, Launcher, _job_list, _redact
+from app.launcher import DemoConfig, Launcher, _job_list
 from tests.deploy.conftest import REPO
 from tests.deploy.processes import (
     descendants,
@@ -23,6 +23,7 @@ from tests.deploy.processes import (
     wait_for_text,
     wait_until_gone,
 )
+from worker.celery_app import redact
 
 FAKE_API = """
 import http.server, sys
@@ -146,10 +147,9 @@ def test_demo_job_request_matches_the_jobs_api():
 
 def test_helpers():
     assert _job_list([{"id": "a"}, "junk"]) == [{"id": "a"}]
-    assert _job_list({"jobs": [{"id": "b"}]}) == [{"id": "b"}]
     assert _job_list({"detail": "no"}) == []
-    assert _redact("redis://:secret@host:6379/0") == "redis://:***@host:6379/0"
-    assert _redact("redis://redis:6379/0") == "redis://redis:6379/0"
+    assert redact("redis://:secret@host:6379/0") == "redis://:***@host:6379/0"
+    assert redact("redis://redis:6379/0") == "redis://redis:6379/0"
     settings = Settings(data_dir=Path("/tmp/x"))
     assert Launcher(settings, host="0.0.0.0", port=9000).local_url == "http://127.0.0.1:9000"
     assert Launcher(settings, host="::1", port=9000).local_url == "http://[::1]:9000"

@@ -5,14 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model.export import (
-    colorize_in_memory,
-    latest_version,
-    list_versions,
-    publish_generator,
-    resolve_model_path,
-)
+from model.export import colorize_in_memory, publish_generator
 from model.networks import build_generator
+from model.versions import latest_version, list_versions, resolve_model_path
 
 MANIFEST = {"job_id": "test", "step": 0, "epoch": 0, "model": {"ngf": 8}}
 

@@ -162,3 +162,15 @@ def test_mixed_precision_trains_resumes_and_publishes_float32(synthetic_dataset,
     assert tf.keras.mixed_precision.global_policy().name == "float32", (
         "training must not leave a global policy behind"
     )
+
+
+def test_a_run_that_dies_while_publishing_publishes_when_resumed(synthetic_dataset, tmp_path, models_dir):
+    unwritable = tmp_path / "a-file-not-a-folder"
+    unwritable.write_text("")
+    config = TrainConfig(steps=4, checkpoint_every=2, **TINY)
+    with pytest.raises(OSError):
+        train_pix2pix(synthetic_dataset, tmp_path / "run", config, models_dir=unwritable)
+    kept = sorted(path.name for path in (tmp_path / "run" / "checkpoints").glob("ckpt-*.index"))
+    assert kept == ["ckpt-2.index"], f"the final step must not be checkpointed before its export: {kept}"
+    result = train_pix2pix(synthetic_dataset, tmp_path / "run", config, models_dir=models_dir)
+    assert (result.step, result.versions) == (4, [1]), "the resumed run must publish the final model"
