@@ -75,10 +75,8 @@ class MicroBatcher:
             except asyncio.CancelledError:
                 pass
             self._task = None
-        while self._pending:
-            item = self._pending.popleft()
-            if not item.future.done():
-                item.future.set_exception(RuntimeError("the service is shutting down"))
+        _fail(list(self._pending), RuntimeError("the service is shutting down"))
+        self._pending.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def announce(self) -> Ticket:
@@ -99,17 +97,26 @@ class MicroBatcher:
 
     async def _run_forever(self) -> None:
         while True:
-            batch = await self._collect()
-            for group in _group_by_model(batch):
-                await self._run_group(group)
+            batch: list[_Pending] = []
+            try:
+                await self._collect(batch)
+                for group in _group_by_model(batch):
+                    await self._run_group(group)
+            except asyncio.CancelledError:
+                _fail(batch, RuntimeError("the service is shutting down"))
+                raise
+            except Exception as error:
+                # A bug here must not stop the batcher: this batch fails, later requests are still served.
+                logger.exception("micro-batching failed; failing the %d requests of this batch", len(batch))
+                _fail(batch, error)
 
-    async def _collect(self) -> list[_Pending]:
+    async def _collect(self, batch: list[_Pending]) -> None:
+        """Move waiting requests into `batch` (the caller's, so that nothing taken is lost on an error)."""
         while not self._pending:
             self._changed.clear()
             await self._changed.wait()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.max_wait_seconds
-        batch: list[_Pending] = []
         while True:
             while self._pending and len(batch) < self.max_batch_size:
                 item = self._pending.popleft()
@@ -117,7 +124,7 @@ class MicroBatcher:
                     batch.append(item)
             remaining = deadline - loop.time()
             if len(batch) >= self.max_batch_size or self._announced <= 0 or remaining <= 0:
-                return batch
+                return
             self._changed.clear()
             try:
                 await asyncio.wait_for(self._changed.wait(), remaining)
@@ -136,15 +143,19 @@ class MicroBatcher:
             outputs = await loop.run_in_executor(self._executor, model.predict, sketches)
         except Exception as error:
             logger.exception("generator version %d failed on a batch of %d", model.version, len(group))
-            for item in group:
-                if not item.future.done():
-                    item.future.set_exception(error)
+            _fail(group, error)
             return
-        if self._on_batch is not None:
-            self._on_batch(len(group), loop.time() - started)
         for item, output in zip(group, outputs, strict=True):
             if not item.future.done():
                 item.future.set_result(output)
+        if self._on_batch is not None:  # after the answers: a failing metrics callback costs no request
+            self._on_batch(len(group), loop.time() - started)
+
+
+def _fail(items: list[_Pending], error: BaseException) -> None:
+    for item in items:
+        if not item.future.done():
+            item.future.set_exception(error)
 
 
 def _group_by_model(batch: list[_Pending]) -> list[list[_Pending]]:

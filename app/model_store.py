@@ -98,7 +98,7 @@ class ModelStore:
         self.failures: dict[int, tuple[Fingerprint, str]] = {}
         self._pinned: OrderedDict[int, LoadedModel] = OrderedDict()
         self._pinned_cache_size = pinned_cache_size
-        self._pinned_locks: dict[int, asyncio.Lock] = {}
+        self._pinned_loads: dict[int, asyncio.Task[LoadedModel]] = {}
         self._on_change = on_change
         self._task: asyncio.Task | None = None
 
@@ -181,28 +181,35 @@ class ModelStore:
         if version in self._pinned:
             self._pinned.move_to_end(version)
             return self._pinned[version]
-        lock = self._pinned_locks.setdefault(version, asyncio.Lock())
-        async with lock:  # concurrent requests for the same version share one load
-            if version in self._pinned:
-                return self._pinned[version]
-            published = await asyncio.to_thread(self._find, version)
-            if published is None:
-                raise VersionNotFound(
-                    f"generator version {version} is not published; GET /models lists the versions"
-                )
-            if not await asyncio.to_thread(self._worth_trying, published):
-                raise VersionUnloadable(
-                    f"generator version {version} cannot be loaded: {self.failures[version][1]}"
-                )
+        # The version comes from a client: nothing is kept for it unless it is published.
+        published = await asyncio.to_thread(self._find, version)
+        if published is None:
+            raise VersionNotFound(
+                f"generator version {version} is not published; GET /models lists the versions"
+            )
+        # Concurrent requests for the same version share one load; only loads in progress are kept here.
+        loading = self._pinned_loads.get(version)
+        if loading is None:
+            loading = asyncio.create_task(self._load_pinned(published))
+            self._pinned_loads[version] = loading
+            loading.add_done_callback(lambda _: self._pinned_loads.pop(version, None))
+        return await asyncio.shield(loading)  # a request that goes away does not cancel the others' load
+
+    async def _load_pinned(self, published: PublishedVersion) -> LoadedModel:
+        version = published.version
+        if version in self._pinned:  # loaded while this request was looking for it
+            return self._pinned[version]
+        loaded = None
+        if await asyncio.to_thread(self._worth_trying, published):  # a failed one: only if its files changed
             loaded = await self._load(published)
-            if loaded is None:
-                raise VersionUnloadable(
-                    f"generator version {version} cannot be loaded: {self.failures[version][1]}"
-                )
-            self._pinned[version] = loaded
-            while len(self._pinned) > self._pinned_cache_size:
-                self._pinned.popitem(last=False)
-            return loaded
+        if loaded is None:
+            raise VersionUnloadable(
+                f"generator version {version} cannot be loaded: {self.failures[version][1]}"
+            )
+        self._pinned[version] = loaded
+        while len(self._pinned) > self._pinned_cache_size:
+            self._pinned.popitem(last=False)
+        return loaded
 
     def _find(self, version: int) -> PublishedVersion | None:
         return next(

@@ -7,6 +7,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+# The method is whatever the client sends: anything else shares one label, so it cannot add series.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"})
 
 
 class Metrics:
@@ -79,6 +81,7 @@ class MetricsMiddleware:
             route = scope.get("route")
             # Unmatched paths share one label, so scanners cannot blow up the number of series.
             template = getattr(route, "path", None) or "unmatched"
-            labels = (scope["method"], template, str(status))
+            method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
+            labels = (method, template, str(status))
             self.metrics.requests.labels(*labels).inc()
             self.metrics.request_seconds.labels(*labels).observe(time.perf_counter() - started)

@@ -200,26 +200,17 @@ tokenInput.addEventListener("change", () => {
   refreshJobs();
 });
 
-function listFrom(body, key) {  // accept a bare list or {"<key>": [...]}
-  if (Array.isArray(body)) return body;
-  if (body && Array.isArray(body[key])) return body[key];
-  return [];
-}
-
-async function loadDatasets() {
+async function loadDatasets() {  // GET /datasets: [{name, train, val}, ...]
   const select = $("dataset");
   try {
-    const datasets = listFrom(await (await api("datasets")).json(), "datasets");
+    const datasets = await (await api("datasets")).json();
     select.replaceChildren();
     for (const dataset of datasets) {
-      const name = typeof dataset === "string" ? dataset : dataset.name;
-      const counts = typeof dataset === "object" && dataset.train !== undefined
-        ? ` (${dataset.train} train / ${dataset.val ?? 0} val)` : "";
-      select.append(new Option(`${name}${counts}`, name));
+      select.append(new Option(`${dataset.name} (${dataset.train} train / ${dataset.val} val)`, dataset.name));
     }
     if (!datasets.length) select.append(new Option("no datasets under the data folder", ""));
   } catch (error) {
-    select.replaceChildren(new Option(`datasets unavailable (${error.status})`, ""));
+    select.replaceChildren(new Option(`datasets unavailable — ${error.message}`, ""));
   }
 }
 
@@ -281,7 +272,7 @@ function jobRow(job) {
 async function refreshJobs() {
   const body = $("jobs-body");
   try {
-    const jobs = listFrom(await (await api("jobs")).json(), "jobs");
+    const jobs = await (await api("jobs")).json();  // job records, newest first
     show($("jobs-error"), "");
     body.replaceChildren(...jobs.map(jobRow));
     if (!jobs.length) {
@@ -357,7 +348,7 @@ async function drawChart(jobId) {
   $("chart-title").textContent = `Losses of job ${String(jobId).slice(0, 8)}`;
   let points;
   try {
-    points = listFrom(await (await api(`jobs/${encodeURIComponent(jobId)}/metrics`)).json(), "metrics");
+    points = (await (await api(`jobs/${encodeURIComponent(jobId)}/metrics`)).json()).metrics;
     show($("chart-error"), "");
   } catch (error) {
     show($("chart-error"), `Metrics unavailable — ${error.message}`);

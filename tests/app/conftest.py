@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.conftest import TINY_WIDTH
+from tests.conftest import TINY_WIDTH, publish_tiny_generator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POLL_SECONDS = 0.5
@@ -30,51 +30,39 @@ STARTUP_TIMEOUT_SECONDS = 90.0
 MAX_UPLOAD_BYTES = 1_000_000
 MAX_PIXELS = 4_000_000
 ALLOWED_ORIGIN = "http://allowed.example"
+DATASET = "shapes"
 
 
-def publish_version(models_dir: Path, seed: int) -> int:
-    """Publish a tiny generator whose every kernel is drawn from `seed`, so that two versions surely differ.
-
-    (Building the network alone is not enough: the shared unseeded initializer in model/networks.py gives
-    every build in a process the same weights.)
-    """
-    from model.export import publish_generator
-    from model.networks import build_generator
-
-    rng = np.random.default_rng(seed)
-    generator = build_generator(ngf=TINY_WIDTH)
-    weights = [
-        rng.normal(0.0, 0.02, w.shape).astype(w.dtype) if w.ndim == 4 else w for w in generator.get_weights()
-    ]
-    generator.set_weights(weights)
-    manifest = {
-        "job_id": None,
-        "step": 0,
-        "epoch": 0,
-        "model": {"ngf": TINY_WIDTH, "norm": "instance"},
-        "seed": seed,
-    }
-    return publish_generator(generator, models_dir, manifest).version
-
-
-def train_tiny_generator(dataset_dir: Path, run_dir: Path, models_dir: Path) -> int:
-    """Train a tiny pix2pix for a few steps on synthetic pairs with the model package; return its version."""
+def train_tiny_generator(data_dir: Path) -> int:
+    """Train a tiny pix2pix for a few steps with the model package, the way a job does: dataset under
+    `datasets/`, run folder and job record (worker/records.py) under `runs/<id>/`, versions under `models/`.
+    Return the published version."""
     from model.synthetic import make_synthetic_dataset
     from model.train import TrainConfig, train_pix2pix
+    from worker.records import create_record, new_job_id, new_record, update_record, utc_now
 
+    dataset_dir = data_dir / "datasets" / DATASET
     make_synthetic_dataset(dataset_dir, train=16, val=4, seed=0)
-    config = TrainConfig(
-        steps=20,
-        batch_size=2,
-        ngf=TINY_WIDTH,
-        ndf=TINY_WIDTH,
-        checkpoint_every=20,
-        export_every=0,
-        log_every=10,
-        val_samples=4,
+    params = {"steps": 20, "batch_size": 2, "ngf": TINY_WIDTH, "ndf": TINY_WIDTH, "checkpoint_every": 20,
+              "export_every": 0, "log_every": 10}  # fmt: skip
+    job_id = new_job_id()
+    run_dir = data_dir / "runs" / job_id
+    create_record(run_dir, new_record(job_id, DATASET, params, params["steps"]))
+    update_record(run_dir, lambda record: record.update(state="running", started_at=utc_now()))
+
+    def save_progress(progress: dict[str, Any]) -> None:
+        update_record(run_dir, lambda record: record.update(progress=progress))
+
+    result = train_pix2pix(
+        dataset_dir,
+        run_dir,
+        TrainConfig(**params, val_samples=4),
+        models_dir=data_dir / "models",
+        on_progress=save_progress,
+        job_id=job_id,
     )
-    result = train_pix2pix(dataset_dir, run_dir, config, models_dir=models_dir)
     assert result.status == "finished" and len(result.versions) == 1, f"training did not publish: {result}"
+    update_record(run_dir, lambda record: record.update(state="succeeded", finished_at=utc_now()))
     return result.versions[0]
 
 
@@ -168,13 +156,11 @@ def wait_for_version(server: Server, version: int, timeout: float = 60.0) -> Non
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The shared server: version 1 a random tiny generator, version 2 (active) trained here by the model
-    package; small limits so tests can cross them cheaply; CORS on for one origin."""
-    root = tmp_path_factory.mktemp("shared-server")
-    data_dir = root / "data"
-    models_dir = data_dir / "models"
-    models_dir.mkdir(parents=True)
-    assert publish_version(models_dir, seed=1) == 1
-    assert train_tiny_generator(root / "dataset", root / "run", models_dir) == 2
+    package as a finished job (its dataset, run and record in the data folder, so the job endpoints and the
+    page have a real job to show); small limits so tests can cross them cheaply; CORS on for one origin."""
+    data_dir = tmp_path_factory.mktemp("shared-server") / "data"
+    assert publish_tiny_generator(data_dir / "models", seed=1) == 1
+    assert train_tiny_generator(data_dir) == 2
     with run_server(
         data_dir, max_upload_bytes=MAX_UPLOAD_BYTES, max_pixels=MAX_PIXELS, cors_origins=ALLOWED_ORIGIN
     ) as running:

@@ -66,7 +66,8 @@ def test_32_concurrent_requests_each_return_what_they_return_alone(server: Serve
     assert images_after - images_before == CLIENTS, (
         "every concurrent image should go through the generator once"
     )
-    assert calls_after - calls_before < CLIENTS, (
-        f"{CLIENTS} concurrent requests took {calls_after - calls_before:.0f} generator calls: "
-        "nothing was batched"
+    calls = calls_after - calls_before
+    assert calls <= CLIENTS // 2, (
+        f"{CLIENTS} concurrent requests took {calls:.0f} generator calls: a mean batch of "
+        f"{CLIENTS / calls:.1f} images, expected at least 2"
     )

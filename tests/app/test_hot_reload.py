@@ -11,6 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
+from model.versions import numbered_versions
 from tests.app.conftest import (
     POLL_SECONDS,
     DirectModels,
@@ -18,10 +19,10 @@ from tests.app.conftest import (
     draw_sketch,
     encode,
     png_pixels,
-    publish_version,
     run_server,
     wait_until,
 )
+from tests.conftest import publish_tiny_generator
 
 SKETCH = encode(draw_sketch(240, 320, seed=21))
 
@@ -47,7 +48,7 @@ def test_503_before_any_version_then_200_without_a_restart(empty_server: Server)
         assert client.get("/readyz").status_code == 503
         assert client.get("/models").json()["versions"] == []
 
-        assert publish_version(empty_server.models_dir, seed=1) == 1
+        assert publish_tiny_generator(empty_server.models_dir, seed=1) == 1
         response = wait_until(
             lambda: (r := _colorize(client)).status_code == 200 and r, 60, "the first version to be served"
         )
@@ -102,7 +103,7 @@ def test_newer_version_is_swapped_in_under_load_with_zero_failures(
     server = empty_server
     generator_dir = server.models_dir / "generator"
     if not (generator_dir / "1").is_dir():  # this test run alone
-        publish_version(server.models_dir, seed=1)
+        publish_tiny_generator(server.models_dir, seed=1)
     wait_until(lambda: httpx.get(f"{server.base_url}/readyz").status_code == 200, 60, "version 1 to load")
 
     looping = LoopingClient(server.base_url)
@@ -119,7 +120,7 @@ def test_newer_version_is_swapped_in_under_load_with_zero_failures(
         wait_until(corrupt_version_refused, 60, "the corrupt version 3 to be tried and refused")
         time.sleep(6 * POLL_SECONDS)  # several more polls: the refused version must not be tried again
 
-        assert publish_version(server.models_dir, seed=2) == 4, (
+        assert publish_tiny_generator(server.models_dir, seed=2) == 4, (
             "numbering continues after the existing folders"
         )
         published_at = time.monotonic()
@@ -163,3 +164,19 @@ def test_newer_version_is_swapped_in_under_load_with_zero_failures(
     assert refusals == 1, (
         f"the corrupt version was tried {refusals} times; it should be remembered and skipped"
     )
+
+
+def test_a_pinned_version_that_fails_to_load_is_a_503_with_retry_after(empty_server: Server) -> None:
+    generator_dir = empty_server.models_dir / "generator"
+    generator_dir.mkdir(parents=True, exist_ok=True)
+    broken = max(numbered_versions(generator_dir), default=0) + 1
+    _write_corrupt_version(generator_dir, broken)
+    with empty_server.client() as client:
+        for _ in range(2):  # the first request tries to load it, the second finds it remembered as broken
+            response = client.post(
+                f"/colorize?version={broken}", files={"file": ("sketch.png", SKETCH, "image/png")}
+            )
+            assert response.status_code == 503, response.text
+            assert int(response.headers["Retry-After"]) >= 1
+            detail = response.json()["detail"]
+            assert f"version {broken} cannot be loaded" in detail and "GET /models" in detail, detail

@@ -5,13 +5,12 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.app.conftest import Server, draw_sketch, encode, png_pixels
+from tests.app.conftest import DATASET, Server, draw_sketch, encode, png_pixels
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -110,19 +109,45 @@ def test_a_bad_upload_shows_the_error_detail(page: Page, tmp_path: Path) -> None
     expect(page.locator("#colorize-error")).to_contain_text("not a supported image")
 
 
-def test_jobs_panel_shows_jobs_or_the_servers_error_and_keeps_the_token(page: Page, server: Server) -> None:
-    answer = httpx.get(f"{server.base_url}/jobs")
-    if answer.status_code == 200:
-        body = answer.json()
-        jobs = body if isinstance(body, list) else body.get("jobs", [])
-        expect(page.locator("#jobs-body tr.job")).to_have_count(len(jobs))
-    else:  # the job endpoints are not there (404) or not reachable (503): the page says so, with the detail
-        error = page.locator("#jobs-error")
-        expect(error).to_be_visible(timeout=10_000)
-        expect(error).to_contain_text(str(answer.status_code))
-        expect(error).to_contain_text(str(answer.json()["detail"]))
-    expect(page.locator("#launch button[type=submit]")).to_be_visible()
+def test_jobs_panel_shows_the_finished_job_and_draws_its_loss_curves(page: Page, server: Server) -> None:
+    """The shared server's data folder holds a real finished run (see conftest): its record and metrics."""
+    with server.client() as client:
+        jobs = client.get("/jobs").raise_for_status().json()
+        [job] = [job for job in jobs if job["dataset"] == DATASET and job["state"] == "succeeded"]
+        metrics = client.get(f"/jobs/{job['id']}/metrics").raise_for_status().json()["metrics"]
+    assert [point["step"] for point in metrics] == [10, 20]
 
+    row = page.locator(f"#jobs-body tr.job[data-job-id='{job['id']}']")
+    expect(row).to_contain_text("succeeded", timeout=10_000)
+    cells = row.locator("td")
+    expect(cells.nth(0)).to_have_text(job["id"][:8])
+    expect(cells.nth(1)).to_have_text(DATASET)
+    expect(cells.nth(3)).to_have_text("20 / 20")
+    expect(cells.nth(6)).to_have_text("2")  # the version the job published
+    expect(row.get_by_role("button", name="Cancel")).to_have_count(0)
+
+    row.click()
+    expect(page.locator("#chart-title")).to_have_text(f"Losses of job {job['id'][:8]}")
+    expect(page.locator("#chart path")).to_have_count(4)  # gen_gan, gen_l1, disc, val_l1
+    expect(page.locator("#chart-error")).to_be_hidden()
+    last_l1 = page.evaluate("value => value.toPrecision(3)", metrics[-1]["gen_l1"])
+    expect(page.locator("#chart")).to_contain_text(f"generator L1 {last_l1}")
+    expect(page.locator("#chart")).to_contain_text("step 20")
+
+
+def test_enter_in_the_token_field_launches_nothing(page: Page) -> None:
+    expect(page.locator("#dataset")).to_have_value(DATASET)  # the launch form could be submitted
+    launches = []
+    page.on(
+        "request", lambda r: launches.append(r) if r.method == "POST" and r.url.endswith("/jobs") else None
+    )
+    page.locator("#token").fill("a-token")
+    page.locator("#token").press("Enter")
+    page.wait_for_timeout(1500)
+    assert not launches, "pressing Enter in the token field submitted the launch form"
+
+
+def test_the_token_is_kept_and_sent_to_the_job_endpoints(page: Page) -> None:
     page.locator("#token").fill("secret-token")
     page.locator("#token").dispatch_event("change")
     page.reload()
@@ -130,3 +155,12 @@ def test_jobs_panel_shows_jobs_or_the_servers_error_and_keeps_the_token(page: Pa
     with page.expect_request(lambda request: request.url.endswith("/jobs")) as jobs_request:
         page.evaluate("refreshJobs()")
     assert jobs_request.value.headers.get("authorization") == "Bearer secret-token"
+
+
+def test_job_endpoint_errors_show_the_servers_detail(page: Page) -> None:
+    detail = "the job broker is unreachable: connection refused. Start it"
+    for path in ("**/datasets", "**/jobs"):
+        page.route(path, lambda route: route.fulfill(status=503, json={"detail": detail}))
+    page.evaluate("Promise.all([loadDatasets(), refreshJobs()])")
+    expect(page.locator("#dataset option")).to_have_text(f"datasets unavailable — 503: {detail}")
+    expect(page.locator("#jobs-error")).to_have_text(f"Jobs unavailable — 503: {detail}")

@@ -47,6 +47,21 @@ def test_metrics_count_requests_by_route_and_status_and_show_the_active_version(
     assert value("s2c_model_version") == 2
 
 
+def test_methods_outside_the_standard_ones_share_one_metrics_label(server: Server) -> None:
+    """The method is whatever a client sends: each odd one must not become a new metrics series."""
+    with server.client() as client:
+        for method in ("PURGE", "PROPFIND", "MKCOL"):
+            assert client.request(method, "/models").status_code == 405
+        text = client.get("/metrics").text
+    methods = {
+        sample.labels["method"]
+        for family in text_string_to_metric_families(text)
+        if family.name == "s2c_http_requests"
+        for sample in family.samples
+    }
+    assert "other" in methods and methods <= {"GET", "HEAD", "POST", "OPTIONS", "other"}, methods
+
+
 def test_openapi_docs_describe_colorize(server: Server) -> None:
     with server.client() as client:
         docs = client.get("/docs")

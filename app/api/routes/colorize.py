@@ -17,7 +17,7 @@ from PIL import Image
 from pydantic import BaseModel
 
 from app.api.deps import BatcherDep, ModelStoreDep, SettingsDep
-from app.api.routes.models import no_generator_error
+from app.api.routes.models import no_generator_error, retry_after
 from app.core.config import Settings
 from app.model_store import LoadedModel, ModelStore, VersionNotFound, VersionUnloadable
 from app.uploads import too_large_detail
@@ -75,7 +75,10 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     415: {"model": ErrorDetail, "description": "Not an image, or a content type that is not an image."},
     422: {"description": "No multipart field `file`, or a bad `version`."},
-    503: {"model": ErrorDetail, "description": "No generator published yet (with Retry-After)."},
+    503: {
+        "model": ErrorDetail,
+        "description": "No generator published yet, or the pinned version fails to load (with Retry-After).",
+    },
 }
 
 
@@ -115,8 +118,12 @@ async def _pick_model(store: ModelStore, settings: Settings, version: int | None
         model = await store.get(version)
     except VersionNotFound as error:
         raise HTTPException(404, str(error)) from error
-    except VersionUnloadable as error:
-        raise HTTPException(503, str(error)) from error
+    except VersionUnloadable as error:  # the server's files are at fault, not the request: 503, not 4xx
+        detail = (
+            f"{error}. Leave out ?version for the newest version or pin another (GET /models lists them with "
+            "their load errors); this one is tried again once its files change"
+        )
+        raise HTTPException(503, detail, headers=retry_after(settings)) from error
     if model is None:
         raise no_generator_error(store, settings)
     return model

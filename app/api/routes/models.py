@@ -45,5 +45,9 @@ def no_generator_error(store: ModelStore, settings: Settings) -> HTTPException:
             "--models-dir $S2C_DATA_DIR/models` or POST /jobs; a new version under "
             "$S2C_DATA_DIR/models/generator/ is picked up without a restart"
         )
-    retry_after = max(1, math.ceil(settings.model_poll_seconds))
-    return HTTPException(503, detail, headers={"Retry-After": str(retry_after)})
+    return HTTPException(503, detail, headers=retry_after(settings))
+
+
+def retry_after(settings: Settings) -> dict[str, str]:
+    """One poll interval: when the store next looks at the published versions."""
+    return {"Retry-After": str(max(1, math.ceil(settings.model_poll_seconds)))}
