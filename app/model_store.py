@@ -22,6 +22,7 @@ from model.networks import IMAGE_SIZE
 from model.versions import MANIFEST, PublishedVersion, list_versions
 
 logger = logging.getLogger("sketch2color.models")
+SLOW_LOAD_WARNING_SECONDS = 60.0
 
 Fingerprint = tuple[int, ...]
 
@@ -161,7 +162,7 @@ class ModelStore:
     async def _load(self, published: PublishedVersion) -> LoadedModel | None:
         stamp = await asyncio.to_thread(fingerprint, published.path)
         try:
-            loaded = await asyncio.to_thread(load_version, published)
+            loaded = await self._load_and_report_slowness(published)
         except Exception as error:  # any broken SavedModel: keep serving the current one
             message = f"{type(error).__name__}: {error}".strip()[:500]
             self.failures[published.version] = (stamp, message)
@@ -170,6 +171,17 @@ class ModelStore:
             return None
         self.failures.pop(published.version, None)
         return loaded
+
+    async def _load_and_report_slowness(self, published: PublishedVersion) -> LoadedModel:
+        """Load in a thread; a load that takes minutes is logged as it goes, so a stuck one is never silent."""
+        started = time.monotonic()
+        loading = asyncio.ensure_future(asyncio.to_thread(load_version, published))
+        while True:
+            done, _ = await asyncio.wait({loading}, timeout=SLOW_LOAD_WARNING_SECONDS)
+            if done:
+                return loading.result()
+            logger.warning("still loading generator version %d after %.0f s (from %s)", published.version,
+                           time.monotonic() - started, published.path)  # fmt: skip
 
     # Pinned versions -------------------------------------------------------------------------------------
 

@@ -85,16 +85,19 @@ class Janitor(threading.Thread):
             for run_dir in runs_dir.iterdir():
                 if not is_job_id(run_dir.name):
                     continue
-                record = read_record(run_dir)
-                if (
-                    record is not None
-                    and record["state"] == "running"
-                    and not lease_is_live(read_lease(run_dir))
-                ):
-                    recover_lost_job(self.celery_app, run_dir, self.hostname)
+                # One job's malformed record, lock timeout or failed enqueue must not keep the others waiting.
+                try:
+                    self._recover_if_lost(run_dir)
+                except Exception:
+                    logger.exception("janitor: could not recover job %s; retrying next sweep", run_dir.name)
         if time.time() - self._last_prune > PRUNE_EVERY_SECONDS:
             self._prune_processed_messages()
             self._last_prune = time.time()
+
+    def _recover_if_lost(self, run_dir: Path) -> None:
+        record = read_record(run_dir)
+        if record is not None and record["state"] == "running" and not lease_is_live(read_lease(run_dir)):
+            recover_lost_job(self.celery_app, run_dir, self.hostname)
 
     def _prune_processed_messages(self) -> None:
         """The embedded broker keeps consumed messages in `processed/`; keep a day of them for debugging."""

@@ -68,10 +68,14 @@ class Lease:
             return True, previous
 
     def renew(self) -> bool:
-        """Extend our lease; False if it is no longer ours (expired and taken over, or removed)."""
+        """Extend our lease; False if it is no longer ours (expired, taken over, or removed).
+
+        An expired lease stays lost even when nobody has taken it yet: the janitor may already have re-queued
+        the job, and a late heartbeat must not let this worker train beside the next one.
+        """
         with self._lock:
             current = read_lease(self.run_dir)
-            if current is None or current.get("owner") != self.owner:
+            if current is None or current.get("owner") != self.owner or not lease_is_live(current):
                 return False
             self._write(acquired_at=current.get("acquired_at", time.time()))
             return True
@@ -114,7 +118,7 @@ class Heartbeat(threading.Thread):
                 logger.exception("could not renew the lease of job %s", self.lease.run_dir.name)
                 continue
             if not renewed:
-                logger.error("job %s: lease taken over by another worker; stopping", self.lease.run_dir.name)
+                logger.error("job %s: lease expired or taken over; stopping", self.lease.run_dir.name)
                 self.lost.set()
                 return
 

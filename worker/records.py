@@ -20,7 +20,6 @@ from filelock import FileLock
 RECORD_NAME = "job.json"
 LOCK_NAME = ".job.lock"
 CANCEL_FLAG_NAME = "cancel"
-STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
 # Job ids are Celery task ids, made by us as UUID4 strings; anything else is not a job (and never a path).
 JOB_ID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")

@@ -45,9 +45,12 @@ def newest_checkpoint_step(run_dir: Path) -> int:
 
 
 def train_config_arguments(params: dict[str, Any], config_class: type) -> dict[str, Any]:
-    """The job parameters that TrainConfig knows (the record may carry more, e.g. for the web page)."""
+    """The job's parameters as TrainConfig arguments; one it does not know fails the job instead of vanishing."""
     names = {config_field.name for config_field in dataclasses.fields(config_class)}
-    return {name: value for name, value in params.items() if name in names}
+    unknown = sorted(set(params) - names)
+    if unknown:
+        raise ValueError(f"job parameters unknown to the trainer: {', '.join(map(repr, unknown))}")
+    return dict(params)
 
 
 def _our_attempt(record: dict[str, Any], owner: str) -> dict[str, Any]:
@@ -233,6 +236,12 @@ class JobRun:
                 attempt["last_step"] = step
 
         update_record(self.run_dir, change)
+        self._release_lease()
+
+    def _release_lease(self) -> None:
+        """Heartbeat first: a beat after the release would find no lease and report a false takeover."""
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
         self.lease.release()
 
     def _hand_back(self, step: int) -> None:
@@ -250,7 +259,7 @@ class JobRun:
             )
 
         update_record(self.run_dir, change)
-        self.lease.release()
+        self._release_lease()
         try:
             enqueue_job(self.task.app, self.job_id)
             logger.warning(

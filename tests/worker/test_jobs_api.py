@@ -3,8 +3,12 @@
 import math
 import shutil
 import signal
+import socket
 import time
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -175,6 +179,13 @@ BAD_PARAMETERS = [
 
 
 def test_bad_launches_are_refused_before_anything_is_queued(system: JobSystem):
+    # Pair images are counted as the trainer lists them: .png .jpg .jpeg in any case, hidden files skipped.
+    mixed = system.data_dir / "datasets" / "mixed"
+    for name in ("train/a.png", "train/b.JPG", "train/c.jpeg", "train/._a.png", "train/.d.png", "train/e.txt",
+                 "val/f.PNG", "val/.DS_Store"):  # fmt: skip
+        (mixed / name).parent.mkdir(parents=True, exist_ok=True)
+        (mixed / name).write_bytes(b"")
+    (mixed / "val" / "folder.png").mkdir()
     runs_before = sorted(path.name for path in (system.data_dir / "runs").iterdir())
     with system.client() as client:
         missing = client.post("/jobs", json={"dataset": "no-such-dataset", "steps": 10})
@@ -188,8 +199,11 @@ def test_bad_launches_are_refused_before_anything_is_queued(system: JobSystem):
             response = client.post("/jobs", json=body)
             assert response.status_code == 422, f"{body}: {response.status_code} {response.text}"
             assert named in response.json()["detail"], f"{body}: detail does not say which: {response.text}"
-        not_json = client.post("/jobs", content=b"steps=10", headers={"Content-Type": "application/json"})
-        assert not_json.status_code == 422, not_json.text
+        for unreadable in (b"steps=10", b"", b'{"dataset": "demo",'):
+            response = client.post("/jobs", content=unreadable, headers={"Content-Type": "application/json"})
+            assert response.status_code == 400 and "JSON" in response.json()["detail"], response.text
+        not_an_object = client.post("/jobs", json=["demo", 10])
+        assert not_an_object.status_code == 422, not_an_object.text
 
         unknown = uuid.uuid4()
         for path in (f"/jobs/{unknown}", "/jobs/not-a-job", "/jobs/..%2F..%2Fetc", f"/jobs/{unknown}/metrics",
@@ -197,7 +211,9 @@ def test_bad_launches_are_refused_before_anything_is_queued(system: JobSystem):
             response = client.get(path)
             assert response.status_code == 404, f"{path}: {response.status_code} {response.text}"
         assert client.post(f"/jobs/{uuid.uuid4()}/cancel").status_code == 404
-        assert client.get("/datasets").json() == [{"name": "demo", "train": 16, "val": 4}]
+        datasets = {dataset["name"]: dataset for dataset in client.get("/datasets").json()}
+        assert datasets["demo"] == {"name": "demo", "train": 16, "val": 4}, datasets
+        assert datasets["mixed"] == {"name": "mixed", "train": 3, "val": 1}, datasets
     assert sorted(path.name for path in (system.data_dir / "runs").iterdir()) == runs_before
 
 
@@ -251,11 +267,36 @@ def test_broker_down_gives_503_and_colorize_keeps_working(system: JobSystem, fir
             )
             assert colorized.status_code == 200, colorized.text
 
+            # A broker that takes connections but never answers: POST /jobs waits out its connection timeout
+            # off the event loop, so the API keeps answering other requests meanwhile.
+            with silent_listener(port), ThreadPoolExecutor(1) as pool:
+                pending = pool.submit(client.post, "/jobs", json={"dataset": "demo", "steps": 5})
+                time.sleep(0.5)
+                started = time.monotonic()
+                assert httpx.get(f"{outage.base_url}/healthz", timeout=30).status_code == 200
+                healthz_seconds = time.monotonic() - started
+                assert not pending.done(), "POST /jobs answered before the broker timed out"
+                assert pending.result().status_code == 503, pending.result().text
+            assert healthz_seconds < 1, f"/healthz waited {healthz_seconds:.1f} s for POST /jobs"
+
             redis_server, _ = start_redis_server(tmp_path, port)
             assert client.post("/jobs", json={"dataset": "demo", "steps": 5}).status_code == 202
     finally:
         outage.close()
         redis_server.stop()
+
+
+@contextmanager
+def silent_listener(port: int) -> Iterator[None]:
+    """A TCP port that accepts connections (the kernel's backlog) and never answers."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(16)
+    try:
+        yield
+    finally:
+        listener.close()
 
 
 def test_a_job_that_cannot_train_fails_with_the_reason(system: JobSystem, first_job):

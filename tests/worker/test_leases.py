@@ -2,9 +2,12 @@
 
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from app.core.config import Settings
+from worker.janitor import Janitor
 from worker.leases import Heartbeat, Lease, LeaseLost, lease_is_live, read_lease
 from worker.records import create_record, new_job_id, new_record, read_record, update_record
 
@@ -64,3 +67,44 @@ def test_record_updates_are_atomic_read_modify_writes(tmp_path: Path):
     record = read_record(run_dir)
     assert record["state"] == "running" and record["progress"]["total_steps"] == 10
     assert sorted(path.name for path in run_dir.iterdir()) == [".job.lock", "job.json"]
+
+
+def test_an_expired_lease_stays_expired_for_a_late_heartbeat(tmp_path: Path):
+    """A beat after expiry must not revive the lease: the janitor may have re-queued the job already."""
+    lease = Lease(tmp_path, "slow", seconds=0.3)
+    lease.acquire()
+    time.sleep(0.4)  # the heartbeat stalled (a frozen process, a slow disk) past the lease's end
+    assert not lease.renew()
+    assert not lease_is_live(read_lease(tmp_path))
+    with pytest.raises(LeaseLost):
+        lease.check()
+
+
+def lost_job(settings: Settings, record: dict | None = None) -> str:
+    """A job whose record says running while nobody holds its lease: its worker died."""
+    job_id = new_job_id()
+    record = record or {**new_record(job_id, "demo", {"steps": 10}, total_steps=10), "state": "running"}
+    create_record(settings.runs_dir / job_id, record)
+    return job_id
+
+
+def test_one_bad_job_does_not_keep_the_janitor_from_the_others(tmp_path: Path):
+    settings = Settings(data_dir=tmp_path)
+    first, second = lost_job(settings), lost_job(settings)
+    lost_job(settings, {"state": "running"})  # a malformed record: no attempts, no events
+    enqueued = []
+
+    def send_task(name: str, args: list, task_id: str, queue: str) -> None:
+        if not enqueued:
+            enqueued.append(None)
+            raise ConnectionError("the broker hiccuped")
+        enqueued.append(task_id)
+
+    celery_app = SimpleNamespace(send_task=send_task, sketch2color_broker=SimpleNamespace(embedded=False))
+    janitor = Janitor(celery_app, settings, "janitor@test")
+    janitor.sweep()
+    states = {job_id: read_record(settings.runs_dir / job_id)["state"] for job_id in (first, second)}
+    assert sorted(states.values()) == ["queued", "running"], states  # one re-queued, one left for next time
+    janitor.sweep()
+    assert sorted(enqueued[1:]) == sorted([first, second])
+    assert all(read_record(settings.runs_dir / job_id)["state"] == "queued" for job_id in (first, second))

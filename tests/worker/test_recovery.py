@@ -75,7 +75,8 @@ def test_killed_worker_job_resumes_from_its_newest_checkpoint_on_another_worker(
     # Never on two workers at once: the second attempt took the lease only after the first one's had expired.
     assert again["previous_lease"]["owner"] == lost["owner"], context
     assert seconds(again["started_at"]) >= again["previous_lease"]["expires_at"] > killed_at, context
-    assert resumed["events"], context
+    lost_events = [event for event in resumed["events"] if event["event"].startswith("worker lost")]
+    assert [event["noticed_by"].split("@")[0] for event in lost_events] == [survivor_name], context
 
     print(
         f"\nkill -9 at step ~{steps_done}: newest checkpoint {checkpoint}, "

@@ -8,11 +8,10 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel
 
 from app.api.deps import ApiTokenDep, SettingsDep
+from model.layout import pair_files
 
 router = APIRouter(tags=["jobs"], dependencies=[ApiTokenDep])
 
-# The suffixes model/data.py reads (not imported from there: that module loads TensorFlow).
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 # A dataset is named by one plain folder name: no separators, no "..", nothing hidden, never a path.
 DATASET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 
@@ -24,13 +23,8 @@ class DatasetSummary(BaseModel):
 
 
 def count_pairs(folder: Path) -> int:
-    if not folder.is_dir():
-        return 0
-    return sum(
-        1
-        for entry in folder.iterdir()
-        if entry.suffix.lower() in IMAGE_SUFFIXES and not entry.name.startswith(".")
-    )
+    """The trainer's own rule (model/layout.py), so a count here is what a job will train on."""
+    return len(pair_files(folder))
 
 
 def check_dataset_name(name: str) -> None:

@@ -3,7 +3,9 @@
 The job record (`runs/<id>/job.json`, see worker/records.py) is the source of truth for a job's existence,
 parameters and state; a running job's newest progress comes from Celery's task state. Jobs are enqueued by
 task name, so TensorFlow is never imported here. With the broker down, these routes answer 503 at once (short
-connection timeouts), while /colorize keeps working.
+connection timeouts), while /colorize keeps working. File and broker calls block, so they never run on the
+event loop: the routes are plain `def` (FastAPI runs those and their dependencies in its thread pool), and
+POST /jobs, async only to read its own body, hands the rest to that pool.
 """
 
 import json
@@ -19,6 +21,7 @@ from celery import Celery
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import ApiTokenDep, SettingsDep
 from app.api.routes.datasets import check_dataset_name, summarize
@@ -174,11 +177,20 @@ async def launch_job(request: Request, settings: SettingsDep) -> JSONResponse:
     try:
         body = await request.json()
     except ValueError:
-        raise HTTPException(422, 'body: send a JSON object, e.g. {"dataset": "demo", "steps": 60}') from None
+        raise HTTPException(
+            400, 'body: not valid JSON; send an object, e.g. {"dataset": "demo", "steps": 60}'
+        ) from None
     try:
         launch = JobLaunch.model_validate(body)
     except ValidationError as error:
         raise HTTPException(422, validation_detail(error)) from None
+    # Walking the dataset, the broker check, the fsync'ed record and the publish all block: not on the loop.
+    record = await run_in_threadpool(queue_job, request, settings, launch)
+    return JSONResponse(record, status_code=202, headers={"Location": f"/jobs/{record['id']}"})
+
+
+def queue_job(request: Request, settings: Settings, launch: JobLaunch) -> dict[str, Any]:
+    """Check the dataset and the broker, write the job's record and enqueue it; returns the record."""
     check_dataset_name(launch.dataset)
     dataset_dir = settings.datasets_dir / launch.dataset
     if not dataset_dir.is_dir():
@@ -204,7 +216,7 @@ async def launch_job(request: Request, settings: SettingsDep) -> JSONResponse:
         logger.error("could not queue job %s: %s", job_id, error)
         raise HTTPException(503, f"the job broker is unreachable: {type(error).__name__}: {error}") from None
     logger.info("queued job %s on dataset %s", job_id, launch.dataset)
-    return JSONResponse(record, status_code=202, headers={"Location": f"/jobs/{job_id}"})
+    return record
 
 
 @router.get("/jobs")
