@@ -361,7 +361,14 @@ class Pix2PixTrainer:
         self,
         on_progress: Callable[[dict[str, Any]], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        before_write: Callable[[], None] | None = None,
     ) -> TrainResult:
+        """Train to the configured length, or until `should_stop()` (checked before every step) says so.
+
+        `before_write()` runs before every checkpoint and publish; raising there (say, because the caller lost
+        its claim on the run) stops training without writing anything.
+        """
+        before_write = before_write or (lambda: None)
         config = self.config
         dataset = make_dataset(
             self.dataset_dir, "train", self.global_batch, training=True, shuffle_buffer=config.shuffle_buffer,
@@ -413,6 +420,8 @@ class Pix2PixTrainer:
                 record.update({f"val_{name}": value for name, value in latest_val.items()})
             # Publish before checkpointing: a run killed in between redoes the export on resume, whereas a
             # checkpoint saved first would let the resumed run skip the export (and finish with no model).
+            if is_export or is_checkpoint:
+                before_write()
             if is_export:
                 versions.append(self.publish(latest_val))
                 record["version"] = versions[-1]
@@ -426,6 +435,7 @@ class Pix2PixTrainer:
             interval_start, interval_steps = time.perf_counter(), 0
 
         if status == "stopped" and step != last_saved_step:
+            before_write()
             self.manager.save(checkpoint_number=step)
             record = {"step": step, "epoch": self._epoch_at(step), "event": "stopped"}
             self._log(record)

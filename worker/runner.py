@@ -8,10 +8,8 @@ folder's newest checkpoint by itself, so a second attempt continues where the fi
 import dataclasses
 import logging
 import os
-import re
 import threading
 import uuid
-from pathlib import Path
 from typing import Any
 
 from celery import Task
@@ -31,17 +29,6 @@ from worker.records import (
 )
 
 logger = logging.getLogger("sketch2color.worker")
-CHECKPOINT_PATH_LINE = re.compile(r'^model_checkpoint_path:\s*"[^"]*?(\d+)"\s*$', re.MULTILINE)
-
-
-def newest_checkpoint_step(run_dir: Path) -> int:
-    """The step of the checkpoint the trainer will resume from (0 = none), from CheckpointManager's index."""
-    try:
-        index = (run_dir / "checkpoints" / "checkpoint").read_text()
-    except OSError:
-        return 0
-    match = CHECKPOINT_PATH_LINE.search(index)
-    return int(match.group(1)) if match else 0
 
 
 def train_config_arguments(params: dict[str, Any], config_class: type) -> dict[str, Any]:
@@ -138,22 +125,27 @@ class JobRun:
     # ---- training ----------------------------------------------------------------------------------------
     def _train(self, record: dict[str, Any]) -> dict[str, Any]:
         try:
-            from model.train import TrainConfig, train_pix2pix
+            from model.train import Pix2PixTrainer, TrainConfig
 
             config = TrainConfig(**train_config_arguments(record["params"], TrainConfig))
-            resumed_from_step = newest_checkpoint_step(self.run_dir)
-            self._change_attempt(resumed_from_step=resumed_from_step)
-            logger.info(
-                "job %s: training on %s from step %d", self.job_id, record["dataset"], resumed_from_step
-            )
-            result = train_pix2pix(
+            trainer = Pix2PixTrainer(
                 self.settings.datasets_dir / record["dataset"],
                 self.run_dir,
                 config,
                 models_dir=self.settings.models_dir,
+                job_id=self.job_id,
+            )
+            self._change_attempt(resumed_from_step=trainer.resumed_from_step)
+            logger.info(
+                "job %s: training on %s from step %d",
+                self.job_id,
+                record["dataset"],
+                trainer.resumed_from_step,
+            )
+            result = trainer.fit(
                 on_progress=self._report_progress,
                 should_stop=self._should_stop,
-                job_id=self.job_id,
+                before_write=self._check_lease,
             )
         except LeaseLost as error:
             # Another worker may own the job now: touch nothing but our own attempt, and do not checkpoint.
@@ -192,10 +184,14 @@ class JobRun:
 
     def _should_stop(self) -> bool:
         """Called by the trainer before every step: cancel, worker shutdown, or a lost lease."""
+        self._check_lease()
+        return self.shutdown_requested.is_set() or cancel_requested(self.run_dir)
+
+    def _check_lease(self) -> None:
+        """Raise LeaseLost unless this worker still owns the job (before every step, checkpoint and publish)."""
         if self.heartbeat is not None and self.heartbeat.lost.is_set():
             raise LeaseLost(f"the lease of job {self.job_id} was taken over")
         self.lease.check()
-        return self.shutdown_requested.is_set() or cancel_requested(self.run_dir)
 
     def _report_progress(self, progress: dict[str, Any]) -> None:
         """Durably in job.json, and live through Celery's task state (PROGRESS)."""

@@ -174,3 +174,24 @@ def test_a_run_that_dies_while_publishing_publishes_when_resumed(synthetic_datas
     assert kept == ["ckpt-2.index"], f"the final step must not be checkpointed before its export: {kept}"
     result = train_pix2pix(synthetic_dataset, tmp_path / "run", config, models_dir=models_dir)
     assert (result.step, result.versions) == (4, [1]), "the resumed run must publish the final model"
+
+
+def test_before_write_can_stop_training_before_anything_is_written(synthetic_dataset, tmp_path, models_dir):
+    class ClaimLost(Exception):
+        pass
+
+    def refuse() -> None:
+        raise ClaimLost
+
+    trainer = Pix2PixTrainer(
+        synthetic_dataset,
+        tmp_path / "run",
+        TrainConfig(steps=4, checkpoint_every=2, **TINY),
+        models_dir=models_dir,
+    )
+    with pytest.raises(ClaimLost):
+        trainer.fit(before_write=refuse)
+    assert not list((tmp_path / "run" / "checkpoints").glob("ckpt-*")), (
+        "a checkpoint was written after the refusal"
+    )
+    assert not (models_dir / "generator").exists(), "a version was published after the refusal"

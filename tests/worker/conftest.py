@@ -7,6 +7,7 @@ test process never loads TensorFlow. Jobs are tiny (width 8, batch 2, a few doze
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -209,10 +210,12 @@ class JobSystem:
         return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
     def checkpoint_step(self, job_id: str) -> int:
-        """The newest checkpoint's step, from CheckpointManager's index file (0 = none)."""
-        from worker.runner import newest_checkpoint_step
-
-        return newest_checkpoint_step(self.run_dir(job_id))
+        """The newest checkpoint's step, read from CheckpointManager's index file without TensorFlow (0 = none)."""
+        index = self.run_dir(job_id) / "checkpoints" / "checkpoint"
+        match = re.search(
+            r'^model_checkpoint_path:\s*"[^"]*?(\d+)"', index.read_text() if index.exists() else "", re.M
+        )
+        return int(match.group(1)) if match else 0
 
     def diagnostics(self, record: dict[str, Any] | None = None) -> str:
         parts = [f"record: {json.dumps(record, indent=1)}"] if record else []
