@@ -1,4 +1,5 @@
-"""Which files of a dataset split are pair images: one rule for the trainer, the API and the launcher.
+"""Which files of a dataset split are pair images, and which are a run's sample grids: one rule for the trainer,
+the API and the launcher.
 
 Plain file-system reads, no TensorFlow, so light processes can count pairs too.
 """
@@ -17,3 +18,9 @@ def pair_files(split_dir: Path) -> list[Path]:
         for path in split_dir.iterdir()
         if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file()
     )
+
+
+def sample_grids(samples_dir: Path) -> list[Path]:
+    """A run's `epoch_NNNN.png` sample grids, oldest epoch first (by number: epoch 10000 follows 9999)."""
+    grids = [path for path in samples_dir.glob("epoch_*.png") if path.stem.removeprefix("epoch_").isdigit()]
+    return sorted(grids, key=lambda path: int(path.stem.removeprefix("epoch_")))

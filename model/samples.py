@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 from model.export import float_to_uint8
+from model.layout import sample_grids
 
 
 def sample_grid(sketches, outputs, targets) -> np.ndarray:
@@ -28,7 +29,7 @@ def write_png_atomically(array: np.ndarray, path: Path) -> None:
 
 def write_progress_gif(samples_dir: Path, max_width: int = 384) -> Path | None:
     """Animate the epoch grids in order, so the whole training run shows at a glance."""
-    grids = sorted(samples_dir.glob("epoch_*.png"), key=lambda path: int(path.stem.removeprefix("epoch_")))
+    grids = sample_grids(samples_dir)
     if not grids:
         return None
     frames = []

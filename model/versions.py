@@ -74,8 +74,12 @@ def resolve_model_path(path: str | os.PathLike) -> Path:
     return newest.path
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Readers see the old file or the new one, never half of it."""
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    temporary.write_text(text)
+def write_atomically(path: Path, text: str, durable: bool = False) -> None:
+    """Readers see the old file or the new one, never half of it; `durable` also survives a power cut."""
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(temporary, "w") as file:
+        file.write(text)
+        if durable:
+            file.flush()
+            os.fsync(file.fileno())
     os.replace(temporary, path)

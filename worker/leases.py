@@ -10,14 +10,14 @@ Times are wall-clock seconds, so workers on several machines need synchronised c
 
 import json
 import logging
-import os
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
+
+from model.versions import write_atomically
 
 LEASE_NAME = "lease.json"
 LOCK_NAME = ".lease.lock"
@@ -40,12 +40,6 @@ def read_lease(run_dir: Path) -> dict[str, Any] | None:
 
 def lease_is_live(lease: dict[str, Any] | None, now: float | None = None) -> bool:
     return lease is not None and float(lease.get("expires_at", 0)) > (time.time() if now is None else now)
-
-
-def _write_atomically(path: Path, lease: dict[str, Any]) -> None:
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    temporary.write_text(json.dumps(lease))
-    os.replace(temporary, path)
 
 
 class Lease:
@@ -96,7 +90,7 @@ class Lease:
         now = time.time()
         expires_at = now + self.seconds
         lease = {"owner": self.owner, "acquired_at": acquired_at, "renewed_at": now, "expires_at": expires_at}
-        _write_atomically(self.run_dir / LEASE_NAME, lease)
+        write_atomically(self.run_dir / LEASE_NAME, json.dumps(lease))
         self.valid_until = expires_at - SAFETY_SHARE * self.seconds
 
 

@@ -7,7 +7,6 @@ but it forgets (results expire) and cannot tell an unknown id from a queued one;
 """
 
 import json
-import os
 import re
 import uuid
 from collections.abc import Callable
@@ -16,6 +15,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from filelock import FileLock
+
+from model.versions import write_atomically
 
 RECORD_NAME = "job.json"
 LOCK_NAME = ".job.lock"
@@ -79,20 +80,15 @@ def _lock(run_dir: Path) -> FileLock:
     return FileLock(str(run_dir / LOCK_NAME), timeout=30)
 
 
-def _write_atomically(path: Path, record: dict[str, Any]) -> None:
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(temporary, "w") as file:
-        json.dump(record, file, indent=2)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
+def _write_record(path: Path, record: dict[str, Any]) -> None:
+    write_atomically(path, json.dumps(record, indent=2), durable=True)
 
 
 def create_record(run_dir: Path, record: dict[str, Any]) -> None:
     """Write a new job's record; refuses to overwrite an existing job."""
     run_dir.mkdir(parents=True, exist_ok=False)
     with _lock(run_dir):
-        _write_atomically(run_dir / RECORD_NAME, record)
+        _write_record(run_dir / RECORD_NAME, record)
 
 
 def read_record(run_dir: Path) -> dict[str, Any] | None:
@@ -114,7 +110,7 @@ def update_record(run_dir: Path, change: Callable[[dict[str, Any]], Result]) -> 
         if record is None:
             raise FileNotFoundError(f"no job record in {run_dir}")
         outcome = change(record)
-        _write_atomically(run_dir / RECORD_NAME, record)
+        _write_record(run_dir / RECORD_NAME, record)
         return outcome
 
 

@@ -77,3 +77,21 @@ def test_wrong_aspect_ratio_is_named(tmp_path):
     (tmp_path / "square.png").rename(tmp_path / "train" / "square.png")
     with pytest.raises(DatasetError, match=r"wrong aspect ratio in .*square\.png: 64x64"):
         list_pairs(tmp_path, "train")
+
+
+def test_sample_grids_are_ordered_by_epoch_number(tmp_path):
+    from model.layout import sample_grids
+
+    for name in (
+        "epoch_9999.png",
+        "epoch_10000.png",
+        "epoch_0002.png",
+        ".epoch_0003.tmp.png",
+        "progress.gif",
+    ):
+        (tmp_path / name).write_bytes(b"")
+    assert [path.name for path in sample_grids(tmp_path)] == [
+        "epoch_0002.png",
+        "epoch_9999.png",
+        "epoch_10000.png",
+    ]

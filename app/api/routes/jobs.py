@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import ApiTokenDep, SettingsDep
 from app.api.routes.datasets import check_dataset_name, summarize
 from app.core.config import Settings
+from model.layout import sample_grids
 from worker.celery_app import broker_problem, create_celery_app, enqueue_job
 from worker.records import (
     FINAL_STATES,
@@ -276,7 +277,7 @@ def get_metrics(job_id: str, settings: SettingsDep) -> dict[str, Any]:
 @router.get("/jobs/{job_id}/samples/latest.png", response_class=FileResponse)
 def get_latest_sample(job_id: str, settings: SettingsDep) -> FileResponse:
     """The newest sample grid: one row per fixed val image, sketch | output | truth."""
-    grids = sorted((run_dir_of(settings, job_id) / "samples").glob("epoch_*.png"))
+    grids = sample_grids(run_dir_of(settings, job_id) / "samples")
     if not grids:
         raise HTTPException(404, f"job {job_id} has no sample grid yet; one is written at every checkpoint")
     return FileResponse(grids[-1], media_type="image/png", headers={"Cache-Control": "no-store"})
