@@ -6,10 +6,8 @@ with two published versions, and one per test module that needs a server of its 
 
 import io
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from tests.conftest import TINY_WIDTH, publish_tiny_generator
+from tests.support import free_port, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POLL_SECONDS = 0.5
@@ -83,27 +82,6 @@ class Server:
 
     def client(self, **options: Any) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=options.pop("timeout", 60.0), **options)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
-    """Poll `condition` until it returns something truthy; fail saying `what` did not happen."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = condition()
-            if result:
-                return result
-        except (httpx.HTTPError, OSError) as error:
-            last_error = error
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last error: {last_error!r})")
 
 
 @contextmanager

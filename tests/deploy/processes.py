@@ -1,18 +1,11 @@
-"""Process helpers for the launcher tests: free ports, /proc descendants, waiting on output and URLs."""
+"""Process helpers for the launcher tests: /proc descendants, waiting on output and URLs."""
 
 import os
-import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _stat(pid: int) -> tuple[str, int, int] | None:

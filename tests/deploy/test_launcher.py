@@ -17,12 +17,12 @@ from app.launcher import DemoConfig, Launcher, _job_list
 from tests.deploy.conftest import REPO
 from tests.deploy.processes import (
     descendants,
-    free_port,
     interrupt_and_wait,
     tail,
     wait_for_text,
     wait_until_gone,
 )
+from tests.support import free_port
 from worker.celery_app import redact
 
 FAKE_API = """

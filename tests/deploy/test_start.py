@@ -20,13 +20,13 @@ from PIL import Image, ImageDraw
 from tests.deploy.conftest import REPO
 from tests.deploy.processes import (
     descendants,
-    free_port,
     interrupt_and_wait,
     tail,
     wait_for_status,
     wait_for_text,
     wait_until_gone,
 )
+from tests.support import free_port
 
 READY_TIMEOUT = 240
 TOKEN = "start-path-token"

@@ -9,7 +9,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,38 +21,14 @@ import httpx
 import pytest
 import redis
 
+from tests.support import free_port, wait_until
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 LEASE_SECONDS = 4.0
 STARTUP_TIMEOUT_SECONDS = 120.0
 JOB_TIMEOUT_SECONDS = 180.0
 TINY_JOB = {"dataset": "demo", "batch_size": 2, "ngf": 8, "ndf": 8, "log_every": 2}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until(
-    condition: Callable[[], Any], timeout: float, what: Callable[[], str] | str, interval: float = 0.1
-):
-    """Poll `condition` until it returns something truthy; else fail with `what` (text or a function)."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = condition()
-            if result:
-                return result
-        except AssertionError:
-            raise
-        except Exception as error:  # not up yet: connection refused, a file being written, ...
-            last_error = error
-        time.sleep(interval)
-    message = what() if callable(what) else what
-    raise AssertionError(f"timed out after {timeout:.0f} s: {message}\nlast error: {last_error!r}")
 
 
 class Process:
