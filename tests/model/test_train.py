@@ -195,3 +195,11 @@ def test_before_write_can_stop_training_before_anything_is_written(synthetic_dat
         "a checkpoint was written after the refusal"
     )
     assert not (models_dir / "generator").exists(), "a version was published after the refusal"
+
+
+def test_xla_compiled_step_trains(synthetic_dataset, tmp_path):
+    reports = []
+    config = TrainConfig(steps=3, checkpoint_every=3, xla=True, **{**TINY, "log_every": 1})
+    result = train_pix2pix(synthetic_dataset, tmp_path / "run", config, on_progress=reports.append)
+    assert result.step == 3 and [report["step"] for report in reports] == [1, 2, 3]
+    assert all(np.isfinite(list(report["losses"].values())).all() for report in reports), reports
