@@ -186,7 +186,9 @@ def test_bad_launches_are_refused_before_anything_is_queued(system: JobSystem):
         (mixed / name).parent.mkdir(parents=True, exist_ok=True)
         (mixed / name).write_bytes(b"")
     (mixed / "val" / "folder.png").mkdir()
-    runs_before = sorted(path.name for path in (system.data_dir / "runs").iterdir())
+    runs_dir = system.data_dir / "runs"
+    runs_dir.mkdir(exist_ok=True)  # the test may run alone, before any job made the folder
+    runs_before = sorted(path.name for path in runs_dir.iterdir())
     with system.client() as client:
         missing = client.post("/jobs", json={"dataset": "no-such-dataset", "steps": 10})
         assert missing.status_code == 404 and "no-such-dataset" in missing.json()["detail"], missing.text
@@ -214,7 +216,7 @@ def test_bad_launches_are_refused_before_anything_is_queued(system: JobSystem):
         datasets = {dataset["name"]: dataset for dataset in client.get("/datasets").json()}
         assert datasets["demo"] == {"name": "demo", "train": 16, "val": 4}, datasets
         assert datasets["mixed"] == {"name": "mixed", "train": 3, "val": 1}, datasets
-    assert sorted(path.name for path in (system.data_dir / "runs").iterdir()) == runs_before
+    assert sorted(path.name for path in runs_dir.iterdir()) == runs_before
 
 
 def test_job_endpoints_need_the_token_and_the_rest_stays_public(system: JobSystem):
