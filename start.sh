@@ -36,7 +36,7 @@ fi
 # Everything the project and its test suite need, reinstalled only when pyproject.toml or Python changed.
 stamp=.venv/.sketch2color-installed
 wanted="$(sha256sum pyproject.toml | cut -d' ' -f1) $(.venv/bin/python --version 2>&1)"
-if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ] || ! .venv/bin/python -c 'import app.cli' 2>/dev/null; then
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ] || ! .venv/bin/python -c 'import cli.main' 2>/dev/null; then
     echo "installing sketch2color and its dependencies into .venv (the first time takes a few minutes)..."
     .venv/bin/python -m pip install --quiet --disable-pip-version-check --editable ".[test]"
     echo "$wanted" > "$stamp"

@@ -1,17 +1,40 @@
 #!/usr/bin/env bash
 # Run the whole test suite, as CI does (.ci/run calls this script). Arguments go to pytest:
-#   ./test.sh                       everything under tests/
-#   ./test.sh tests/deploy -x       one folder, stop at the first failure
+#   ./test.sh                       lint (ruff, mypy), then everything under tests/
+#   ./test.sh tests/cli -x          one folder, stop at the first failure (no lint)
+# On a fresh machine it first installs what the tests need: Debian's chromium, docker-compose and redis-server
+# (through apt-get, as root or with sudo) and the project with its test extra in .venv. The tests start their
+# own Redis on a free port; they never touch a server they did not start.
 # Exits non-zero when a test fails, and also when no test ran at all (nothing collected, or all skipped).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
-# SKIP_INSTALL=1 skips the install check (when .venv is known to be up to date).
+# SKIP_INSTALL=1 skips both installs (when the machine and .venv are known to be ready).
 if [ -z "${SKIP_INSTALL:-}" ]; then
+    need=()
+    command -v chromium >/dev/null || need+=(chromium)
+    command -v docker-compose >/dev/null || need+=(docker-compose)
+    command -v redis-server >/dev/null || need+=(redis-server)
+    if [ ${#need[@]} -gt 0 ]; then
+        if [ "$(id -u)" -eq 0 ]; then sudo=""
+        elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo"
+        else
+            echo "error: the tests need Debian packages: ${need[*]}; install them with:" >&2
+            echo "    sudo apt-get install -y --no-install-recommends ${need[*]}" >&2
+            exit 1
+        fi
+        echo "installing Debian packages the tests need: ${need[*]}"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    fi
     ./start.sh --install-only
 fi
 
 if [ $# -eq 0 ]; then
+    packages=(app worker model contracts cli tests bench)
+    .venv/bin/ruff check "${packages[@]}"
+    .venv/bin/ruff format --check "${packages[@]}"
+    .venv/bin/mypy  # the packages listed in pyproject.toml, not the tests
     set -- tests
 fi
 report_dir=$(mktemp -d)

@@ -18,8 +18,9 @@ import keras
 import tensorflow as tf
 from filelock import FileLock
 
+from model.atomic import write_atomically
 from model.networks import IMAGE_SIZE
-from model.versions import MANIFEST, PublishedVersion, generator_dir, numbered_versions, write_atomically
+from model.versions import MANIFEST, PublishedVersion, generator_dir, numbered_versions
 
 SIGNATURE_KEY = "serving_default"
 INPUT_NAME = "sketch"
@@ -119,5 +120,5 @@ def load_serving_function(version_path: str | os.PathLike):
     def colorize(sketches_uint8: Any) -> tf.Tensor:
         return signature(**{INPUT_NAME: tf.convert_to_tensor(sketches_uint8, dtype=tf.uint8)})[OUTPUT_NAME]
 
-    colorize.loaded = loaded  # keep the SavedModel's variables alive as long as the function
+    colorize.loaded = loaded  # type: ignore[attr-defined]  # keep the SavedModel's variables alive as long as the function
     return colorize

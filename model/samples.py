@@ -1,12 +1,11 @@
 """Sample grids (sketch | output | truth) written during training, and the progress GIF made from them."""
 
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from model.atomic import write_with
 from model.export import float_to_uint8
 from model.layout import sample_grids
 
@@ -22,9 +21,7 @@ def sample_grid(sketches, outputs, targets) -> np.ndarray:
 
 def write_png_atomically(array: np.ndarray, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.png")
-    Image.fromarray(array).save(temporary, format="PNG")
-    os.replace(temporary, path)
+    write_with(path, lambda file: Image.fromarray(array).save(file, format="PNG"), suffix=".png")
 
 
 def write_progress_gif(samples_dir: Path, max_width: int = 384) -> Path | None:
@@ -40,7 +37,11 @@ def write_progress_gif(samples_dir: Path, max_width: int = 384) -> Path | None:
                 image.convert("RGB").resize((round(image.width * scale), round(image.height * scale)))
             )
     target = samples_dir / "progress.gif"
-    temporary = samples_dir / f".progress.{uuid.uuid4().hex}.gif"
-    frames[0].save(temporary, format="GIF", save_all=True, append_images=frames[1:], duration=400, loop=0)
-    os.replace(temporary, target)
+    write_with(
+        target,
+        lambda file: frames[0].save(
+            file, format="GIF", save_all=True, append_images=frames[1:], duration=400, loop=0
+        ),
+        suffix=".gif",
+    )
     return target

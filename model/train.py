@@ -1,9 +1,9 @@
 """The pix2pix training loop: resumable, checkpointed, publishing generator versions as it goes.
 
-Objective (pix2pix): generator = GAN cross-entropy + lambda x L1; discriminator = half the sum of its real and
-fake cross-entropies. Adam 2e-4, beta1 0.5 for both nets. One compiled step (optionally XLA) under a
-tf.distribute strategy: MirroredStrategy across several GPUs, the default strategy otherwise, and mixed
-precision by itself on GPUs. A run folder that has checkpoints is continued from the newest one.
+One compiled step (optionally XLA) under a tf.distribute strategy: MirroredStrategy across several GPUs, the
+default strategy otherwise, and mixed precision by itself on GPUs. A run folder that has checkpoints is
+continued from the newest one. The hyper-parameters are model/train_config.py, the objective model/losses.py,
+the run folder's file names model/run_folder.py.
 """
 
 import json
@@ -11,7 +11,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,74 +20,13 @@ import tensorflow as tf
 
 from model.data import list_pairs, make_dataset
 from model.export import publish_generator
-from model.networks import IMAGE_SIZE, NORMS, build_discriminator, build_generator
+from model.losses import ConstantThenLinearDecay, discriminator_loss, generator_loss
+from model.networks import IMAGE_SIZE, build_discriminator, build_generator
+from model.run_folder import RunFolder
 from model.samples import sample_grid, write_png_atomically, write_progress_gif
+from model.train_config import ARCHITECTURE_FIELDS, TrainConfig
 
-PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
-# What must match for a run folder's checkpoints to fit the networks being built.
-ARCHITECTURE_FIELDS = ("ngf", "ndf", "norm")
-
-
-@dataclass
-class TrainConfig:
-    epochs: int | None = None
-    steps: int | None = None
-    batch_size: int = 1
-    learning_rate: float = 2e-4
-    beta_1: float = 0.5
-    lambda_l1: float = 100.0
-    ngf: int = 64
-    ndf: int = 64
-    norm: str = "instance"
-    lr_decay_fraction: float = 0.0
-    checkpoint_every: int = 500
-    export_every: int = 0
-    log_every: int = 100
-    keep_checkpoints: int = 3
-    val_samples: int = 8
-    shuffle_buffer: int = 400
-    seed: int = 0
-    xla: bool = False
-    sketch_side: str = "right"
-    precision: str = "auto"
-
-    def __post_init__(self) -> None:
-        if (self.epochs is None) == (self.steps is None):
-            raise ValueError("give exactly one of epochs or steps")
-        positive = (
-            "batch_size",
-            "ngf",
-            "ndf",
-            "checkpoint_every",
-            "log_every",
-            "keep_checkpoints",
-            "val_samples",
-        )
-        for name in positive + (("epochs",) if self.epochs is not None else ("steps",)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.export_every < 0:
-            raise ValueError(f"export_every must be >= 0 (0 = only at the end), got {self.export_every}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if not 0 <= self.beta_1 < 1:
-            raise ValueError(f"beta_1 must be in [0, 1), got {self.beta_1}")
-        if self.lambda_l1 < 0:
-            raise ValueError(f"lambda_l1 must be >= 0, got {self.lambda_l1}")
-        if not 0 <= self.lr_decay_fraction <= 1:
-            raise ValueError(f"lr_decay_fraction must be in [0, 1], got {self.lr_decay_fraction}")
-        if self.norm not in NORMS:
-            raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
-        if self.sketch_side not in ("right", "left"):
-            raise ValueError(f"sketch_side must be 'right' or 'left', got {self.sketch_side!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-
-    def total_steps(self, train_size: int) -> int:
-        if self.steps is not None:
-            return self.steps
-        return math.ceil(self.epochs * train_size / self.batch_size)
+__all__ = ["Pix2PixTrainer", "TrainConfig", "TrainResult", "train_pix2pix"]
 
 
 @dataclass
@@ -99,29 +38,23 @@ class TrainResult:
     val: dict[str, float] = field(default_factory=dict)
 
 
-class ConstantThenLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """Constant learning rate, then linear decay to zero over the last `decay_steps` (pix2pix's n_epochs_decay)."""
+@dataclass
+class SpeedMeter:
+    """Images per second over the steps since the last log point (tracing and compilation left out)."""
 
-    def __init__(self, initial_learning_rate: float, total_steps: int, decay_steps: int):
-        self.initial_learning_rate = initial_learning_rate
-        self.total_steps = total_steps
-        self.decay_steps = decay_steps
+    batch_size: int
+    started: float = field(default_factory=time.perf_counter)
+    steps: int = 0
+    images_per_second: float = 0.0
 
-    def __call__(self, step):
-        if self.decay_steps <= 0:
-            return tf.constant(self.initial_learning_rate, tf.float32)
-        decay_start = float(self.total_steps - self.decay_steps)
-        progress = tf.clip_by_value(
-            (tf.cast(step, tf.float32) - decay_start) / float(self.decay_steps), 0.0, 1.0
-        )
-        return self.initial_learning_rate * (1.0 - progress)
+    def restart(self) -> None:
+        self.started, self.steps = time.perf_counter(), 0
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "initial_learning_rate": self.initial_learning_rate,
-            "total_steps": self.total_steps,
-            "decay_steps": self.decay_steps,
-        }
+    def measure(self) -> float:
+        elapsed = time.perf_counter() - self.started
+        if self.steps and elapsed > 0:
+            self.images_per_second = self.steps * self.batch_size / elapsed
+        return self.images_per_second
 
 
 def choose_strategy() -> tf.distribute.Strategy:
@@ -137,23 +70,6 @@ def choose_precision(requested: str) -> str:
     return "mixed_float16" if tf.config.list_logical_devices("GPU") else "float32"
 
 
-def generator_loss(fake_logits, fake, target, lambda_l1: float) -> dict[str, tf.Tensor]:
-    """Per-example losses: fool the discriminator, and stay close to the truth in L1."""
-    gan = tf.reduce_mean(
-        tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.ones_like(fake_logits), logits=fake_logits),
-        axis=[1, 2, 3],
-    )
-    l1 = tf.reduce_mean(tf.abs(target - tf.cast(fake, tf.float32)), axis=[1, 2, 3])
-    return {"gen_gan": gan, "gen_l1": l1, "gen_total": gan + lambda_l1 * l1}
-
-
-def discriminator_loss(real_logits, fake_logits) -> tf.Tensor:
-    """Per-example loss, halved as in the paper so D learns at a pace matched to G."""
-    real = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.ones_like(real_logits), logits=real_logits)
-    fake = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.zeros_like(fake_logits), logits=fake_logits)
-    return 0.5 * tf.reduce_mean(real + fake, axis=[1, 2, 3])
-
-
 class Pix2PixTrainer:
     """Owns the networks, optimizers, checkpoints and run-folder outputs of one training run."""
 
@@ -166,7 +82,8 @@ class Pix2PixTrainer:
         job_id: str | None = None,
     ):
         self.dataset_dir = Path(dataset_dir)
-        self.run_dir = Path(run_dir)
+        self.run = RunFolder(Path(run_dir))
+        self.run_dir = self.run.root
         self.config = config
         self.models_dir = Path(models_dir) if models_dir is not None else None
         self.job_id = job_id
@@ -179,20 +96,8 @@ class Pix2PixTrainer:
 
         keras.utils.set_random_seed(config.seed)
         self.precision = choose_precision(config.precision)
-        keras.mixed_precision.set_global_policy(self.precision)
         self.strategy = choose_strategy()
-        with self.strategy.scope():
-            self.generator = build_generator(config.ngf, config.norm)
-            self.discriminator = build_discriminator(config.ndf, config.norm)
-            decay_steps = round(self.total_steps * config.lr_decay_fraction)
-            self.generator_optimizer = self._make_optimizer(decay_steps)
-            self.discriminator_optimizer = self._make_optimizer(decay_steps)
-            self.generator_optimizer.build(self.generator.trainable_variables)
-            self.discriminator_optimizer.build(self.discriminator.trainable_variables)
-            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        keras.mixed_precision.set_global_policy("float32")
-
+        self._build_networks()
         self.checkpoint = tf.train.Checkpoint(
             generator=self.generator,
             discriminator=self.discriminator,
@@ -203,29 +108,45 @@ class Pix2PixTrainer:
         )
         self.manager = tf.train.CheckpointManager(
             self.checkpoint,
-            directory=str(self.run_dir / "checkpoints"),
+            directory=str(self.run.checkpoints),
             max_to_keep=config.keep_checkpoints,
             step_counter=self.step,
             checkpoint_name="ckpt",
         )
         self.resumed_from_step = self._restore()
         self._export_copy: keras.Model | None = None
-        self._summary_writer = tf.summary.create_file_writer(str(self.run_dir / "tb"))
-        self._val_sketches, self._val_targets = next(
-            iter(
-                make_dataset(
-                    self.dataset_dir,
-                    "val",
-                    config.val_samples,
-                    training=False,
-                    sketch_side=config.sketch_side,
-                    limit=config.val_samples,
-                )
-            )
-        )
+        self._summary_writer = tf.summary.create_file_writer(str(self.run.tensorboard))
+        self._val_sketches, self._val_targets = self._validation_batch()
         self.train_step = self._build_step()
 
     # ---- setup -------------------------------------------------------------------------------------------
+    def _build_networks(self) -> None:
+        """Networks, optimizers and counters under the strategy, in the run's precision (set only meanwhile)."""
+        config = self.config
+        keras.mixed_precision.set_global_policy(self.precision)
+        try:
+            with self.strategy.scope():
+                self.generator = build_generator(config.ngf, config.norm)
+                self.discriminator = build_discriminator(config.ndf, config.norm)
+                decay_steps = round(self.total_steps * config.lr_decay_fraction)
+                self.generator_optimizer = self._make_optimizer(decay_steps)
+                self.discriminator_optimizer = self._make_optimizer(decay_steps)
+                self.generator_optimizer.build(self.generator.trainable_variables)
+                self.discriminator_optimizer.build(self.discriminator.trainable_variables)
+                self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+                self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+
+    def _validation_batch(self) -> tuple[tf.Tensor, tf.Tensor]:
+        """The fixed val subset every evaluation and sample grid uses."""
+        config = self.config
+        dataset = make_dataset(
+            self.dataset_dir, "val", config.val_samples, training=False,
+            sketch_side=config.sketch_side, limit=config.val_samples,
+        )  # fmt: skip
+        return next(iter(dataset))
+
     def _make_optimizer(self, decay_steps: int) -> keras.optimizers.Optimizer:
         schedule = ConstantThenLinearDecay(self.config.learning_rate, self.total_steps, decay_steps)
         optimizer = keras.optimizers.Adam(learning_rate=schedule, beta_1=self.config.beta_1)
@@ -235,9 +156,9 @@ class Pix2PixTrainer:
 
     def _check_run_config(self) -> None:
         """A run folder keeps the config it was started with; resuming with other network shapes is refused."""
-        saved_path = self.run_dir / "train_config.json"
-        current = {**asdict(self.config), "dataset": str(self.dataset_dir)}
-        if saved_path.is_file() and (self.run_dir / "checkpoints").is_dir():
+        saved_path = self.run.config
+        current = {**self.config.model_dump(), "dataset": str(self.dataset_dir)}
+        if saved_path.is_file() and self.run.checkpoints.is_dir():
             saved = json.loads(saved_path.read_text())
             changed = [name for name in ARCHITECTURE_FIELDS if saved.get(name) != current[name]]
             if changed:
@@ -256,40 +177,28 @@ class Pix2PixTrainer:
         config = self.config
         global_batch = self.global_batch
 
+        def average(per_example: tf.Tensor) -> tf.Tensor:
+            return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+
         def replica_step(sketch, target):
             with tf.GradientTape() as generator_tape, tf.GradientTape() as discriminator_tape:
                 fake = self.generator(sketch, training=True)
                 real_logits = tf.cast(self.discriminator([sketch, target], training=True), tf.float32)
                 fake_logits = tf.cast(self.discriminator([sketch, fake], training=True), tf.float32)
                 generator_losses = generator_loss(fake_logits, fake, target, config.lambda_l1)
-                discriminator_losses = discriminator_loss(real_logits, fake_logits)
-                generator_objective = tf.nn.compute_average_loss(
-                    generator_losses["gen_total"], global_batch_size=global_batch
-                )
-                discriminator_objective = tf.nn.compute_average_loss(
-                    discriminator_losses, global_batch_size=global_batch
-                )
+                generator_objective = average(generator_losses["gen_total"])
+                discriminator_objective = average(discriminator_loss(real_logits, fake_logits))
                 scaled_generator = self.generator_optimizer.scale_loss(generator_objective)
                 scaled_discriminator = self.discriminator_optimizer.scale_loss(discriminator_objective)
-            generator_gradients = generator_tape.gradient(
-                scaled_generator, self.generator.trainable_variables
-            )
-            discriminator_gradients = discriminator_tape.gradient(
-                scaled_discriminator, self.discriminator.trainable_variables
-            )
-            self.generator_optimizer.apply_gradients(
-                zip(generator_gradients, self.generator.trainable_variables, strict=True)
-            )
-            self.discriminator_optimizer.apply_gradients(
-                zip(discriminator_gradients, self.discriminator.trainable_variables, strict=True)
-            )
+            for tape, loss, network, optimizer in (
+                (generator_tape, scaled_generator, self.generator, self.generator_optimizer),
+                (discriminator_tape, scaled_discriminator, self.discriminator, self.discriminator_optimizer),
+            ):
+                gradients = tape.gradient(loss, network.trainable_variables)
+                optimizer.apply_gradients(zip(gradients, network.trainable_variables, strict=True))
             return {
-                "gen_gan": tf.nn.compute_average_loss(
-                    generator_losses["gen_gan"], global_batch_size=global_batch
-                ),
-                "gen_l1": tf.nn.compute_average_loss(
-                    generator_losses["gen_l1"], global_batch_size=global_batch
-                ),
+                "gen_gan": average(generator_losses["gen_gan"]),
+                "gen_l1": average(generator_losses["gen_l1"]),
                 "disc": discriminator_objective,
             }
 
@@ -321,7 +230,7 @@ class Pix2PixTrainer:
     def write_sample_grid(self, epoch: int, rows: int = 4) -> Path:
         outputs = self.generator(self._val_sketches[:rows], training=False)
         grid = sample_grid(self._val_sketches[:rows], outputs, self._val_targets[:rows])
-        path = self.run_dir / "samples" / f"epoch_{epoch:04d}.png"
+        path = self.run.sample_grid(epoch)
         write_png_atomically(grid, path)
         with self._summary_writer.as_default(step=int(self.step.numpy())):
             tf.summary.image("samples/sketch_output_truth", grid[None], max_outputs=1)
@@ -369,83 +278,101 @@ class Pix2PixTrainer:
         its claim on the run) stops training without writing anything.
         """
         before_write = before_write or (lambda: None)
-        config = self.config
-        dataset = make_dataset(
-            self.dataset_dir, "train", self.global_batch, training=True, shuffle_buffer=config.shuffle_buffer,
-            sketch_side=config.sketch_side, seed=config.seed + int(self.step.numpy()),
-        )  # fmt: skip
-        batches = iter(self.strategy.experimental_distribute_dataset(dataset))
+        batches = self._training_batches()
         step = int(self.step.numpy())
+        last_saved_step = step if self.manager.latest_checkpoint else -1
         versions: list[int] = []
         latest_val: dict[str, float] = {}
-        last_saved_step = step if self.manager.latest_checkpoint else -1
         pending_losses: list[dict[str, tf.Tensor]] = []
-        interval_start, interval_steps, images_per_second = time.perf_counter(), 0, 0.0
+        speed = SpeedMeter(self.global_batch)
         status = "finished"
-
         while step < self.total_steps:
             if should_stop is not None and should_stop():
                 status = "stopped"
                 break
             pending_losses.append(self.train_step(next(batches)))
             step += 1
-            interval_steps += 1
+            speed.steps += 1
             self.epoch.assign(self._epoch_at(step))
             if step == self.resumed_from_step + 1:  # leave tracing and compilation out of the speed figure
-                interval_start, interval_steps = time.perf_counter(), 0
-            is_last = step == self.total_steps
-            is_log = step % config.log_every == 0 or is_last
-            is_checkpoint = step % config.checkpoint_every == 0 or is_last
-            is_export = self.models_dir is not None and (
-                is_last or (config.export_every > 0 and step % config.export_every == 0)
-            )
-            if not (is_log or is_checkpoint or is_export):
+                speed.restart()
+            due = self._due(step)
+            if not due:
                 continue
-            losses = {
-                name: float(tf.reduce_mean([entry[name] for entry in pending_losses]))
-                for name in pending_losses[-1]
-            }
-            pending_losses.clear()
-            elapsed = time.perf_counter() - interval_start
-            if interval_steps and elapsed > 0:
-                images_per_second = interval_steps * self.global_batch / elapsed
-            record: dict[str, Any] = {
-                "step": step,
-                "epoch": self._epoch_at(step),
-                **losses,
-                "imgs_per_s": round(images_per_second, 3),
-            }
-            if is_checkpoint or is_export:
-                latest_val = self.evaluate()
-                record.update({f"val_{name}": value for name, value in latest_val.items()})
-            # Publish before checkpointing: a run killed in between redoes the export on resume, whereas a
-            # checkpoint saved first would let the resumed run skip the export (and finish with no model).
-            if is_export or is_checkpoint:
-                before_write()
-            if is_export:
-                versions.append(self.publish(latest_val))
-                record["version"] = versions[-1]
-            if is_checkpoint:
-                self.manager.save(checkpoint_number=step)
+            record, latest_val = self._log_point(
+                step, due, pending_losses, speed, before_write, versions, latest_val
+            )
+            if "checkpoint" in due:
                 last_saved_step = step
-                self.write_sample_grid(self._epoch_at(step))
-            self._log(record)
             if on_progress is not None:
-                on_progress(self._progress(record, latest_val, versions, images_per_second))
-            interval_start, interval_steps = time.perf_counter(), 0
+                on_progress(self._progress(record, latest_val, versions, speed.images_per_second))
+            speed.restart()
 
         if status == "stopped" and step != last_saved_step:
             before_write()
             self.manager.save(checkpoint_number=step)
-            record = {"step": step, "epoch": self._epoch_at(step), "event": "stopped"}
-            self._log(record)
+            self._log({"step": step, "epoch": self._epoch_at(step), "event": "stopped"})
         if status == "finished":
-            write_progress_gif(self.run_dir / "samples")
+            write_progress_gif(self.run.samples)
         self._summary_writer.flush()
         return TrainResult(status, step, self._epoch_at(step), versions, latest_val)
 
+    def _training_batches(self):
+        """The shuffled, jittered training pairs, reseeded by the step so a resumed run sees new orders."""
+        config = self.config
+        dataset = make_dataset(
+            self.dataset_dir, "train", self.global_batch, training=True, shuffle_buffer=config.shuffle_buffer,
+            sketch_side=config.sketch_side, seed=config.seed + int(self.step.numpy()),
+        )  # fmt: skip
+        return iter(self.strategy.experimental_distribute_dataset(dataset))
+
+    def _due(self, step: int) -> set[str]:
+        """What this step owes: a log point, a checkpoint, an export (the last step owes all it can)."""
+        config = self.config
+        is_last = step == self.total_steps
+        due = set()
+        if step % config.log_every == 0 or is_last:
+            due.add("log")
+        if step % config.checkpoint_every == 0 or is_last:
+            due.add("checkpoint")
+        if self.models_dir is not None and (
+            is_last or (config.export_every > 0 and step % config.export_every == 0)
+        ):
+            due.add("export")
+        return due
+
+    def _log_point(self, step, due, pending_losses, speed, before_write, versions, latest_val):
+        """Average the pending losses, then score, publish and checkpoint as due; returns (record, val)."""
+        losses = {
+            name: float(tf.reduce_mean([entry[name] for entry in pending_losses]))
+            for name in pending_losses[-1]
+        }
+        pending_losses.clear()
+        record: dict[str, Any] = {
+            "step": step,
+            "epoch": self._epoch_at(step),
+            **losses,
+            "imgs_per_s": round(speed.measure(), 3),
+        }
+        if due & {"checkpoint", "export"}:
+            latest_val = self.evaluate()
+            record.update({f"val_{name}": value for name, value in latest_val.items()})
+            before_write()
+        # Publish before checkpointing: a run killed in between redoes the export on resume, whereas a
+        # checkpoint saved first would let the resumed run skip the export (and finish with no model).
+        if "export" in due:
+            version = self.publish(latest_val)
+            assert version is not None  # "export" is due only with a models folder
+            versions.append(version)
+            record["version"] = version
+        if "checkpoint" in due:
+            self.manager.save(checkpoint_number=step)
+            self.write_sample_grid(self._epoch_at(step))
+        self._log(record)
+        return record, latest_val
+
     def _log(self, record: dict[str, Any]) -> None:
-        with open(self.run_dir / "metrics.jsonl", "a") as metrics_file:
+        with open(self.run.metrics, "a") as metrics_file:
             metrics_file.write(json.dumps(record) + "\n")
         with self._summary_writer.as_default(step=record["step"]):
             for name, value in record.items():

@@ -7,7 +7,6 @@ list versions without loading TensorFlow. Layout: `<models_dir>/generator/<versi
 
 import json
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,14 +71,3 @@ def resolve_model_path(path: str | os.PathLike) -> Path:
             f"no published generator at {path}: expected a version folder or a models folder"
         )
     return newest.path
-
-
-def write_atomically(path: Path, text: str, durable: bool = False) -> None:
-    """Readers see the old file or the new one, never half of it; `durable` also survives a power cut."""
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(temporary, "w") as file:
-        file.write(text)
-        if durable:
-            file.flush()
-            os.fsync(file.fileno())
-    os.replace(temporary, path)

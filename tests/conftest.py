@@ -4,9 +4,14 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
 
 import pytest  # noqa: E402
+
+if TYPE_CHECKING:
+    from tests.support import JobSystem
 
 TINY_WIDTH = 8
 
@@ -39,3 +44,35 @@ def synthetic_dataset(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("datasets") / "shapes"
     make_synthetic_dataset(path, train=64, val=8, seed=0)
     return path
+
+
+@pytest.fixture(scope="session")
+def redis_port(tmp_path_factory) -> Iterator[int]:
+    """A private redis-server for this test session, on a free port: never a server the tests did not start."""
+    from tests.support import start_redis_server
+
+    server, port = start_redis_server(tmp_path_factory.mktemp("redis"))
+    try:
+        yield port
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_job_system(request, tmp_path_factory, redis_port: int) -> Iterator["JobSystem"]:
+    """An API and a Redis broker on the module's own database (its constant REDIS_DB); no workers yet."""
+    from tests.support import JobSystem, flush_redis_db
+
+    db = request.module.REDIS_DB
+    api_token = getattr(request.module, "API_TOKEN", None)
+    flush_redis_db(redis_port, db)
+    system = JobSystem(
+        tmp_path_factory.mktemp("jobs"),
+        broker_url=f"redis://127.0.0.1:{redis_port}/{db}",
+        api_token=api_token,
+    )
+    try:
+        system.start_api()
+        yield system
+    finally:
+        system.close()

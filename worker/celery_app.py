@@ -1,187 +1,25 @@
-"""The Celery app, shared by the API (to enqueue and inspect jobs) and the training worker.
+"""The worker process's Celery app (`celery -A worker.celery_app worker`, or `sketch2color worker`).
 
-Broker and result store come from the settings: Redis (or any Celery broker) when S2C_BROKER_URL is set, else
-an embedded single-machine broker under the data folder (kombu's filesystem transport and Celery's file result
-backend), so one machine runs jobs with no Redis and through the same code paths.
-
-Choices that keep multi-hour jobs safe (see worker/tasks.py for the rest):
-- acks late, prefetch 1, concurrency 1: a worker holds at most the one job it runs, acknowledged when it ends;
-- solo pool: TensorFlow is loaded in the process that trains and never forked;
-- a very long Redis visibility timeout, in the broker's and the result backend's options alike: Redis does not
-  hand a running job to a second worker after an hour. Recovery of a dead worker's job does not wait for it
-  either: the lease and the janitor (worker/leases.py, worker/janitor.py) re-enqueue it within seconds.
-
-Importing this module neither loads TensorFlow nor creates folders: the API imports it too.
+It is the queue contract's app (contracts/queue.py) made from the environment's settings, with this package's
+tasks included; the API and the CLI make their own client from the same contract and never import this.
 """
 
-import logging
-import os
-from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from celery import Celery
 
-from app.core.config import Settings, get_settings
-
-TRAIN_TASK_NAME = "sketch2color.train"
-TRAINING_QUEUE = "training"
-# Thirty days: longer than any job. Redis redelivers an unacknowledged message only after this long.
-VISIBILITY_TIMEOUT_SECONDS = 30 * 24 * 3600
-CONNECT_TIMEOUT_SECONDS = 2.0
-
-logger = logging.getLogger("sketch2color.worker")
-
-
-@dataclass(frozen=True)
-class BrokerChoice:
-    broker_url: str
-    result_backend: str
-    description: str
-    embedded: bool
-    broker_transport_options: dict[str, Any] = field(default_factory=dict)
-
-
-def redact(url: str) -> str:
-    """The URL without its password, fit for logs and error messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def embedded_folders(settings: Settings) -> dict[str, Any]:
-    broker_dir = settings.data_dir.resolve() / "broker"
-    return {
-        "queue": broker_dir / "queue",
-        "processed": broker_dir / "processed",
-        "control": broker_dir / "control",
-        "results": broker_dir / "results",
-    }
-
-
-def choose_broker(settings: Settings) -> BrokerChoice:
-    if settings.broker_url:
-        backend = settings.result_backend or settings.broker_url
-        description = f"broker {redact(settings.broker_url)}, results {redact(backend)}"
-        options = {
-            "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,
-            "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
-        }
-        return BrokerChoice(
-            settings.broker_url, backend, description, embedded=False, broker_transport_options=options
-        )
-    folders = embedded_folders(settings)
-    for folder in folders.values():
-        folder.mkdir(parents=True, exist_ok=True)
-    options = {
-        "data_folder_in": str(folders["queue"]),
-        "data_folder_out": str(folders["queue"]),
-        # Moving a message into `processed` is an atomic rename on one file system, so two workers polling the
-        # same folder never both take it; the janitor prunes old processed messages.
-        "store_processed": True,
-        "processed_folder": str(folders["processed"]),
-        "control_folder": str(folders["control"]),
-        "polling_interval": 0.5,
-    }
-    backend = settings.result_backend or f"file://{folders['results']}"
-    description = (
-        f"embedded single-machine broker in {folders['queue'].parent} (no S2C_BROKER_URL), results {backend}"
-    )
-    return BrokerChoice(
-        "filesystem://", backend, description, embedded=True, broker_transport_options=options
-    )
-
-
-def create_celery_app(settings: Settings) -> Celery:
-    choice = choose_broker(settings)
-    celery_app = Celery(
-        "sketch2color", broker=choice.broker_url, backend=choice.result_backend, include=["worker.tasks"]
-    )
-    celery_app.conf.update(
-        task_default_queue=TRAINING_QUEUE,
-        task_routes={TRAIN_TASK_NAME: {"queue": TRAINING_QUEUE}},
-        task_serializer="json",
-        result_serializer="json",
-        accept_content=["json"],
-        task_acks_late=True,
-        task_track_started=True,
-        result_extended=True,
-        result_expires=7 * 24 * 3600,
-        worker_prefetch_multiplier=1,
-        worker_concurrency=1,
-        worker_pool="solo",
-        worker_send_task_events=False,
-        worker_cancel_long_running_tasks_on_connection_loss=False,
-        broker_connection_retry_on_startup=True,
-        broker_transport_options=choice.broker_transport_options,
-        result_backend_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
-        redis_socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        redis_socket_timeout=10.0,
-        # The API must answer fast when the broker is down: give up publishing after ~1 s, not Celery's ~3 s.
-        task_publish_retry_policy={
-            "max_retries": 1,
-            "interval_start": 0,
-            "interval_step": 0.5,
-            "interval_max": 0.5,
-        },
-    )
-    celery_app.sketch2color_settings = settings
-    celery_app.sketch2color_broker = choice
-    return celery_app
-
-
-def enqueue_job(celery_app: Celery, job_id: str) -> None:
-    """Queue (or re-queue) a job: the task id is the job id, the job's parameters live in its record."""
-    celery_app.send_task(TRAIN_TASK_NAME, args=[job_id], task_id=job_id, queue=TRAINING_QUEUE)
-
-
-@lru_cache(maxsize=8)
-def _redis_client(url: str):
-    import redis
-
-    return redis.Redis.from_url(
-        url, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS, socket_timeout=CONNECT_TIMEOUT_SECONDS
-    )
-
-
-def broker_problem(celery_app: Celery) -> str | None:
-    """Why jobs cannot be queued or inspected right now (None when the broker and result store answer)."""
-    choice: BrokerChoice = celery_app.sketch2color_broker
-    if choice.embedded:
-        folders = [
-            choice.broker_transport_options["data_folder_in"],
-            choice.broker_transport_options["processed_folder"],
-        ]
-        for folder in folders:
-            if not _writable(folder):
-                return f"the embedded broker folder {folder} is missing or not writable"
-        return None
-    urls = dict.fromkeys([choice.broker_url, choice.result_backend])
-    for url in urls:
-        if not url.startswith(("redis://", "rediss://", "unix://")):
-            continue
-        try:
-            _redis_client(url).ping()
-        except Exception as error:  # redis raises ConnectionError, TimeoutError, AuthenticationError, ...
-            return f"{redact(url)} is unreachable ({type(error).__name__}: {error})"
-    return None
-
-
-def _writable(folder: str) -> bool:
-    return os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK)
+from contracts.queue import create_celery_app
+from contracts.settings import get_settings
 
 
 @lru_cache(maxsize=1)
 def worker_app() -> Celery:
-    """The worker process's app (`celery -A worker.celery_app worker`), from the environment's settings."""
     return create_celery_app(get_settings())
 
 
 def __getattr__(name: str) -> Any:
-    # `worker.celery_app.app` is made on first use: importing this module (the API does) has no side effect.
+    # `worker.celery_app.app` is made on first use: importing this module has no side effect.
     if name == "app":
         return worker_app()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,14 +10,13 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from celery import Celery
 
-from app.core.config import Settings
-from worker.celery_app import enqueue_job
+from contracts import jobs
+from contracts.queue import enqueue_job
+from contracts.settings import Settings
 from worker.leases import lease_is_live, read_lease
-from worker.records import add_event, is_job_id, read_record, update_record, utc_now
 
 logger = logging.getLogger("sketch2color.worker")
 PROCESSED_MESSAGES_KEPT_SECONDS = 24 * 3600
@@ -26,31 +25,13 @@ PRUNE_EVERY_SECONDS = 3600
 
 def recover_lost_job(celery_app: Celery, run_dir: Path, hostname: str) -> bool:
     """Re-enqueue the job in `run_dir` if it is running without a live lease. True if it was re-enqueued."""
-
-    def change(record: dict[str, Any]) -> bool:
-        lease = read_lease(run_dir)
-        if record["state"] != "running" or lease_is_live(lease):
-            return False
-        record["state"] = "queued"
-        if record["attempts"] and record["attempts"][-1].get("outcome") is None:
-            record["attempts"][-1].update(outcome="worker lost", lost_noticed_at=utc_now())
-        add_event(
-            record,
-            "worker lost (lease expired); re-queued to resume from its newest checkpoint",
-            noticed_by=hostname,
-            lease=lease,
-        )
-        return True
-
-    if not update_record(run_dir, change):
+    lease = read_lease(run_dir)
+    if not jobs.requeue_lost(run_dir, lambda: lease_is_live(read_lease(run_dir)), hostname, lease):
         return False
     try:
         enqueue_job(celery_app, run_dir.name)
     except Exception:
-        # Back to "running without a lease", so that the next sweep tries again.
-        update_record(
-            run_dir, lambda record: record.update(state="running") if record["state"] == "queued" else None
-        )
+        jobs.unqueue_unsent(run_dir)  # running without a lease again, so that the next sweep retries
         raise
     logger.warning("job %s lost its worker; re-queued to resume from its newest checkpoint", run_dir.name)
     return True
@@ -83,7 +64,7 @@ class Janitor(threading.Thread):
         runs_dir = self.settings.runs_dir
         if runs_dir.is_dir():
             for run_dir in runs_dir.iterdir():
-                if not is_job_id(run_dir.name):
+                if not jobs.is_job_id(run_dir.name):
                     continue
                 # One job's malformed record, lock timeout or failed enqueue must not keep the others waiting.
                 try:
@@ -95,7 +76,7 @@ class Janitor(threading.Thread):
             self._last_prune = time.time()
 
     def _recover_if_lost(self, run_dir: Path) -> None:
-        record = read_record(run_dir)
+        record = jobs.read_record(run_dir)
         if record is not None and record["state"] == "running" and not lease_is_live(read_lease(run_dir)):
             recover_lost_job(self.celery_app, run_dir, self.hostname)
 

@@ -17,10 +17,9 @@ from typing import Any
 
 from filelock import FileLock
 
-from model.versions import write_atomically
+from model.atomic import write_atomically
+from model.run_folder import RunFolder
 
-LEASE_NAME = "lease.json"
-LOCK_NAME = ".lease.lock"
 # A holder gives up this share of the lease early, so it has stopped before the lease can be taken over.
 SAFETY_SHARE = 0.2
 
@@ -33,7 +32,7 @@ class LeaseLost(RuntimeError):
 
 def read_lease(run_dir: Path) -> dict[str, Any] | None:
     try:
-        return json.loads((run_dir / LEASE_NAME).read_text())
+        return json.loads(RunFolder(run_dir).lease.read_text())
     except (OSError, ValueError):
         return None
 
@@ -50,13 +49,14 @@ class Lease:
         self.owner = owner
         self.seconds = seconds
         self.valid_until = 0.0
-        self._lock = FileLock(str(self.run_dir / LOCK_NAME), timeout=30)
+        self.files = RunFolder(self.run_dir)
+        self._lock = FileLock(str(self.files.lease_lock), timeout=30)
 
     def acquire(self) -> tuple[bool, dict[str, Any] | None]:
         """Take the lease unless another owner holds a live one. Returns (taken, the lease found before)."""
         with self._lock:
             previous = read_lease(self.run_dir)
-            if lease_is_live(previous) and previous.get("owner") != self.owner:
+            if previous is not None and lease_is_live(previous) and previous.get("owner") != self.owner:
                 return False, previous
             self._write(acquired_at=time.time())
             return True, previous
@@ -78,7 +78,7 @@ class Lease:
         with self._lock:
             current = read_lease(self.run_dir)
             if current is not None and current.get("owner") == self.owner:
-                (self.run_dir / LEASE_NAME).unlink(missing_ok=True)
+                self.files.lease.unlink(missing_ok=True)
         self.valid_until = 0.0
 
     def check(self) -> None:
@@ -90,7 +90,7 @@ class Lease:
         now = time.time()
         expires_at = now + self.seconds
         lease = {"owner": self.owner, "acquired_at": acquired_at, "renewed_at": now, "expires_at": expires_at}
-        write_atomically(self.run_dir / LEASE_NAME, json.dumps(lease))
+        write_atomically(self.files.lease, json.dumps(lease))
         self.valid_until = expires_at - SAFETY_SHARE * self.seconds
 
 

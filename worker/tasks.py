@@ -10,7 +10,8 @@ from typing import Any
 
 from celery import Task, signals
 
-from worker.celery_app import TRAIN_TASK_NAME, app
+from contracts.queue import TRAIN_TASK_NAME
+from worker.celery_app import app
 from worker.janitor import Janitor
 from worker.runner import JobRun
 

@@ -6,9 +6,9 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 
 from app.batching import MicroBatcher
-from app.core.config import Settings
 from app.model_store import ModelStore
 from app.observability import Metrics
+from contracts.settings import Settings
 
 
 def get_app_settings(request: Request) -> Settings:

@@ -5,9 +5,6 @@ with two published versions, and one per test module that needs a server of its 
 """
 
 import io
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,9 +17,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from tests.conftest import TINY_WIDTH, publish_tiny_generator
-from tests.support import free_port, wait_until
+from tests.support import Process, child_environment, start_uvicorn, wait_until
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 POLL_SECONDS = 0.5
 STARTUP_TIMEOUT_SECONDS = 90.0
 # The shared server's limits are small so that the tests can cross them with small payloads.
@@ -34,11 +30,12 @@ DATASET = "shapes"
 
 def train_tiny_generator(data_dir: Path) -> int:
     """Train a tiny pix2pix for a few steps with the model package, the way a job does: dataset under
-    `datasets/`, run folder and job record (worker/records.py) under `runs/<id>/`, versions under `models/`.
+    `datasets/`, run folder and job record (contracts/jobs.py) under `runs/<id>/`, versions under `models/`.
     Return the published version."""
+    from contracts.jobs import create_record, new_job_id, new_record, update_record, utc_now
     from model.synthetic import make_synthetic_dataset
-    from model.train import TrainConfig, train_pix2pix
-    from worker.records import create_record, new_job_id, new_record, update_record, utc_now
+    from model.train import train_pix2pix
+    from model.train_config import TrainConfig
 
     dataset_dir = data_dir / "datasets" / DATASET
     make_synthetic_dataset(dataset_dir, train=16, val=4, seed=0)
@@ -69,16 +66,22 @@ def train_tiny_generator(data_dir: Path) -> int:
 class Server:
     base_url: str
     data_dir: Path
-    log_path: Path
-    process: subprocess.Popen
-    port: int
+    process: Process
 
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
 
+    @property
+    def port(self) -> int:
+        return int(self.base_url.rsplit(":", 1)[1])
+
+    @property
+    def log_path(self) -> Path:
+        return self.process.log_path
+
     def log(self, last_chars: int = 4000) -> str:
-        return self.log_path.read_text(errors="replace")[-last_chars:]
+        return self.process.log()[-last_chars:]
 
     def client(self, **options: Any) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=options.pop("timeout", 60.0), **options)
@@ -86,41 +89,14 @@ class Server:
 
 @contextmanager
 def run_server(data_dir: Path, **settings: Any) -> Iterator[Server]:
-    """Start `uvicorn app.main:create_app --factory` with S2C_* settings; stop it afterwards."""
+    """Start the API (tests/support.py's uvicorn) with S2C_* settings on `data_dir`; stop it afterwards."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    environment = {
-        **os.environ,
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "S2C_DATA_DIR": str(data_dir),
-        "S2C_MODEL_POLL_SECONDS": str(POLL_SECONDS),
-        **{f"S2C_{name.upper()}": str(value) for name, value in settings.items()},
-    }
-    log_path = data_dir.parent / f"uvicorn-{port}.log"
-    # --lifespan on: a failing startup (model store, batcher) stops the server instead of being skipped.
-    command = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--host", "127.0.0.1",
-               "--port", str(port), "--lifespan", "on"]  # fmt: skip
-    with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=environment, stdout=log_file, stderr=subprocess.STDOUT
-        )
-    server = Server(f"http://127.0.0.1:{port}", data_dir, log_path, process, port)
+    environment = child_environment(data_dir, model_poll_seconds=POLL_SECONDS, **settings)
+    process, base_url = start_uvicorn(environment, data_dir.parent, STARTUP_TIMEOUT_SECONDS)
     try:
-
-        def healthy() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"uvicorn exited with {process.returncode}:\n{server.log()}")
-            return httpx.get(f"{server.base_url}/healthz", timeout=5).status_code == 200
-
-        wait_until(healthy, STARTUP_TIMEOUT_SECONDS, f"uvicorn to answer /healthz; log:\n{server.log()}", 0.2)
-        yield server
+        yield Server(base_url, data_dir, process)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        process.stop(timeout=20)
 
 
 def wait_for_version(server: Server, version: int, timeout: float = 60.0) -> None:

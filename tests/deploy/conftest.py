@@ -11,8 +11,8 @@ import pytest
 import typer
 import yaml
 
-from app.cli import cli
-from app.core.config import Settings
+from cli.main import cli
+from contracts.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"

@@ -74,10 +74,12 @@ def test_dependencies_are_installed_before_the_source_is_copied():
     ]
     runs = [(index, arguments) for index, (keyword, arguments) in enumerate(instructions) if keyword == "RUN"]
     pyproject_copy = next(index for index, arguments in copies if arguments.split()[0] == "pyproject.toml")
-    source_copies = [
-        index for index, arguments in copies if arguments.split()[0] in ("app", "model", "worker", ".")
-    ]
-    assert source_copies, "the source packages are never copied"
+    packages = project_packages()
+    source_copies = [index for index, arguments in copies if arguments.split()[0] in (*packages, ".")]
+    copied = {arguments.split()[0] for index, arguments in copies}
+    assert "." in copied or packages <= copied, (
+        f"Dockerfile.gpu copies {sorted(copied)} but the project's packages are {sorted(packages)}"
+    )
     dependency_install = [
         index
         for index, arguments in runs
@@ -156,8 +158,14 @@ def test_dockerignore_sends_what_the_dockerfile_copies_and_nothing_private():
             f".dockerignore leaves out {source}, which Dockerfile.gpu copies"
         )
     for private in (".env", ".venv/bin/python", "data/models/generator/1/saved_model.pb", ".git/config",
-                    "tests/conftest.py", "app/__pycache__/cli.cpython-311.pyc"):  # fmt: skip
+                    "tests/conftest.py", "cli/__pycache__/main.cpython-311.pyc"):  # fmt: skip
         assert _dockerignore_excludes(private), (
             f".dockerignore should leave {private} out of the build context"
         )
-    assert not _dockerignore_excludes("app/cli.py") and not _dockerignore_excludes("model/train.py")
+    assert not _dockerignore_excludes("cli/main.py") and not _dockerignore_excludes("model/train.py")
+
+
+def project_packages() -> set[str]:
+    """The top-level packages pyproject.toml installs (its `packages.find` include patterns)."""
+    patterns = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    return {pattern.rstrip("*") for pattern in patterns["include"]}

@@ -55,3 +55,21 @@ def test_test_script_fails_when_no_test_ran(tmp_path):
     )
     assert skipped.returncode != 0, skipped.stdout + skipped.stderr
     assert "no test ran" in skipped.stderr
+
+
+def test_test_script_installs_what_the_tests_need_and_ci_only_calls_it():
+    """The README's test command passes on a fresh machine by itself; CI adds nothing but a fresh .venv."""
+    text = (REPO / "test.sh").read_text()
+    for package in ("chromium", "docker-compose", "redis-server"):
+        assert f"command -v {package} >/dev/null || need+=({package})" in text, package
+    assert "apt-get install" in text and "./start.sh --install-only" in text
+    assert "sudo apt-get install" in text, "without root or sudo, say which command installs the packages"
+    commands = [
+        line.strip()
+        for line in (REPO / ".ci" / "run").read_text().splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
+    assert "./test.sh" in commands, commands
+    assert not any("apt-get" in line or "redis-server" in line or "pytest" in line for line in commands), (
+        f".ci/run should only call ./test.sh, found: {commands}"
+    )

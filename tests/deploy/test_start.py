@@ -18,15 +18,15 @@ import pytest
 from PIL import Image, ImageDraw
 
 from tests.deploy.conftest import REPO
-from tests.deploy.processes import (
+from tests.support import (
     descendants,
+    free_port,
     interrupt_and_wait,
     tail,
     wait_for_status,
     wait_for_text,
     wait_until_gone,
 )
-from tests.support import free_port
 
 READY_TIMEOUT = 240
 TOKEN = "start-path-token"
@@ -34,7 +34,7 @@ TOKEN = "start-path-token"
 
 def _up_command(port: int) -> list[str]:
     script = Path(sys.executable).parent / "sketch2color"
-    base = [str(script)] if script.is_file() else [sys.executable, "-m", "app.cli"]
+    base = [str(script)] if script.is_file() else [sys.executable, "-m", "cli"]
     tiny_demo = [
         "--demo-steps",
         "4",

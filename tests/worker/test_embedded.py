@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.worker.conftest import JobSystem, sample_sketch_png, wait_until
+from tests.support import JobSystem, sample_sketch_png, wait_until
 
 
 @pytest.fixture(scope="module")

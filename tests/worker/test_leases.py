@@ -6,10 +6,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from app.core.config import Settings
+from contracts.jobs import create_record, new_job_id, new_record, read_record, update_record
+from contracts.settings import Settings
 from worker.janitor import Janitor
 from worker.leases import Heartbeat, Lease, LeaseLost, lease_is_live, read_lease
-from worker.records import create_record, new_job_id, new_record, read_record, update_record
 
 
 def test_a_live_lease_keeps_others_out_until_it_expires(tmp_path: Path):

@@ -6,9 +6,9 @@ from datetime import datetime
 
 import pytest
 
-from app.core.config import Settings
-from tests.worker.conftest import LEASE_SECONDS, JobSystem
-from worker.celery_app import create_celery_app, enqueue_job
+from contracts.queue import create_celery_app, enqueue_job
+from contracts.settings import Settings
+from tests.support import LEASE_SECONDS, JobSystem
 
 REDIS_DB = 14
 

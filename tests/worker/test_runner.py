@@ -1,10 +1,5 @@
 """One delivery of a job, in-process with a stand-in Celery task: leases at the endings, job parameters."""
 
-import dataclasses
-import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -12,11 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from app.core.config import Settings
-from tests.worker.conftest import REPO_ROOT
+from contracts.jobs import begin_attempt, create_record, new_job_id, new_record
+from contracts.settings import Settings
 from worker.leases import Heartbeat, LeaseLost, read_lease
-from worker.records import create_record, new_job_id, new_record, update_record
-from worker.runner import JobRun, train_config_arguments
+from worker.runner import JobRun, train_config_from
 
 
 def started_run(data_dir: Path, lease_seconds: float = 30.0) -> JobRun:
@@ -28,7 +22,7 @@ def started_run(data_dir: Path, lease_seconds: float = 30.0) -> JobRun:
     task = SimpleNamespace(request=SimpleNamespace(hostname="test@host"), app=broker)
     run = JobRun(task, job_id, settings, threading.Event())
     assert run.lease.acquire()[0]
-    assert update_record(run.run_dir, lambda record: run._begin(record, None)) == "run"
+    assert begin_attempt(run.run_dir, run.owner, run.hostname, previous_lease=None) == "run"
     run.heartbeat = Heartbeat(run.lease)
     run.heartbeat.start()
     return run
@@ -71,36 +65,6 @@ def test_a_run_whose_lease_expired_stops_without_checkpointing(tmp_path: Path):
 
 
 def test_unknown_job_parameters_fail_the_job_and_are_named():
-    @dataclasses.dataclass
-    class Config:
-        steps: int = 1
-        ngf: int = 64
-
-    assert train_config_arguments({"steps": 5}, Config) == {"steps": 5}
-    with pytest.raises(ValueError, match="'stepz'"):
-        train_config_arguments({"steps": 5, "stepz": 1}, Config)
-
-
-TRAINER_AND_API_FIELDS = """
-import dataclasses, json
-from app.api.routes.jobs import JobLaunch
-from model.train import TrainConfig
-print(json.dumps({"launch": list(JobLaunch.model_fields),
-                  "trainer": [field.name for field in dataclasses.fields(TrainConfig)]}))
-"""
-
-
-def test_every_launch_parameter_is_a_trainer_parameter():
-    """POST /jobs and TrainConfig cannot drift apart. A child process: their modules load TensorFlow."""
-    child = subprocess.run(
-        [sys.executable, "-c", TRAINER_AND_API_FIELDS],
-        cwd=REPO_ROOT,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert child.returncode == 0, child.stderr
-    fields = json.loads(child.stdout.splitlines()[-1])
-    missing = set(fields["launch"]) - {"dataset"} - set(fields["trainer"])
-    assert not missing, f"POST /jobs accepts parameters that TrainConfig does not know: {sorted(missing)}"
+    assert train_config_from({"steps": 5}).steps == 5
+    with pytest.raises(ValueError, match="stepz: Extra inputs are not permitted"):
+        train_config_from({"steps": 5, "stepz": 1})

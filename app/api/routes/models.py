@@ -8,8 +8,8 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel
 
 from app.api.deps import ModelStoreDep
-from app.core.config import Settings
 from app.model_store import ModelStore
+from contracts.settings import Settings
 
 router = APIRouter(tags=["models"])
 

@@ -1,9 +1,15 @@
-"""The `sketch2color` command line. Heavy imports (TensorFlow, FastAPI, Celery) happen inside each command."""
+"""The `sketch2color` command line. Heavy imports (TensorFlow, FastAPI, Celery) happen inside each command;
+`train`'s options are generated from the one hyper-parameter schema (model/train_config.py)."""
 
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
+from pydantic import ValidationError
+
+from cli.schema_options import with_options_of
+from model.train_config import TrainConfig
 
 cli = typer.Typer(
     name="sketch2color",
@@ -14,7 +20,7 @@ cli = typer.Typer(
 )
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
 
@@ -56,7 +62,6 @@ def prepare(
     )
 
 
-@cli.command()
 def train(
     dataset: Annotated[Path, typer.Argument(help="Dataset folder with train/ and val/.")],
     run_dir: Annotated[
@@ -65,48 +70,25 @@ def train(
     models_dir: Annotated[
         Path | None, typer.Option(help="Publish generator versions to MODELS/generator/<version>/.")
     ] = None,
-    epochs: Annotated[
-        int | None, typer.Option(min=1, help="Train this many epochs (or give --steps).")
-    ] = None,
-    steps: Annotated[int | None, typer.Option(min=1, help="Train this many steps in total.")] = None,
-    batch_size: Annotated[int, typer.Option(min=1)] = 1,
-    ngf: Annotated[int, typer.Option(min=1, help="Generator width (64 = the paper).")] = 64,
-    ndf: Annotated[int, typer.Option(min=1, help="Discriminator width (64 = the paper).")] = 64,
-    norm: Annotated[str, typer.Option(help="instance (default) or batch (the TF tutorial's).")] = "instance",
-    learning_rate: Annotated[float, typer.Option(min=0.0)] = 2e-4,
-    lambda_l1: Annotated[float, typer.Option(min=0.0)] = 100.0,
-    lr_decay_fraction: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Decay lr linearly to 0 over this last share.")
-    ] = 0.0,
-    checkpoint_every: Annotated[int, typer.Option(min=1)] = 500,
-    export_every: Annotated[
-        int, typer.Option(min=0, help="Publish every N steps (0 = only at the end).")
-    ] = 0,
-    log_every: Annotated[int, typer.Option(min=1)] = 100,
-    keep_checkpoints: Annotated[int, typer.Option(min=1)] = 3,
-    seed: Annotated[int, typer.Option()] = 0,
-    xla: Annotated[bool, typer.Option(help="Compile the train step with XLA.")] = False,
-    sketch_side: Annotated[
-        str, typer.Option(help="right (anime pair layout) or left (aligned pairs, swapped).")
-    ] = "right",
-    precision: Annotated[
-        str, typer.Option(help="auto (mixed_float16 on GPUs), float32, mixed_float16, mixed_bfloat16.")
-    ] = "auto",
+    **hyperparameters: Any,
 ) -> None:
     """Train pix2pix on a pair dataset, checkpointing and publishing generator versions."""
-    from model.train import TrainConfig, train_pix2pix
+    from model.train import train_pix2pix
+    from model.train_config import TrainConfig, explain
 
+    given = {name: value for name, value in hyperparameters.items() if value is not None}
     try:
-        config = TrainConfig(
-            epochs=epochs, steps=steps, batch_size=batch_size, ngf=ngf, ndf=ndf, norm=norm,
-            learning_rate=learning_rate, lambda_l1=lambda_l1, lr_decay_fraction=lr_decay_fraction,
-            checkpoint_every=checkpoint_every, export_every=export_every, log_every=log_every,
-            keep_checkpoints=keep_checkpoints, seed=seed, xla=xla, sketch_side=sketch_side, precision=precision,
-        )  # fmt: skip
+        config = TrainConfig(**given)
+    except ValidationError as error:
+        _fail(explain(error).replace("_", "-") + " (see --help)")
+    try:
         result = train_pix2pix(dataset, run_dir, config, models_dir=models_dir, on_progress=_print_progress)
     except ValueError as error:
         _fail(str(error))
     typer.echo(f"{result.status} at step {result.step}; published versions: {result.versions or 'none'}")
+
+
+cli.command()(with_options_of(TrainConfig, train))
 
 
 def _print_progress(progress: dict) -> None:
@@ -123,6 +105,16 @@ def _print_progress(progress: dict) -> None:
     )
 
 
+class ResultSize(StrEnum):
+    square = "256"
+    original = "original"
+
+
+class Lines(StrEnum):
+    keep = "keep"
+    none = "none"
+
+
 @cli.command()
 def colorize(
     model: Annotated[
@@ -131,24 +123,36 @@ def colorize(
     input_image: Annotated[
         Path, typer.Argument(metavar="IN", help="Sketch image (PNG, JPEG, WebP, BMP, GIF).")
     ],
-    output_image: Annotated[Path, typer.Argument(metavar="OUT", help="Where to write the 256x256 PNG.")],
+    output_image: Annotated[Path, typer.Argument(metavar="OUT", help="Where to write the PNG.")],
+    size: Annotated[
+        ResultSize, typer.Option(help="256 (a 256x256 square) or original (the sketch's own size).")
+    ] = ResultSize.square,
+    lines: Annotated[
+        Lines,
+        typer.Option(help="With --size original: keep the sketch's own lines over the colors, or none."),
+    ] = Lines.keep,
 ) -> None:
     """Colorize one sketch with a published generator."""
     import numpy as np
     from PIL import Image
 
     from model.export import load_serving_function
-    from model.imageio import BadImage, load_sketch
+    from model.fullsize import full_size_result
+    from model.imageio import BadImage, load_sketch_and_original
     from model.versions import resolve_model_path
 
     try:
         version_path = resolve_model_path(model)
-        sketch = load_sketch(input_image)
+        sketch, original = load_sketch_and_original(input_image)
     except (FileNotFoundError, BadImage) as error:
         _fail(str(error))
-    colorized = load_serving_function(version_path)(sketch[np.newaxis])
-    Image.fromarray(colorized.numpy()[0]).save(output_image, format="PNG")
-    typer.echo(f"wrote {output_image} with model {version_path}")
+    colorized = load_serving_function(version_path)(sketch[np.newaxis]).numpy()[0]
+    if size is ResultSize.original:
+        result = full_size_result(colorized, original, lines.value)
+    else:
+        result = Image.fromarray(colorized)
+    result.save(output_image, format="PNG")
+    typer.echo(f"wrote {output_image} ({result.width}x{result.height}) with model {version_path}")
 
 
 @cli.command()
@@ -192,8 +196,9 @@ def up(
     ] = 600.0,
 ) -> None:
     """Run the whole system here: the API and a training worker (settings from S2C_*); Ctrl-C stops both."""
-    from app.core.config import get_settings
-    from app.launcher import DemoConfig, Launcher
+    from cli.demo import DemoConfig
+    from cli.supervisor import Launcher
+    from contracts.settings import get_settings
 
     demo_config = DemoConfig(
         enabled=demo, steps=demo_steps, width=demo_width, batch_size=demo_batch_size,
@@ -212,7 +217,8 @@ def worker(
     loglevel: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run a training worker: Celery on queue `training`, solo pool, one job at a time (S2C_* settings)."""
-    from worker.celery_app import TRAINING_QUEUE, app
+    from contracts.queue import TRAINING_QUEUE
+    from worker.celery_app import app
 
     arguments = ["worker", "--pool", "solo", "--concurrency", "1", "--prefetch-multiplier", "1"]
     arguments += ["--queues", TRAINING_QUEUE, "--loglevel", loglevel, "--without-mingle", "--without-gossip"]

@@ -42,6 +42,11 @@ def test_make_synthetic_then_train_then_colorize(tmp_path):
         _run("colorize", model, sketch, output)
         with Image.open(output) as image:
             assert (image.format, image.mode, image.size) == ("PNG", "RGB", (256, 256))
+    full = tmp_path / "full.png"
+    drawn = _run("colorize", models, sketch, full, "--size", "original")
+    assert "(300x120)" in drawn.stdout, drawn.stdout
+    with Image.open(full) as image:
+        assert (image.format, image.mode, image.size) == ("PNG", "RGB", (300, 120))
 
     resumed = _run("train", dataset, "--run-dir", run_dir, "--steps", 9, "--batch-size", 2, "--ngf", 8, "--ndf", 8,
                    "--checkpoint-every", 3, "--log-every", 3)  # fmt: skip

@@ -12,18 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from app.core.config import Settings
-from app.launcher import DemoConfig, Launcher, _job_list
-from tests.deploy.conftest import REPO
-from tests.deploy.processes import (
+from cli.demo import DemoConfig, _job_list
+from cli.supervisor import Launcher
+from contracts.queue import redact
+from contracts.settings import Settings
+from tests.support import REPO_ROOT as REPO
+from tests.support import (
     descendants,
+    free_port,
     interrupt_and_wait,
     tail,
     wait_for_text,
     wait_until_gone,
 )
-from tests.support import free_port
-from worker.celery_app import redact
 
 FAKE_API = """
 import http.server, sys
@@ -39,8 +40,9 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 DRIVER = """
 import sys
 from pathlib import Path
-from app.core.config import Settings
-from app.launcher import DemoConfig, Launcher
+from contracts.settings import Settings
+from cli.demo import DemoConfig
+from cli.supervisor import Launcher
 
 FAKE_API, WORKER = sys.argv[4], sys.argv[5]
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.worker.conftest import (
+from tests.support import (
     JOB_TIMEOUT_SECONDS,
     JobSystem,
     sample_sketch_png,

@@ -2,70 +2,29 @@
 
 It runs `sketch2color serve` (the API) and `sketch2color worker` (the training worker) as child processes with
 the same settings, waits until the API answers, prints its address and, when no generator has been published
-yet, makes a small synthetic dataset and launches a short demo training job through the API, so that
+yet, has the demo bootstrap (cli/demo.py) launch a short demo training job through the API, so that
 `/colorize` answers with a real (demo-quality) model a few minutes later. With `S2C_BROKER_URL` unset both
 children use the embedded broker under the data folder, so nothing else needs to run; with it set, they use
 that broker (Redis). Ctrl-C or SIGTERM stops both children (terminate, wait, then kill). A second start
 reuses what the first one made: the dataset, the published models and any demo job still queued or running.
 """
 
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from app.core.config import Settings
-from model.layout import pair_files
-from model.versions import latest_version
-from worker.celery_app import redact
+from cli.api_client import ApiClient
+from cli.demo import DemoBootstrap, DemoConfig
+from contracts.queue import redact
+from contracts.settings import Settings
 
-DEMO_DATASET = "demo"
-ACTIVE_STATES = ("queued", "running")
 POLL_SECONDS = 0.5
 FOLLOW_SECONDS = 5.0
-PROGRESS_SECONDS = 30.0
-
-
-@dataclass(frozen=True)
-class DemoConfig:
-    """The demo job launched when no generator exists: small enough to train on a laptop CPU in minutes."""
-
-    enabled: bool = True
-    steps: int = 400
-    width: int = 16
-    batch_size: int = 4
-    train_pairs: int = 400
-    val_pairs: int = 16
-
-    def __post_init__(self) -> None:
-        for name in ("steps", "width", "batch_size", "train_pairs", "val_pairs"):
-            if getattr(self, name) < 1:
-                raise ValueError(
-                    f"demo {name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}"
-                )
-
-    def job_request(self) -> dict[str, Any]:
-        """The POST /jobs body: publish every 100 steps (and at the end), so a first model arrives early."""
-        return {
-            "dataset": DEMO_DATASET,
-            "steps": self.steps,
-            "batch_size": self.batch_size,
-            "ngf": self.width,
-            "ndf": self.width,
-            "checkpoint_every": min(50, self.steps),
-            "export_every": min(100, self.steps),
-            "log_every": min(10, self.steps),  # progress and loss curves on the page every 10 steps
-        }
 
 
 class LaunchError(RuntimeError):
@@ -96,11 +55,8 @@ class Launcher:
         self.echo = echo
         self.children: dict[str, subprocess.Popen] = {}
         self.signals_received = 0
-        self.demo_job_id: str | None = None
-        self.waiting_for_model = False  # a demo version was published; say when the API has loaded it
-        self.model_announced = False
-        self._last_report: tuple = (None, None, None)  # state, version, step of the last progress line
-        self._last_report_at = 0.0
+        self.api = ApiClient(self.local_url, settings.api_token)
+        self.bootstrap = DemoBootstrap(self.demo, settings, self.api, echo)
 
     # ---- addresses ---------------------------------------------------------------------------------------
     @property
@@ -126,7 +82,7 @@ class Launcher:
                     f"sketch2color is up: {self.local_url}/  (API docs: {self.local_url}/docs; Ctrl-C stops)"
                 )
                 try:
-                    self._ensure_demo()
+                    self.bootstrap.ensure()
                 except OSError as error:  # the API stopped answering: the supervisor reports a dead child
                     self.echo(f"warning: could not set up the demo job: {error}")
             except Stopped:
@@ -162,7 +118,7 @@ class Launcher:
         return environment
 
     def child_commands(self) -> dict[str, list[str]]:
-        cli = [sys.executable, "-m", "app.cli"]
+        cli = [sys.executable, "-m", "cli"]
         return {
             "api": [*cli, "serve", "--host", self.host, "--port", str(self.port)],
             "worker": [*cli, "worker"],
@@ -239,7 +195,7 @@ class Launcher:
                     f"the {dead[0]} exited with status {dead[1]} while starting (its output is above)"
                 )
             try:
-                status, _ = self._request("GET", "/healthz", timeout=2)
+                status, _ = self.api.request("GET", "/healthz", timeout=2)
                 if status == 200:
                     return
             except OSError:
@@ -247,49 +203,6 @@ class Launcher:
             time.sleep(POLL_SECONDS)
         raise LaunchError(
             f"the API did not answer {self.local_url}/healthz within {self.startup_timeout:.0f}s"
-        )
-
-    def _ensure_demo(self) -> None:
-        """Launch the demo job unless a generator exists, the demo is off, or a demo job is on its way."""
-        if not self.demo.enabled:
-            return
-        version = published_version(self.settings.models_dir)
-        if version is not None:
-            self.echo(f"generator version {version} is published; no demo job needed")
-            return
-        status, jobs = self._request("GET", "/jobs")
-        if status != 200:
-            self.echo(f"warning: GET /jobs answered {status} ({_detail(jobs)}); not launching the demo job")
-            return
-        for job in _job_list(jobs):
-            if job.get("dataset") == DEMO_DATASET and job.get("state") in ACTIVE_STATES:
-                self.demo_job_id = str(job.get("id"))
-                self.echo(
-                    f"demo job {self.demo_job_id} is {job['state']}; /colorize answers once it publishes"
-                )
-                return
-        dataset_dir = self.settings.datasets_dir / DEMO_DATASET
-        if not _has_pairs(dataset_dir):
-            from model.synthetic import make_synthetic_dataset
-
-            counts = make_synthetic_dataset(
-                dataset_dir, train=self.demo.train_pairs, val=self.demo.val_pairs, seed=0
-            )
-            self.echo(
-                f"made the synthetic demo dataset in {dataset_dir}: "
-                f"{counts['train']} train and {counts['val']} val pairs"
-            )
-        status, job = self._request("POST", "/jobs", body=self.demo.job_request())
-        if status not in (200, 201, 202) or not isinstance(job, dict):
-            self.echo(
-                f"warning: could not launch the demo job: POST /jobs answered {status} ({_detail(job)})"
-            )
-            return
-        self.demo_job_id = str(job.get("id"))
-        self.echo(
-            f"no generator published yet: launched demo job {self.demo_job_id} "
-            f"({self.demo.steps} steps on the synthetic '{DEMO_DATASET}' dataset); "
-            f"/colorize answers once its first version is published (follow it at {self.local_url}/)"
         )
 
     # ---- after start-up ----------------------------------------------------------------------------------
@@ -305,92 +218,12 @@ class Launcher:
             if dead:
                 self.echo(f"error: the {dead[0]} exited with status {dead[1]}; stopping")
                 return 1
-            if self.demo_job_id or self.waiting_for_model:
+            if self.bootstrap.following:
                 if time.monotonic() - last_follow >= FOLLOW_SECONDS:
                     last_follow = time.monotonic()
-                    self._follow_demo()
+                    self.bootstrap.follow()
             time.sleep(POLL_SECONDS)
         return 0
-
-    def _follow_demo(self) -> None:
-        """Print the demo job's state when it changes (its step every PROGRESS_SECONDS while it runs), and
-        say so once the API has loaded a generator."""
-        if self.demo_job_id:
-            try:
-                status, job = self._request("GET", f"/jobs/{self.demo_job_id}", timeout=5)
-            except OSError:
-                return
-            if status != 200 or not isinstance(job, dict):
-                return
-            state, progress = job.get("state"), job.get("progress") or {}
-            step, total = progress.get("step"), progress.get("total_steps")
-            changed = (state, progress.get("version")) != self._last_report[:2]
-            moved = (
-                step != self._last_report[2] and time.monotonic() - self._last_report_at >= PROGRESS_SECONDS
-            )
-            if changed or moved:
-                self._last_report = (state, progress.get("version"), step)
-                self._last_report_at = time.monotonic()
-                steps = f" step {step}/{total}" if step is not None and total else ""
-                version = f", published version {progress['version']}" if progress.get("version") else ""
-                error = f": {job['error']}" if job.get("error") else ""
-                self.echo(f"demo job {state}{steps}{version}{error}")
-            if (progress.get("version") or state == "succeeded") and not self.model_announced:
-                self.waiting_for_model = True
-            if state not in ACTIVE_STATES:
-                self.demo_job_id = None
-        if self.waiting_for_model:
-            try:
-                ready = self._request("GET", "/readyz", timeout=5)[0] == 200
-            except OSError:
-                ready = False
-            if ready:
-                self.waiting_for_model, self.model_announced = False, True
-                self.echo(f"a generator is loaded: {self.local_url}/ colorizes sketches now")
-
-    def _request(self, method: str, path: str, body: Any = None, timeout: float = 10.0) -> tuple[int, Any]:
-        """One HTTP call to the local API, with the token when one is set; (status, decoded JSON or text)."""
-        headers = {"Accept": "application/json"}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        if self.settings.api_token:
-            headers["Authorization"] = f"Bearer {self.settings.api_token}"
-        request = urllib.request.Request(self.local_url + path, data=data, headers=headers, method=method)
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.status, _decode(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, _decode(error.read())
-
-
-def published_version(models_dir: Path) -> int | None:
-    """The newest complete generator version, or None (a file-system read: no TensorFlow in the launcher)."""
-    latest = latest_version(models_dir)
-    return latest.version if latest else None
-
-
-def _has_pairs(dataset_dir: Path) -> bool:
-    return all(pair_files(dataset_dir / split) for split in ("train", "val"))
-
-
-def _job_list(payload: Any) -> list[dict]:
-    """GET /jobs answers a plain list of job records."""
-    return [job for job in payload if isinstance(job, dict)] if isinstance(payload, list) else []
-
-
-def _decode(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw.decode(errors="replace")
-
-
-def _detail(payload: Any) -> str:
-    if isinstance(payload, dict) and "detail" in payload:
-        return str(payload["detail"])
-    return str(payload)[:300]
 
 
 def _kill_group(child: subprocess.Popen) -> None:

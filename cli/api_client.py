@@ -1,0 +1,42 @@
+"""A small HTTP client of the sketch2color API (standard library only), with the token when one is set."""
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+
+class ApiClient:
+    def __init__(self, base_url: str, token: str | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+
+    def request(self, method: str, path: str, body: Any = None, timeout: float = 10.0) -> tuple[int, Any]:
+        """One call; (status, decoded JSON or text). Connection failures raise OSError."""
+        headers = {"Accept": "application/json"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        request = urllib.request.Request(self.base_url + path, data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, decode(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, decode(error.read())
+
+
+def decode(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode(errors="replace")
+
+
+def detail(payload: Any) -> str:
+    """The `detail` of an error answer, or the start of whatever came back."""
+    if isinstance(payload, dict) and "detail" in payload:
+        return str(payload["detail"])
+    return str(payload)[:300]
