@@ -5,16 +5,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
 from app.api.routes import colorize, datasets, health, jobs, models, pages
 from app.batching import MicroBatcher
-from app.core.config import Settings, get_settings
 from app.model_store import LoadedModel, ModelStore
 from app.observability import Metrics, MetricsMiddleware
 from app.uploads import UploadLimitMiddleware
+from contracts.settings import Settings, get_settings
+from model.train_config import describe_problems
 
 logger = logging.getLogger("sketch2color")
 
@@ -62,10 +64,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.cors_origin_list,
             allow_methods=["*"],
             allow_headers=["*"],
-            expose_headers=["X-Model-Version", "Location", "Retry-After"],
+            expose_headers=["X-Model-Version", "X-Image-Size", "Location", "Retry-After"],
         )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_exception_handler(ClientDisconnect, _client_disconnected)
+    app.add_exception_handler(RequestValidationError, _bad_parameters)
     app.add_exception_handler(Exception, _unexpected_error)
     for router in (colorize.router, models.router, health.router, datasets.router, jobs.router, pages.router):
         app.include_router(router)
@@ -74,6 +77,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 async def _client_disconnected(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": "the client closed the connection before the upload was complete"}, 400)
+
+
+async def _bad_parameters(request: Request, error: Exception) -> JSONResponse:
+    """422 in the one error shape of this API, `{"detail": "<field>: <problem> (got <value>)"}`."""
+    assert isinstance(error, RequestValidationError)
+    return JSONResponse({"detail": describe_problems(error.errors())}, 422)
 
 
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:

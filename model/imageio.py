@@ -89,28 +89,46 @@ def to_rgb(image: Image.Image) -> Image.Image:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def pad_to_square(image: Image.Image, fill: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
-    """Center the image on a white square, so a non-square sketch is not stretched."""
-    width, height = image.size
+def content_box(width: int, height: int, size: int = IMAGE_SIZE) -> tuple[int, int, int, int]:
+    """Where a width x height picture lands on the white size x size square: (left, top, right, bottom).
+
+    The picture keeps its aspect ratio and is centered; the rest of the square is white padding, which the
+    full-size result cuts away again (model/fullsize.py).
+    """
     side = max(width, height)
-    if width == height:
-        return image
-    canvas = Image.new("RGB", (side, side), fill)
-    canvas.paste(image, ((side - width) // 2, (side - height) // 2))
-    return canvas
+    scaled_width = max(1, round(width * size / side))
+    scaled_height = max(1, round(height * size / side))
+    left, top = (size - scaled_width) // 2, (size - scaled_height) // 2
+    return left, top, left + scaled_width, top + scaled_height
 
 
 def prepare_sketch(image: Image.Image, size: int = IMAGE_SIZE) -> np.ndarray:
-    """RGB, padded to square with white, resized to size x size: uint8 [size, size, 3]."""
-    square = pad_to_square(to_rgb(image))
-    if square.size != (size, size):
-        square = square.resize((size, size), Image.Resampling.BICUBIC)
-    return np.asarray(square, dtype=np.uint8)
+    """RGB, scaled to fit and centered on a white square: uint8 [size, size, 3], the model's input.
+
+    Scaling comes before padding, so no buffer is ever larger than the picture itself or the small square
+    (a 1 x 2,000,000 image costs 2 M pixels, not a 2 M x 2 M canvas).
+    """
+    rgb = to_rgb(image)
+    if rgb.size == (size, size):
+        return np.asarray(rgb, dtype=np.uint8)
+    left, top, right, bottom = content_box(*rgb.size, size=size)
+    scaled = rgb.resize((right - left, bottom - top), Image.Resampling.BICUBIC)
+    canvas = Image.new("RGB", (size, size), (255, 255, 255))
+    canvas.paste(scaled, (left, top))
+    return np.asarray(canvas, dtype=np.uint8)
 
 
 def load_sketch(source: bytes | str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode and prepare a sketch in one call: uint8 [256, 256, 3]."""
     return prepare_sketch(open_image(source, max_pixels=max_pixels))
+
+
+def load_sketch_and_original(
+    source: bytes | str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[np.ndarray, Image.Image]:
+    """The model's input and the picture itself in RGB at its own size (for the full-size result)."""
+    rgb = to_rgb(open_image(source, max_pixels=max_pixels))
+    return prepare_sketch(rgb), rgb

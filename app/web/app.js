@@ -154,8 +154,10 @@ async function colorize() {
     const form = new FormData();
     if (uploadedFile) form.append("file", uploadedFile, uploadedFile.name);
     else form.append("file", await canvasBlob(), "sketch.png");
-    const response = await api("colorize", { method: "POST", body: form, auth: false });
+    const size = $("result-size").value;
+    const response = await api(`colorize?size=${size}`, { method: "POST", body: form, auth: false });
     const version = response.headers.get("X-Model-Version");
+    const dimensions = response.headers.get("X-Image-Size") || "";
     const image = await response.blob();
     if (resultUrl) URL.revokeObjectURL(resultUrl);
     resultUrl = URL.createObjectURL(image);
@@ -164,8 +166,14 @@ async function colorize() {
     result.hidden = false;
     $("result-placeholder").hidden = true;
     const milliseconds = Math.round(performance.now() - started);
-    $("result-caption").textContent = `model version ${version} · ${milliseconds} ms`;
+    $("result-caption").textContent = `${dimensions} · model version ${version} · ${milliseconds} ms`;
     result.dataset.version = version;
+    result.dataset.size = dimensions;
+    const download = $("download");
+    const stem = uploadedFile ? uploadedFile.name.replace(/\.[^.]*$/, "") : "sketch";
+    download.href = resultUrl;
+    download.download = `${stem}-colored-v${version}-${dimensions}.png`;
+    download.hidden = false;
   } catch (error) {
     $("result-caption").textContent = "\u00a0";
     show($("colorize-error"), `Could not colorize: ${error.message}`);

@@ -1,5 +1,7 @@
 """POST /colorize returns exactly what the published SavedModel computes, for every accepted format/mode."""
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -103,3 +105,69 @@ def test_version_query_pins_an_older_version(server: Server, direct_models: Dire
         "versions 1 and 2 are different random generators"
     )
     assert missing.status_code == 404 and "99" in missing.json()["detail"], missing.text
+
+
+def _full_size(response) -> np.ndarray:
+    assert response.status_code == 200, f"{response.status_code}: {response.text[:300]}"
+    image = Image.open(io.BytesIO(response.content))
+    assert (image.format, image.mode) == ("PNG", "RGB")
+    assert response.headers["X-Image-Size"] == f"{image.width}x{image.height}"
+    return np.asarray(image)
+
+
+FULL_SIZE_CASES = [
+    ("PNG", "RGB", (640, 240)), ("PNG", "RGB", (200, 520)), ("JPEG", "RGB", (500, 300)),
+    ("JPEG", "L", (260, 700)), ("PNG", "RGBA", (420, 180)), ("PNG", "LA", (150, 390)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("image_format", "mode", "size"), FULL_SIZE_CASES, ids=str)
+def test_size_original_returns_the_sketch_s_own_size_with_its_lines_kept(
+    server: Server, image_format: str, mode: str, size: tuple[int, int]
+) -> None:
+    drawing = draw_sketch(*size, seed=sum(size))
+    if mode == "RGBA":  # lines on a transparent sheet: transparency reads as white paper
+        sheet = Image.new("RGBA", size, (0, 0, 0, 0))
+        drawing = Image.composite(
+            drawing.convert("RGBA"), sheet, drawing.convert("L").point(lambda v: 255 - v)
+        )
+    else:
+        drawing = drawing.convert(mode)
+    data = encode(drawing, image_format, **({"quality": 95} if image_format == "JPEG" else {}))
+    with server.client() as client:
+        kept = _full_size(client.post("/colorize?size=original", files={"file": ("s", data, "image/png")}))
+        plain = _full_size(
+            client.post("/colorize?size=original&lines=none", files={"file": ("s", data, "image/png")})
+        )
+    assert kept.shape == plain.shape == (size[1], size[0], 3)
+    sketch = np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))
+    paper = np.where(sketch[..., 3:] == 0, 255, sketch[..., :3]).astype(int)  # transparent = white
+    dark = paper.mean(axis=2) < 100
+    assert dark.sum() > 200, "the drawing should have dark lines"
+    assert (kept[dark].astype(int) <= paper[dark] + 1).all(), "lines=keep drew a line lighter than the sketch"
+    assert kept[dark].mean() < plain[dark].mean() - 5, "lines=none should not carry the sketch's lines"
+
+
+def test_square_sketch_s_256_result_is_the_model_s_output_of_a_plain_resize(server: Server) -> None:
+    """Unchanged from before size=original existed: a square sketch is just resized (bicubic) to 256x256."""
+    from model.export import load_serving_function
+
+    square = draw_sketch(400, 400, seed=3)
+    with server.client() as client:
+        response = client.post("/colorize", files={"file": ("s.png", encode(square), "image/png")})
+    pixels = png_pixels(response)
+    assert response.headers["X-Image-Size"] == "256x256"
+    model_input = np.asarray(square.resize((256, 256), Image.Resampling.BICUBIC))[np.newaxis]
+    serve = load_serving_function(server.models_dir / "generator" / response.headers["X-Model-Version"])
+    assert np.array_equal(pixels, serve(model_input).numpy()[0])
+
+
+@pytest.mark.parametrize("query", ["size=512", "size=", "lines=bold", "size=original&lines=thin"])
+def test_bad_size_or_lines_is_a_422_in_the_one_error_shape(server: Server, query: str) -> None:
+    with server.client() as client:
+        response = client.post(
+            f"/colorize?{query}", files={"file": ("s.png", encode(draw_sketch()), "image/png")}
+        )
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert isinstance(detail, str) and ("size" in detail or "lines" in detail), detail

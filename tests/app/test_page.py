@@ -100,6 +100,25 @@ def test_upload_a_file_and_colorize(page: Page, server: Server, tmp_path: Path) 
     )
 
 
+def test_full_size_result_is_shown_and_downloaded(page: Page, server: Server, tmp_path: Path) -> None:
+    wide = tmp_path / "wide.png"
+    draw_sketch(600, 240, seed=9).save(wide)
+    page.locator("#upload").set_input_files(str(wide))
+    page.get_by_label("Result size").select_option("original")
+    page.get_by_role("button", name="Colorize").click()
+    expect(page.get_by_test_id("result-caption")).to_contain_text("600x240", timeout=20_000)
+    shown = _shown_result(page)
+    assert shown.shape == (240, 600, 3), f"the page shows a {shown.shape} image, not the sketch's size"
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Download PNG").click()
+    download = download_info.value
+    assert download.suggested_filename == "wide-colored-v2-600x240.png", download.suggested_filename
+    saved = tmp_path / "downloaded.png"
+    download.save_as(saved)
+    assert np.array_equal(np.asarray(Image.open(saved).convert("RGB")), shown), "the download is the result"
+    page.screenshot(path=str(tmp_path / "page-full-size.png"), full_page=True)
+
+
 def test_a_bad_upload_shows_the_error_detail(page: Page, tmp_path: Path) -> None:
     not_an_image = tmp_path / "notes.png"
     not_an_image.write_text("these are words, not pixels")

@@ -8,7 +8,7 @@ bytes can be wrong maps to a 4xx with a JSON detail, never to a 500.
 import asyncio
 import io
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -18,10 +18,18 @@ from pydantic import BaseModel
 
 from app.api.deps import BatcherDep, ModelStoreDep, SettingsDep
 from app.api.routes.models import no_generator_error, retry_after
-from app.core.config import Settings
 from app.model_store import LoadedModel, ModelStore, VersionNotFound, VersionUnloadable
 from app.uploads import too_large_detail
-from model.imageio import BadImage, EmptyImage, ImageTooLarge, NotAnImage, UndecodableImage, load_sketch
+from contracts.settings import Settings
+from model.fullsize import full_size_result
+from model.imageio import (
+    BadImage,
+    EmptyImage,
+    ImageTooLarge,
+    NotAnImage,
+    UndecodableImage,
+    load_sketch_and_original,
+)
 
 router = APIRouter(tags=["colorize"])
 logger = logging.getLogger("sketch2color.colorize")
@@ -59,12 +67,16 @@ REQUEST_BODY: dict[str, Any] = {
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "content": {"image/png": _binary},
-        "description": "The colorized 256x256 RGB PNG.",
+        "description": "The colorized RGB PNG: 256x256, or the sketch's own size with `size=original`.",
         "headers": {
             "X-Model-Version": {
                 "description": "The generator version that drew it.",
                 "schema": {"type": "integer"},
-            }
+            },
+            "X-Image-Size": {
+                "description": "The result's width x height, e.g. `1200x900`.",
+                "schema": {"type": "string"},
+            },
         },
     },
     400: {"model": ErrorDetail, "description": "Empty, truncated or undecodable image."},
@@ -74,7 +86,10 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "Upload over S2C_MAX_UPLOAD_BYTES or image over S2C_MAX_PIXELS.",
     },
     415: {"model": ErrorDetail, "description": "Not an image, or a content type that is not an image."},
-    422: {"description": "No multipart field `file`, or a bad `version`."},
+    422: {
+        "model": ErrorDetail,
+        "description": "No multipart field `file`, or a bad `version`, `size` or `lines`.",
+    },
     503: {
         "model": ErrorDetail,
         "description": "No generator published yet, or the pinned version fails to load (with Retry-After).",
@@ -97,20 +112,35 @@ async def colorize(
     version: Annotated[
         int | None, Query(ge=1, description="Pin a published version (default: newest).")
     ] = None,
+    size: Annotated[
+        Literal["256", "original"],
+        Query(description="`256` (a 256x256 square) or `original` (the sketch's own width and height)."),
+    ] = "256",
+    lines: Annotated[
+        Literal["keep", "none"],
+        Query(
+            description="With `size=original`: lay the sketch's own lines over the colors (`keep`) or not."
+        ),
+    ] = "keep",
 ) -> Response:
-    """PNG, JPEG, WebP, BMP or GIF (first frame), any mode and size: padded with white to a square, resized to
-    256x256, colorized. Returns a 256x256 RGB PNG and the generator version in `X-Model-Version`."""
+    """PNG, JPEG, WebP, BMP or GIF (first frame), any mode and size: scaled to fit a white 256x256 square and
+    colorized. Returns a 256x256 RGB PNG, or with `size=original` the colors upsampled to the sketch's own
+    size (the padding cut away) with its lines kept crisp; the generator version is in `X-Model-Version`."""
     model = await _pick_model(store, settings, version)
     with batcher.announce() as ticket:
         data = await _read_image_bytes(request, settings)
-        sketch = await _decode(data, settings)
+        sketch, original = await _decode(data, settings)
         colorized = await batcher.colorize(model, sketch, ticket)
-    png = await asyncio.to_thread(_encode_png, colorized)
-    return Response(
-        png,
-        media_type="image/png",
-        headers={"X-Model-Version": str(model.version), "Cache-Control": "no-store"},
-    )
+    if size == "original":
+        png, (width, height) = await asyncio.to_thread(_full_size_png, colorized, original, lines)
+    else:
+        png, (width, height) = await asyncio.to_thread(_encode_png, colorized), colorized.shape[1::-1]
+    headers = {
+        "X-Model-Version": str(model.version),
+        "X-Image-Size": f"{width}x{height}",
+        "Cache-Control": "no-store",
+    }
+    return Response(png, media_type="image/png", headers=headers)
 
 
 async def _pick_model(store: ModelStore, settings: Settings, version: int | None) -> LoadedModel:
@@ -153,9 +183,9 @@ async def _read_image_bytes(request: Request, settings: Settings) -> bytes:
     return data
 
 
-async def _decode(data: bytes, settings: Settings) -> np.ndarray:
+async def _decode(data: bytes, settings: Settings) -> tuple[np.ndarray, Image.Image]:
     try:
-        return await asyncio.to_thread(load_sketch, data, settings.max_pixels)
+        return await asyncio.to_thread(load_sketch_and_original, data, settings.max_pixels)
     except (EmptyImage, UndecodableImage) as error:
         raise HTTPException(400, str(error)) from error
     except NotAnImage as error:
@@ -169,7 +199,13 @@ async def _decode(data: bytes, settings: Settings) -> np.ndarray:
         raise HTTPException(400, f"cannot read the image: {type(error).__name__}") from error
 
 
-def _encode_png(image: np.ndarray) -> bytes:
+def _encode_png(image: np.ndarray | Image.Image) -> bytes:
+    picture = image if isinstance(image, Image.Image) else Image.fromarray(image, "RGB")
     buffer = io.BytesIO()
-    Image.fromarray(image, "RGB").save(buffer, format="PNG", compress_level=1)
+    picture.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
+
+
+def _full_size_png(colorized: np.ndarray, original: Image.Image, lines: str) -> tuple[bytes, tuple[int, int]]:
+    result = full_size_result(colorized, original, "keep" if lines == "keep" else "none")
+    return _encode_png(result), result.size
