@@ -6,6 +6,10 @@ to the sketch's size, multiply the sketch's lines back in, and encode the full-s
 (min-max) ms of each part for a 1024x1024 and a 4096x4096 sketch, and the added share at 1024x1024
 (target: under 25%).
 
+PNG encoding time depends on the picture: an untrained generator draws high-frequency noise, which no trained
+model does, so the full-size stages run twice: on the untrained generator's own output (a worst case) and on
+smooth colors such as a trained model paints (a blurred color field).
+
     .venv/bin/python bench/bench_fullsize.py [--repeats 7] [--ngf 64]
 """
 
@@ -22,10 +26,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
+from PIL import Image, ImageDraw, ImageFilter  # noqa: E402
 
 from model.export import load_serving_function, publish_generator  # noqa: E402
-from model.fullsize import full_size_result  # noqa: E402
+from model.fullsize import full_size_result, png_bytes  # noqa: E402
 from model.imageio import load_sketch_and_original  # noqa: E402
 from model.networks import build_generator  # noqa: E402
 
@@ -35,17 +39,20 @@ def sketch_png(side: int) -> bytes:
     draw = ImageDraw.Draw(image)
     rng = np.random.default_rng(side)
     for _ in range(40):
-        x0, y0, x1, y1 = sorted(rng.integers(0, side, 2)) + sorted(rng.integers(0, side, 2))
-        draw.ellipse((x0, y0, x1, y1), outline="black", width=max(1, side // 300))
+        (left, right), (top, bottom) = sorted(rng.integers(0, side, 2)), sorted(rng.integers(0, side, 2))
+        draw.ellipse((left, top, right, bottom), outline="black", width=max(1, side // 300))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
 
 
 def png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=1)  # what the API uses
-    return buffer.getvalue()
+    return png_bytes(image)  # what the API uses
+
+
+def smooth_colors(seed: int = 0) -> np.ndarray:
+    noise = (np.random.default_rng(seed).random((256, 256, 3)) * 255).astype(np.uint8)
+    return np.asarray(Image.fromarray(noise).filter(ImageFilter.GaussianBlur(6)))
 
 
 def timed(function: Callable[[], object], repeats: int) -> tuple[float, float, float, object]:
@@ -73,22 +80,24 @@ def main() -> None:
             decode = timed(lambda data=data: load_sketch_and_original(data, 40_000_000), arguments.repeats)
             sketch, original = decode[3]
             infer = timed(lambda sketch=sketch: serve(sketch[np.newaxis]).numpy()[0], arguments.repeats)
-            colorized = infer[3]
-            small = timed(lambda colorized=colorized: png(Image.fromarray(colorized)), arguments.repeats)
-            compose = timed(
-                lambda colorized=colorized, original=original: full_size_result(colorized, original),
-                arguments.repeats,
-            )
-            large = timed(lambda result=compose[3]: png(result), arguments.repeats)
+            small = timed(lambda colorized=infer[3]: png(Image.fromarray(colorized)), arguments.repeats)
             path_256 = decode[0] + infer[0] + small[0]
-            added = compose[0] + large[0] - small[0]
-            for name, figure in (("decode + fit", decode), ("generator", infer), ("PNG 256", small),
-                                 ("compose full size", compose), ("PNG full size", large)):  # fmt: skip
-                print(f"  {side}x{side} {name:18s} {figure[0]:8.1f} ({figure[1]:.1f}-{figure[2]:.1f})")
-            print(
-                f"  {side}x{side} 256 path {path_256:.1f} ms; size=original adds {added:.1f} ms "
-                f"({added / path_256:.0%} of the 256 path)"
-            )
+            for name, figure in (("decode + fit", decode), ("generator", infer), ("PNG 256", small)):
+                print(f"  {side}x{side} {name:34s} {figure[0]:8.1f} ({figure[1]:.1f}-{figure[2]:.1f})")
+            for colors_name, colors in (("untrained output", infer[3]), ("smooth colors", smooth_colors())):
+                compose = timed(
+                    lambda colors=colors, original=original: full_size_result(colors, original),
+                    arguments.repeats,
+                )
+                large = timed(lambda result=compose[3]: png(result), arguments.repeats)
+                for name, figure in (("compose full size", compose), ("PNG full size", large)):
+                    label = f"{name}, {colors_name}"
+                    print(f"  {side}x{side} {label:34s} {figure[0]:8.1f} ({figure[1]:.1f}-{figure[2]:.1f})")
+                added = compose[0] + large[0] - small[0]
+                print(
+                    f"  {side}x{side} 256 path {path_256:.1f} ms; size=original adds {added:.1f} ms "
+                    f"({added / path_256:.0%}) with {colors_name}"
+                )
 
 
 if __name__ == "__main__":

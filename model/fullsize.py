@@ -7,6 +7,8 @@ Lines are kept the way style2paints does it, as a multiply layer: out = color x 
 sketch is white the colors show unchanged; where it has a dark line the output is at least as dark as the line.
 """
 
+import io
+import zlib
 from typing import Literal
 
 import numpy as np
@@ -27,3 +29,10 @@ def full_size_result(colorized: np.ndarray, sketch: Image.Image, lines: Lines = 
     if lines == "none":
         return colors
     return ImageChops.multiply(colors, sketch)
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    """A fast PNG: zlib level 1 with run-length matching, which suits flat colors with crisp lines."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1, compress_type=zlib.Z_RLE)
+    return buffer.getvalue()

@@ -6,7 +6,6 @@ bytes can be wrong maps to a 4xx with a JSON detail, never to a 500.
 """
 
 import asyncio
-import io
 import logging
 from typing import Annotated, Any, Literal
 
@@ -21,7 +20,7 @@ from app.api.routes.models import no_generator_error, retry_after
 from app.model_store import LoadedModel, ModelStore, VersionNotFound, VersionUnloadable
 from app.uploads import too_large_detail
 from contracts.settings import Settings
-from model.fullsize import full_size_result
+from model.fullsize import full_size_result, png_bytes
 from model.imageio import (
     BadImage,
     EmptyImage,
@@ -134,7 +133,8 @@ async def colorize(
     if size == "original":
         png, (width, height) = await asyncio.to_thread(_full_size_png, colorized, original, lines)
     else:
-        png, (width, height) = await asyncio.to_thread(_encode_png, colorized), colorized.shape[1::-1]
+        png = await asyncio.to_thread(png_bytes, Image.fromarray(colorized, "RGB"))
+        width, height = colorized.shape[1], colorized.shape[0]
     headers = {
         "X-Model-Version": str(model.version),
         "X-Image-Size": f"{width}x{height}",
@@ -199,13 +199,6 @@ async def _decode(data: bytes, settings: Settings) -> tuple[np.ndarray, Image.Im
         raise HTTPException(400, f"cannot read the image: {type(error).__name__}") from error
 
 
-def _encode_png(image: np.ndarray | Image.Image) -> bytes:
-    picture = image if isinstance(image, Image.Image) else Image.fromarray(image, "RGB")
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
-
-
 def _full_size_png(colorized: np.ndarray, original: Image.Image, lines: str) -> tuple[bytes, tuple[int, int]]:
     result = full_size_result(colorized, original, "keep" if lines == "keep" else "none")
-    return _encode_png(result), result.size
+    return png_bytes(result), result.size
