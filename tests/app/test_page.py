@@ -61,6 +61,33 @@ def _api_answer(server: Server, image_bytes: bytes) -> np.ndarray:
         return png_pixels(client.post("/colorize", files={"file": ("s.png", image_bytes, "image/png")}))
 
 
+def test_a_normal_visit_logs_no_console_error(browser: Browser, server: Server) -> None:
+    """No 404 for /favicon.ico and no failed request: the console stays clean when nothing is wrong."""
+    context = browser.new_context()
+    visit = context.new_page()
+    messages: list[str] = []
+    visit.on("console", lambda message: messages.append(f"{message.type}: {message.text}"))
+    failed: list[str] = []
+    visit.on(
+        "response",
+        lambda response: (
+            failed.append(f"{response.status} {response.url}") if response.status >= 400 else None
+        ),
+    )
+    try:
+        visit.goto(server.base_url + "/")
+        expect(visit.get_by_test_id("model-status")).to_have_text("model version 2", timeout=15_000)
+        expect(visit.locator("#jobs-body tr.job").first).to_be_visible(timeout=15_000)
+        visit.wait_for_timeout(500)
+    finally:
+        context.close()
+    assert not [message for message in messages if message.startswith("error")], messages
+    assert not failed, f"requests that failed on a normal visit: {failed}"
+    with server.client() as client:
+        icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+
+
 def test_draw_strokes_and_colorize(page: Page, server: Server, tmp_path: Path) -> None:
     box = page.locator("#sketch").bounding_box()
     assert box is not None
@@ -183,3 +210,55 @@ def test_job_endpoint_errors_show_the_servers_detail(page: Page) -> None:
     page.evaluate("Promise.all([loadDatasets(), refreshJobs()])")
     expect(page.locator("#dataset option")).to_have_text(f"datasets unavailable — 503: {detail}")
     expect(page.locator("#jobs-error")).to_have_text(f"Jobs unavailable — 503: {detail}")
+
+
+FITS_THE_SCREEN = """() => {
+  const width = document.documentElement.clientWidth;
+  const wide = [...document.querySelectorAll("body *")].filter((element) => {
+    if (element.closest(".table-scroll") && !element.classList.contains("table-scroll")) return false;
+    const box = element.getBoundingClientRect();
+    return box.width > 0 && (box.right > width + 1 || box.left < -1);
+  });
+  return {scroll: document.documentElement.scrollWidth, width,
+          wide: wide.slice(0, 5).map((element) => element.outerHTML.slice(0, 80))};
+}"""
+
+
+@pytest.mark.parametrize("width", [360, 390, 430])
+def test_the_page_works_at_phone_width(browser: Browser, server: Server, tmp_path: Path, width: int) -> None:
+    """Nothing wider than the screen (the jobs table scrolls in its own box), and every control clicks."""
+    context = browser.new_context(viewport={"width": width, "height": 844}, is_mobile=True, has_touch=True)
+    phone = context.new_page()
+    errors: list[str] = []
+    phone.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        phone.goto(server.base_url + "/")
+        expect(phone.get_by_test_id("model-status")).to_have_text("model version 2", timeout=15_000)
+        expect(phone.locator("#jobs-body tr.job").first).to_be_visible(timeout=15_000)
+        layout = phone.evaluate(FITS_THE_SCREEN)
+        assert layout["scroll"] <= width and not layout["wide"], f"wider than a {width} px screen: {layout}"
+        for name in ("Eraser", "Pen", "Clear"):
+            phone.get_by_role("button", name=name).click()
+        sketch_file = tmp_path / "tall.png"
+        draw_sketch(240, 420, seed=4).save(sketch_file)
+        phone.locator("#upload").set_input_files(str(sketch_file))
+        phone.get_by_label("Result size").select_option("original")
+        phone.get_by_role("button", name="Colorize").click()
+        expect(phone.get_by_test_id("result-caption")).to_contain_text("240x420", timeout=20_000)
+        phone.get_by_role("link", name="Download PNG").scroll_into_view_if_needed()
+        with phone.expect_download():
+            phone.get_by_role("link", name="Download PNG").click()
+        phone.locator("#token").fill("phone-token")
+        phone.locator("#jobs-body tr.job").first.click()
+        expect(phone.locator("#chart-panel")).to_be_visible()
+        launch = phone.get_by_role("button", name="Launch training")
+        launch.scroll_into_view_if_needed()
+        box = launch.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= width, f"launch button off-screen: {box}"
+        phone.screenshot(path=str(tmp_path / f"page-phone-{width}.png"), full_page=True)
+        assert phone.evaluate(FITS_THE_SCREEN)["scroll"] <= width, (
+            "a result made the page wider than the screen"
+        )
+    finally:
+        context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"

@@ -7,7 +7,11 @@ from fastapi.responses import HTMLResponse, Response
 
 router = APIRouter(include_in_schema=False)
 
-ASSETS = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
+ASSETS = {
+    "app.js": "text/javascript; charset=utf-8",
+    "style.css": "text/css; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
+}
 NO_CACHE = {"Cache-Control": "no-cache"}
 
 
@@ -26,3 +30,9 @@ async def asset(name: str) -> Response:
     if name not in ASSETS:
         raise HTTPException(404, f"no asset named {name!r}")
     return Response(_read_asset(name), media_type=ASSETS[name], headers=NO_CACHE)
+
+
+@router.get("/favicon.ico")
+async def favicon() -> Response:
+    """Browsers ask for it on every visit: the page's icon, not a 404 in the console."""
+    return Response(_read_asset("favicon.svg"), media_type=ASSETS["favicon.svg"], headers=NO_CACHE)
