@@ -3,8 +3,9 @@
 The batcher takes the first waiting request, then keeps collecting for up to `max_wait_seconds` or until
 `max_batch_size`, but only while more requests are known to be on their way (announced and still decoding
 their image): a lone request goes to the generator at once instead of waiting for company that is not coming.
-Requests for different model versions are never mixed; each group is one call. The published signature runs
-every image through the batch-of-one graph in inference mode, so an image's output never depends on its batch.
+Requests for different model versions are never mixed; each group is one call. The published signature is
+one batched graph in inference mode, so a batch costs far less than its images alone, and an image's output
+alone and inside any batch differs by at most 1 level (the contract, DESIGN.md section 2).
 """
 
 import asyncio

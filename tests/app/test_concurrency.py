@@ -52,13 +52,15 @@ def test_32_concurrent_requests_each_return_what_they_return_alone(server: Serve
         for index, (response, (alone_version, alone_pixels)) in enumerate(zip(together, alone, strict=True)):
             assert response.headers["X-Model-Version"] == alone_version
             pixels = png_pixels(response)
-            if not np.array_equal(pixels, alone_pixels):
+            # The contract: inside any batch an image is at most 1 level of 255 from its output alone.
+            if np.abs(pixels.astype(int) - alone_pixels.astype(int)).max() > 1:
                 # Tell batching apart from plain run-to-run nondeterminism: send the image alone once more.
                 again = png_pixels(
                     client.post("/colorize", files={"file": ("s.png", sketches[index], "image/png")})
                 )
                 raise AssertionError(
-                    f"request {index}: {np.count_nonzero(pixels != alone_pixels)} values differ from the "
+                    f"request {index}: {np.count_nonzero(pixels != alone_pixels)} values differ by more than "
+                    "1 level from the "
                     f"same image "
                     f"sent alone; sent alone again, it differs from its first answer in "
                     f"{np.count_nonzero(again != alone_pixels)} values"
