@@ -1,8 +1,10 @@
-"""The model store: serves the newest published generator and swaps in newer ones without dropping a request.
+"""The model store: serves the version the serving policy chooses, and swaps without dropping a request.
 
-A background task looks at `models/generator/` every `poll_seconds`. A newer complete version is loaded with
-`tf.saved_model.load` in a worker thread, warmed up with one batch, checked, and only then made current by
-replacing a single reference. A request takes that reference once when it starts, so requests already in
+A background task looks at `models/generator/` and the serving policy (model/serving_policy.py) every
+`poll_seconds`. The policy names the version to serve: a pinned one, or the newest that passed the quality
+gate. When that is not the version being served (a new one passed the gate, a pin, a rollback, or the served
+version's files changed on disk), it is loaded with `tf.saved_model.load` in a worker thread, warmed up with
+one batch, checked, and only then made current by replacing a single reference. A request takes that reference once when it starts, so requests already in
 flight finish on the model they started with. A version that fails to load is logged once and remembered by
 its files' modification times, so it is skipped on later polls (and tried again only if its files change).
 """
@@ -19,6 +21,12 @@ from typing import Any
 import numpy as np
 
 from model.networks import IMAGE_SIZE
+from model.serving_policy import (
+    ServingPolicy,
+    labels_of,
+    passed_gate,
+    read_policy,
+)
 from model.versions import MANIFEST, PublishedVersion, list_versions
 
 logger = logging.getLogger("sketch2color.models")
@@ -37,6 +45,7 @@ class LoadedModel:
     predict: Callable[[np.ndarray], np.ndarray]
     load_seconds: float
     loaded_at: float = field(default_factory=time.time)
+    files: "Fingerprint" = ()  # what was on disk when it was loaded: new files under the same number reload
 
 
 class VersionNotFound(LookupError):
@@ -48,13 +57,19 @@ class VersionUnloadable(RuntimeError):
 
 
 def fingerprint(version_path: Path) -> Fingerprint:
-    """Modification times of a version's folder and files: a failed version is retried only if they change."""
-    stamps = []
-    for path in (version_path, version_path / "saved_model.pb", version_path / MANIFEST):
+    """The identity of a version's files (inode, size, modification time of the graph, the variables' index
+    and the manifest): a failed version is retried, and a served one reloaded, only when they change."""
+    stamps: list[int] = []
+    for path in (
+        version_path / "saved_model.pb",
+        version_path / "variables" / "variables.index",
+        version_path / MANIFEST,
+    ):
         try:
-            stamps.append(path.stat().st_mtime_ns)
+            status = path.stat()
+            stamps += [status.st_ino, status.st_size, status.st_mtime_ns]
         except OSError:
-            stamps.append(0)
+            stamps += [0, 0, 0]
     return tuple(stamps)
 
 
@@ -63,6 +78,7 @@ def load_version(published: PublishedVersion) -> LoadedModel:
     from model.export import load_serving_function
 
     started = time.perf_counter()
+    files = fingerprint(published.path)
     serving_function = load_serving_function(published.path)
 
     def predict(sketches: np.ndarray) -> np.ndarray:
@@ -79,6 +95,7 @@ def load_version(published: PublishedVersion) -> LoadedModel:
         manifest=published.manifest,
         predict=predict,
         load_seconds=time.perf_counter() - started,
+        files=files,
     )
 
 
@@ -96,6 +113,8 @@ class ModelStore:
         self.poll_seconds = poll_seconds
         self.current: LoadedModel | None = None
         self.loading_version: int | None = None
+        self.policy = ServingPolicy()
+        self.problem: str | None = None  # why the policy's choice is not what is served, if it is not
         self.failures: dict[int, tuple[Fingerprint, str]] = {}
         self._pinned: OrderedDict[int, LoadedModel] = OrderedDict()
         self._pinned_cache_size = pinned_cache_size
@@ -130,30 +149,68 @@ class ModelStore:
     # Hot reload ------------------------------------------------------------------------------------------
 
     async def refresh(self) -> LoadedModel | None:
-        """Load the newest complete version newer than the current one, if any; return the current model."""
-        versions = await asyncio.to_thread(list_versions, self.models_dir)
-        current_version = self.current.version if self.current else 0
-        candidates = [published for published in reversed(versions) if published.version > current_version]
+        """Serve what the policy chooses, if it is not served already and can be loaded; return the current."""
+        versions, policy = await asyncio.to_thread(
+            lambda: (list_versions(self.models_dir), read_policy(self.models_dir))
+        )
+        self.policy = policy
+        current = self.current
+        candidates = self._candidates(versions, policy)
         for published in candidates:
-            if not await asyncio.to_thread(self._worth_trying, published):
-                continue
-            self.loading_version = published.version
-            try:
-                loaded = await self._load(published)
-            finally:
-                self.loading_version = None
+            if current is not None and current.version == published.version:
+                if current.files == await asyncio.to_thread(fingerprint, published.path):
+                    return current  # already serving the best choice that loads
+                logger.warning(
+                    "the files of served version %d changed on disk; reloading it", published.version
+                )
+            loaded = self._pinned.pop(published.version, None)
+            if loaded is not None and loaded.files != await asyncio.to_thread(fingerprint, published.path):
+                loaded = None
+            if loaded is None:
+                if not await asyncio.to_thread(self._worth_trying, published):
+                    continue
+                self.loading_version = published.version
+                try:
+                    loaded = await self._load(published)
+                finally:
+                    self.loading_version = None
             if loaded is None:
                 continue
-            self.current = (
-                loaded  # the swap: one reference, so a request sees either the old or the new model
+            self._swap(loaded)
+            return loaded
+        if current is not None and not any(published.version == current.version for published in versions):
+            self._report(
+                f"served version {current.version} is no longer published and nothing else can be served"
             )
-            logger.info(
-                "serving generator version %d (loaded in %.2f s)", loaded.version, loaded.load_seconds
-            )
-            if self._on_change is not None:
-                self._on_change(loaded)
-            break
         return self.current
+
+    def _candidates(self, versions: list[PublishedVersion], policy: ServingPolicy) -> list[PublishedVersion]:
+        """What to try, best first: the pinned version, or the versions that passed the gate, newest first."""
+        if policy.served != "latest":
+            pinned = [published for published in versions if published.version == policy.served]
+            if pinned:
+                self._report(None)
+                return pinned
+            self._report(
+                f"pinned version {policy.served} is not published; serving the newest that passed the gate"
+            )
+        else:
+            self._report(None)
+        return [published for published in reversed(versions) if passed_gate(published)]
+
+    def _swap(self, loaded: LoadedModel) -> None:
+        """One reference: a request sees either the old or the new model. The old one stays at hand briefly."""
+        previous, self.current = self.current, loaded
+        if previous is not None and previous.version != loaded.version:
+            self._keep_pinned(previous)
+        logger.info("serving generator version %d (loaded in %.2f s)", loaded.version, loaded.load_seconds)
+        if self._on_change is not None:
+            self._on_change(loaded)
+
+    def _report(self, problem: str | None) -> None:
+        if problem is not None and problem != self.problem:
+            logger.warning("%s", problem)
+        self.problem = problem
 
     def _worth_trying(self, published: PublishedVersion) -> bool:
         failure = self.failures.get(published.version)
@@ -218,10 +275,14 @@ class ModelStore:
             raise VersionUnloadable(
                 f"generator version {version} cannot be loaded: {self.failures[version][1]}"
             )
-        self._pinned[version] = loaded
+        self._keep_pinned(loaded)
+        return loaded
+
+    def _keep_pinned(self, loaded: LoadedModel) -> None:
+        self._pinned[loaded.version] = loaded
+        self._pinned.move_to_end(loaded.version)
         while len(self._pinned) > self._pinned_cache_size:
             self._pinned.popitem(last=False)
-        return loaded
 
     def _find(self, version: int) -> PublishedVersion | None:
         return next(
@@ -231,23 +292,35 @@ class ModelStore:
     # Reporting -------------------------------------------------------------------------------------------
 
     def describe(self) -> dict[str, Any]:
-        """What GET /models shows: every complete version, the active one, why any failed. Blocking."""
+        """What GET /models shows: the policy, every complete version with its metrics, gate and labels, which
+        one is served, why any failed to load. Blocking."""
         current = self.current
+        policy = read_policy(self.models_dir)
         versions = []
         for published in reversed(list_versions(self.models_dir)):
             failure = self.failures.get(published.version)
+            manifest = published.manifest
             versions.append(
                 {
                     "version": published.version,
                     "active": current is not None and current.version == published.version,
-                    "created": published.manifest.get("created"),
+                    "created": manifest.get("created"),
+                    "job_id": manifest.get("job_id"),
+                    "dataset": manifest.get("dataset"),
+                    "step": manifest.get("step"),
+                    "val": manifest.get("val"),
+                    "gate": manifest.get("gate"),
+                    "labels": labels_of(policy, published.version),
+                    "has_sample": (published.path / "sample.png").is_file(),
                     "error": failure[1] if failure else None,
-                    "manifest": published.manifest,
+                    "manifest": manifest,
                 }
             )
         return {
             "active_version": current.version if current else None,
             "loading_version": self.loading_version,
             "poll_seconds": self.poll_seconds,
+            "policy": policy.to_json(),
+            "problem": self.problem,
             "versions": versions,
         }

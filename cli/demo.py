@@ -14,7 +14,7 @@ from model.layout import pair_files
 from model.versions import latest_version
 
 DEMO_DATASET = "demo"
-ACTIVE_STATES = ("queued", "running")
+ACTIVE_STATES = ("queued", "running", "cancelling")
 PROGRESS_SECONDS = 30.0
 
 

@@ -1,8 +1,9 @@
 """The job record `runs/<job_id>/job.json` and every state transition of a job.
 
 ```
-queued --(a worker takes it)--> running --(trainer ends)--> succeeded | failed | cancelled
-queued --(cancel)--> cancelled            running --(worker shuts down, or its lease expires)--> queued
+queued --(a worker takes it)--> running --(trainer ends)--> succeeded | failed
+queued --(cancel)--> cancelled          running --(cancel)--> cancelling --(checkpointed)--> cancelled
+running --(worker shuts down, or its lease expires)--> queued          cancelled | failed --(resume)--> queued
 ```
 The record is the only source of a job's state and progress: the API lists and shows jobs from it alone. The
 API and any number of workers read and change the same record, so every change is a read-modify-write under a
@@ -13,6 +14,7 @@ killed mid-write leaves the previous record intact. The transitions below are th
 import json
 import os
 import re
+import shutil
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -25,6 +27,9 @@ from model.atomic import write_atomically
 from model.run_folder import RunFolder
 
 FINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
+# States in which a worker holds (or should hold) the job's lease.
+WORKING_STATES = frozenset({"running", "cancelling"})
+RESUMABLE_STATES = frozenset({"cancelled", "failed"})
 # Job ids are Celery task ids, made by us as UUID4 strings; anything else is not a job (and never a path).
 JOB_ID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 EVENTS_KEPT = 50
@@ -35,6 +40,10 @@ Record = dict[str, Any]
 
 class JobFinished(Exception):
     """The job already reached a final state; the message says which."""
+
+
+class WrongState(Exception):
+    """The job is not in a state that allows this; the message says which it is in."""
 
 
 # ---- identity and storage -------------------------------------------------------------------------------
@@ -156,7 +165,7 @@ def cancel_requested(run_dir: Path) -> bool:
 
 # ---- transitions: the API --------------------------------------------------------------------------------
 def request_cancel(run_dir: Path) -> Record:
-    """queued -> cancelled at once; running: flag it, the worker checkpoints and ends it as cancelled.
+    """queued -> cancelled at once; running -> cancelling: flagged, the worker checkpoints and ends it.
 
     Raises JobFinished for a job already in a final state. Returns the record after the change.
     """
@@ -171,10 +180,41 @@ def request_cancel(run_dir: Path) -> Record:
             record.update(state="cancelled", finished_at=utc_now())
             add_event(record, "cancelled while queued")
         elif record["state"] == "running":
+            record["state"] = "cancelling"
             add_event(record, "cancel requested")
         return record
 
     return update_record(run_dir, change)
+
+
+def resume(run_dir: Path) -> Record:
+    """cancelled | failed -> queued, to continue from its newest checkpoint; the caller enqueues it."""
+
+    def change(record: Record) -> Record:
+        if record["state"] not in RESUMABLE_STATES:
+            raise WrongState(
+                f"job {record['id']} is {record['state']}; only a cancelled or failed job can be resumed"
+            )
+        RunFolder(run_dir).cancel_flag.unlink(missing_ok=True)
+        add_event(record, f"resumed after it {record['state'].replace('cancelled', 'was cancelled')}")
+        record.update(state="queued", cancel_requested=False, finished_at=None, error=None)
+        return record
+
+    return update_record(run_dir, change)
+
+
+def delete_run(run_dir: Path) -> None:
+    """Remove a finished job's run folder (its published versions stay): renamed away first, so the job
+    disappears at once and a reader never sees it half deleted. Raises WrongState for an unfinished job."""
+    with _lock(run_dir):
+        record = read_record(run_dir)
+        if record is None:
+            raise FileNotFoundError(f"no job record in {run_dir}")
+        if record["state"] not in FINAL_STATES:
+            raise WrongState(f"job {record['id']} is {record['state']}; cancel it first")
+        doomed = run_dir.with_name(f".deleting-{run_dir.name}-{uuid.uuid4().hex[:8]}")
+        os.rename(run_dir, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 # ---- transitions: a worker's delivery --------------------------------------------------------------------
@@ -228,7 +268,8 @@ def record_progress(run_dir: Path, owner: str, progress: dict[str, Any]) -> dict
     def change(record: Record) -> dict[str, Any]:
         merged = dict(progress)
         if merged.get("version") is None:  # the trainer counts this attempt's versions only
-            merged["version"] = (record.get("progress") or {}).get("version")
+            previous = record.get("progress") or {}
+            merged["version"], merged["gate"] = previous.get("version"), previous.get("gate")
         record["progress"] = merged
         _attempt_of(record, owner)["last_step"] = merged["step"]
         return merged
@@ -273,10 +314,21 @@ def hand_back(run_dir: Path, owner: str, worker: str, step: int) -> None:
 def requeue_lost(
     run_dir: Path, lease_is_live: Callable[[], bool], noticed_by: str, lease: dict[str, Any] | None
 ) -> bool:
-    """running without a live lease -> queued (its worker died); the caller enqueues it. True if it changed."""
+    """running without a live lease -> queued (its worker died); the caller enqueues it. True if it changed.
+
+    A job that was cancelling when its worker died ends as cancelled (its newest checkpoint stays).
+    """
 
     def change(record: Record) -> bool:
-        if record["state"] != "running" or lease_is_live():
+        if record["state"] not in WORKING_STATES or lease_is_live():
+            return False
+        if record["state"] == "cancelling":
+            record.update(state="cancelled", finished_at=utc_now())
+            add_event(
+                record,
+                "worker lost while cancelling; cancelled at its newest checkpoint",
+                noticed_by=noticed_by,
+            )
             return False
         record["state"] = "queued"
         if record["attempts"] and record["attempts"][-1].get("outcome") is None:

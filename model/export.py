@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from filelock import FileLock
 
 from model.atomic import write_atomically
 from model.networks import IMAGE_SIZE
+from model.serving_policy import LOCK_NAME
 from model.versions import MANIFEST, PublishedVersion, generator_dir, numbered_versions
 
 SIGNATURE_KEY = "serving_default"
@@ -34,7 +36,6 @@ SIGNATURE_DESCRIPTION = {
         OUTPUT_NAME: {"dtype": "uint8", "shape": [None, IMAGE_SIZE, IMAGE_SIZE, 3], "meaning": "RGB color"}
     },
 }
-_LOCK_NAME = ".publish.lock"
 _COUNTER_NAME = ".last_version"
 
 
@@ -75,21 +76,33 @@ def colorize_in_memory(generator: keras.Model, sketches_uint8: Any) -> tf.Tensor
 
 
 def publish_generator(
-    generator: keras.Model, models_dir: str | os.PathLike, manifest: dict[str, Any]
+    generator: keras.Model,
+    models_dir: str | os.PathLike,
+    manifest: dict[str, Any],
+    gate: Callable[[], dict[str, Any]] | None = None,
+    extra_files: dict[str, bytes] | None = None,
 ) -> PublishedVersion:
-    """Write the generator as the next version, atomically; return what was published."""
+    """Write the generator as the next version, atomically; return what was published.
+
+    `gate()` runs under the publish lock (so no other version or policy change slips in between) and its
+    answer is the manifest's `gate` (model/serving_policy.py). `extra_files` go beside the SavedModel
+    (e.g. `sample.png`); TF Serving ignores them.
+    """
     directory = generator_dir(models_dir)
     directory.mkdir(parents=True, exist_ok=True)
     staging = directory / f".tmp-{uuid.uuid4().hex}"
     try:
         module = ServingGenerator(generator)
         tf.saved_model.save(module, str(staging), signatures={SIGNATURE_KEY: module.serve})
-        with FileLock(str(directory / _LOCK_NAME)):
+        for name, content in (extra_files or {}).items():
+            (staging / name).write_bytes(content)
+        with FileLock(str(directory / LOCK_NAME)):
             version = _next_version(directory)
             full_manifest = {
                 "version": version,
                 "created": datetime.now(UTC).isoformat(timespec="seconds"),
                 **manifest,
+                **({"gate": gate()} if gate is not None else {}),
                 "signature": SIGNATURE_DESCRIPTION,
             }
             write_atomically(staging / MANIFEST, json.dumps(full_manifest, indent=2))

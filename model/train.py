@@ -6,6 +6,7 @@ continued from the newest one. The hyper-parameters are model/train_config.py, t
 the run folder's file names model/run_folder.py.
 """
 
+import io
 import json
 import math
 import os
@@ -17,6 +18,7 @@ from typing import Any
 
 import keras
 import tensorflow as tf
+from PIL import Image
 
 from model.data import list_pairs, make_dataset
 from model.export import publish_generator
@@ -24,6 +26,7 @@ from model.losses import ConstantThenLinearDecay, discriminator_loss, generator_
 from model.networks import IMAGE_SIZE, build_discriminator, build_generator
 from model.run_folder import RunFolder
 from model.samples import sample_grid, write_png_atomically, write_progress_gif
+from model.serving_policy import gate
 from model.train_config import ARCHITECTURE_FIELDS, TrainConfig
 
 __all__ = ["Pix2PixTrainer", "TrainConfig", "TrainResult", "train_pix2pix"]
@@ -115,6 +118,7 @@ class Pix2PixTrainer:
         )
         self.resumed_from_step = self._restore()
         self._export_copy: keras.Model | None = None
+        self.last_gate: dict[str, Any] | None = None
         self._summary_writer = tf.summary.create_file_writer(str(self.run.tensorboard))
         self._val_sketches, self._val_targets = self._validation_batch()
         self.train_step = self._build_step()
@@ -237,10 +241,13 @@ class Pix2PixTrainer:
         return path
 
     def publish(self, val: dict[str, float]) -> int | None:
+        """Publish the generator as the next version, with its gate decision and a sample thumbnail."""
         if self.models_dir is None:
             return None
+        models_dir = self.models_dir
         manifest = {
             "job_id": self.job_id,
+            "dataset": self.dataset_dir.name,
             "step": int(self.step.numpy()),
             "epoch": int(self.epoch.numpy()),
             "model": {
@@ -251,7 +258,19 @@ class Pix2PixTrainer:
             },
             "val": val,
         }
-        return publish_generator(self._generator_for_export(), self.models_dir, manifest).version
+        outputs = self.generator(self._val_sketches[:1], training=False)
+        thumbnail = sample_grid(self._val_sketches[:1], outputs, self._val_targets[:1])
+        buffer = io.BytesIO()
+        Image.fromarray(thumbnail).save(buffer, format="PNG")
+        published = publish_generator(
+            self._generator_for_export(),
+            models_dir,
+            manifest,
+            gate=lambda: gate(models_dir, self.dataset_dir.name, val, self.config.promote),
+            extra_files={"sample.png": buffer.getvalue()},
+        )
+        self.last_gate = published.manifest.get("gate")
+        return published.version
 
     def _generator_for_export(self) -> keras.Model:
         """The generator itself, or a float32 single-device copy when training used mixed precision or GPUs."""
@@ -391,6 +410,7 @@ class Pix2PixTrainer:
             "losses": {name: record[name] for name in ("gen_gan", "gen_l1", "disc")},
             "val": dict(val) if val else None,
             "version": versions[-1] if versions else None,
+            "gate": self.last_gate if versions else None,
         }
 
 

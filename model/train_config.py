@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from model.serving_policy import Promote
+
 Norm = Literal["instance", "batch"]
 SketchSide = Literal["right", "left"]
 Precision = Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"]
@@ -63,6 +65,11 @@ class TrainConfig(BaseModel):
     xla: bool = Field(False, description="Compile the training step with XLA.")
     sketch_side: SketchSide = Field(
         "right", description="right (the anime pair layout) or left (aligned pairs, swapped)."
+    )
+    promote: Promote = Field(
+        "auto",
+        description="Serve the published versions: auto (only if no worse than the served one on the same "
+        "dataset), always, or never (publish only).",
     )
     precision: Precision = Field(
         "auto", description="auto (mixed_float16 on GPUs), float32, mixed_float16 or mixed_bfloat16."

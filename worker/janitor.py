@@ -77,7 +77,11 @@ class Janitor(threading.Thread):
 
     def _recover_if_lost(self, run_dir: Path) -> None:
         record = jobs.read_record(run_dir)
-        if record is not None and record["state"] == "running" and not lease_is_live(read_lease(run_dir)):
+        if (
+            record is not None
+            and record["state"] in jobs.WORKING_STATES
+            and not lease_is_live(read_lease(run_dir))
+        ):
             recover_lost_job(self.celery_app, run_dir, self.hostname)
 
     def _prune_processed_messages(self) -> None:

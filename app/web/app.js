@@ -5,7 +5,7 @@
 
 const TOKEN_KEY = "sketch2color.apiToken";
 const JOBS_REFRESH_MS = 3000;
-const ACTIVE_STATES = new Set(["queued", "running"]);
+const ACTIVE_STATES = new Set(["queued", "running", "cancelling"]);
 
 const $ = (id) => document.getElementById(id);
 

@@ -141,8 +141,11 @@ def test_bad_input_gets_its_status_and_a_json_detail(
 
 
 @pytest.mark.parametrize(
-    ("query", "status"), [("version=0", 422), ("version=abc", 422), ("version=12345", 404)], ids=str
-)
+    ("query", "status"),
+    [("version=0", 422), ("version=-1", 422), ("version=1.5", 422), ("version=../x", 422),
+     ("version=nolabel", 404), ("version=12345", 404)],
+    ids=str,
+)  # fmt: skip
 def test_bad_version_query(server: Server, query: str, status: int) -> None:
     with server.client() as client:
         response = client.post(f"/colorize?{query}", **multipart(encode(draw_sketch())))

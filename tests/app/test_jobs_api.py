@@ -132,6 +132,7 @@ def test_cancel_checkpoints_and_the_worker_takes_the_next_job(system: JobSystem,
         requested_at = time.monotonic()
         response = client.post(f"/jobs/{long_job['id']}/cancel")
         assert response.status_code == 202 and response.json()["cancel_requested"] is True, response.text
+        assert response.json()["state"] == "cancelling", "between the request and the checkpoint"
 
     cancelled = system.wait_for_job(
         long_job["id"], lambda job: job["state"] == "cancelled", "cancelled", timeout=60
@@ -176,6 +177,37 @@ BAD_PARAMETERS = [
     ({"stepz": 10}, "stepz"),
     ({"batch_size": "two"}, "batch_size"),
 ]
+
+
+def test_resume_continues_a_cancelled_job_and_delete_removes_finished_ones(system: JobSystem, first_job):
+    job = system.launch(steps=60, checkpoint_every=5, export_every=0)
+    with system.client() as client:
+        system.wait_for_job(job["id"], lambda record: record["progress"]["step"] >= 6, "running past step 6")
+        assert client.delete(f"/jobs/{job['id']}").status_code == 409, "a running job cannot be deleted"
+        assert client.post(f"/jobs/{job['id']}/resume").status_code == 409, "a running job cannot be resumed"
+        client.post(f"/jobs/{job['id']}/cancel")
+        cancelled = system.wait_for_job(job["id"], lambda record: record["state"] == "cancelled", "cancelled")
+        stopped_at = cancelled["attempts"][-1]["last_step"]
+        resumed = client.post(f"/jobs/{job['id']}/resume")
+        assert resumed.status_code == 202 and resumed.json()["state"] == "queued", resumed.text
+        assert resumed.json()["cancel_requested"] is False and resumed.json()["finished_at"] is None
+    finished = system.wait_for_job(job["id"], lambda record: record["state"] in FINAL_STATES, "finished")
+    assert finished["state"] == "succeeded", system.diagnostics(finished)
+    assert finished["attempts"][-1]["resumed_from_step"] == stopped_at, finished["attempts"]
+    assert any("resumed" in event["event"] for event in finished["events"]), finished["events"]
+    assert system.checkpoint_step(job["id"]) == 60
+
+    with system.client() as client:
+        version = finished["progress"]["version"]
+        deleted = client.delete(f"/jobs/{job['id']}")
+        assert deleted.status_code == 200 and deleted.json() == {"deleted": job["id"]}, deleted.text
+        assert client.get(f"/jobs/{job['id']}").status_code == 404
+        assert not system.run_dir(job["id"]).exists(), "the run folder is removed"
+        assert job["id"] not in [record["id"] for record in client.get("/jobs").json()]
+        if version is not None:
+            listed = [entry["version"] for entry in client.get("/models").json()["versions"]]
+            assert version in listed, "a deleted job's published versions stay"
+        assert client.delete(f"/jobs/{job['id']}").status_code == 404
 
 
 def test_bad_launches_are_refused_before_anything_is_queued(system: JobSystem):

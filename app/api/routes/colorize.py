@@ -29,6 +29,7 @@ from model.imageio import (
     UndecodableImage,
     load_sketch_and_original,
 )
+from model.serving_policy import LABEL_PATTERN, read_policy
 
 router = APIRouter(tags=["colorize"])
 logger = logging.getLogger("sketch2color.colorize")
@@ -79,7 +80,10 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
         },
     },
     400: {"model": ErrorDetail, "description": "Empty, truncated or undecodable image."},
-    404: {"model": ErrorDetail, "description": "The pinned `version` is not published."},
+    404: {
+        "model": ErrorDetail,
+        "description": "The `version` is not published, or no version has that label.",
+    },
     413: {
         "model": ErrorDetail,
         "description": "Upload over S2C_MAX_UPLOAD_BYTES or image over S2C_MAX_PIXELS.",
@@ -109,7 +113,11 @@ async def colorize(
     batcher: BatcherDep,
     settings: SettingsDep,
     version: Annotated[
-        int | None, Query(ge=1, description="Pin a published version (default: newest).")
+        str | None,
+        Query(
+            pattern=f"^([1-9][0-9]{{0,8}}|{LABEL_PATTERN})$",
+            description="A published version number or a label (e.g. `stable`); default: the served version.",
+        ),
     ] = None,
     size: Annotated[
         Literal["256", "original"],
@@ -125,7 +133,7 @@ async def colorize(
     """PNG, JPEG, WebP, BMP or GIF (first frame), any mode and size: scaled to fit a white 256x256 square and
     colorized. Returns a 256x256 RGB PNG, or with `size=original` the colors upsampled to the sketch's own
     size (the padding cut away) with its lines kept crisp; the generator version is in `X-Model-Version`."""
-    model = await _pick_model(store, settings, version)
+    model = await _pick_model(store, settings, await _version_number(version, settings))
     with batcher.announce() as ticket:
         data = await _read_image_bytes(request, settings)
         sketch, original = await _decode(data, settings)
@@ -141,6 +149,16 @@ async def colorize(
         "Cache-Control": "no-store",
     }
     return Response(png, media_type="image/png", headers=headers)
+
+
+async def _version_number(version: str | None, settings: Settings) -> int | None:
+    """A number as given, or the version a label points at (404 for an unknown label)."""
+    if version is None or version.isdigit():
+        return int(version) if version else None
+    labels = (await asyncio.to_thread(read_policy, settings.models_dir)).labels
+    if version not in labels:
+        raise HTTPException(404, f"no version labelled {version!r}; GET /models lists the labels")
+    return labels[version]
 
 
 async def _pick_model(store: ModelStore, settings: Settings, version: int | None) -> LoadedModel:

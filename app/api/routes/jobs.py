@@ -162,6 +162,39 @@ def cancel_job(job_id: str, settings: SettingsDep) -> dict[str, Any]:
         raise HTTPException(409, str(error)) from None
 
 
+@router.post("/jobs/{job_id}/resume", status_code=202)
+def resume_job(job_id: str, request: Request, settings: SettingsDep) -> dict[str, Any]:
+    """Queue a cancelled or failed job again: it continues from its newest checkpoint in the same run folder,
+    with the same step counter (409 for a job in another state)."""
+    run_dir = run_dir_of(settings, job_id)
+    celery_app = require_broker(request, settings)
+    try:
+        record = jobs.resume(run_dir)
+    except jobs.WrongState as error:
+        raise HTTPException(409, str(error)) from None
+    try:
+        enqueue_job(celery_app, job_id)
+    except Exception as error:
+        jobs.unqueue_unsent(run_dir)  # a janitor queues it once the broker answers again
+        logger.error("could not queue resumed job %s: %s", job_id, error)
+    logger.info("resumed job %s", job_id)
+    return record
+
+
+@router.delete("/jobs/{job_id}")
+def delete_job(job_id: str, settings: SettingsDep) -> dict[str, Any]:
+    """Remove a finished job and its run folder (checkpoints, samples, metrics); its published versions stay.
+    409 while it is queued, running or cancelling."""
+    try:
+        jobs.delete_run(run_dir_of(settings, job_id))
+    except jobs.WrongState as error:
+        raise HTTPException(409, str(error)) from None
+    except FileNotFoundError:
+        raise HTTPException(404, f"no job {job_id!r}; GET /jobs lists them") from None
+    logger.info("deleted job %s", job_id)
+    return {"deleted": job_id}
+
+
 @router.get("/jobs/{job_id}/metrics")
 def get_metrics(job_id: str, settings: SettingsDep) -> dict[str, Any]:
     """The job's metrics series: one point per log step (a step redone after a resume: the newest)."""

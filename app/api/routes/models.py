@@ -1,38 +1,188 @@
-"""Routes: the published generator versions, and the 503 every route gives while none is loaded."""
+"""Routes: the published generator versions and the serving policy (which one is served, labels, deletion).
+
+Reads are public, like /colorize; changes need the API token when one is set. The policy is a file in the data
+folder (model/serving_policy.py), so every API replica follows a change on its next poll, and it survives
+restarts. File work blocks, so these routes are plain `def` (FastAPI runs them in its thread pool).
+"""
 
 import asyncio
 import math
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel
+from fastapi import APIRouter, HTTPException, Path
+from fastapi.responses import FileResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.deps import ModelStoreDep
+from app.api.deps import ApiTokenDep, ModelStoreDep, SettingsDep
 from app.model_store import ModelStore
 from contracts.settings import Settings
+from model.serving_policy import (
+    LABEL_PATTERN,
+    VersionInUse,
+    change_policy,
+    delete_version,
+    read_policy,
+    served_version,
+    tf_serving_config,
+)
+from model.versions import generator_dir, list_versions
 
 router = APIRouter(tags=["models"])
 
 
+class ErrorDetail(BaseModel):
+    detail: str
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    meaning = {
+        401: "Missing or wrong API token (when S2C_API_TOKEN is set).",
+        404: "No such version or label.",
+        409: "The version is served or labelled.",
+        422: "A bad version number, label name or body.",
+    }
+    return {status: {"model": ErrorDetail, "description": meaning[status]} for status in statuses}
+
+
+class Gate(BaseModel):
+    passed: bool
+    reason: str
+    compared_with: int | None = None
+
+
 class ModelVersion(BaseModel):
     version: int
-    active: bool
+    active: bool = Field(description="Served now by this API process.")
     created: str | None
-    error: str | None  # why the version could not be loaded, if it could not
+    job_id: str | None = None
+    dataset: str | None = None
+    step: int | None = None
+    val: dict[str, float] | None = Field(None, description="Validation metrics: l1, psnr, ssim.")
+    gate: Gate | None = Field(None, description="The quality gate's decision when it was published.")
+    labels: list[str] = []
+    has_sample: bool = Field(False, description="GET /models/{version}/sample.png has a thumbnail.")
+    error: str | None = Field(None, description="Why the version could not be loaded, if it could not.")
     manifest: dict[str, Any]
+
+
+class Policy(BaseModel):
+    served: int | Literal["latest"] = Field(
+        description="A pinned version, or the newest that passed the gate."
+    )
+    labels: dict[str, int]
 
 
 class ModelsResponse(BaseModel):
     active_version: int | None
     loading_version: int | None
     poll_seconds: float
-    versions: list[ModelVersion]  # newest first
+    policy: Policy
+    problem: str | None = Field(None, description="Why the policy's choice is not what is served, if so.")
+    versions: list[ModelVersion] = Field(description="Newest first.")
+
+
+class ServeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int | Literal["latest"] = Field(description='A published version to pin, or "latest".')
+
+
+class LabelRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int = Field(ge=1)
+
+
+LabelName = Path(pattern=f"^{LABEL_PATTERN}$", description="e.g. stable, canary")
 
 
 @router.get("/models", response_model=ModelsResponse)
 async def list_models(store: ModelStoreDep) -> dict[str, Any]:
-    """Every complete published version with its manifest, which one is serving, and which failed to load."""
+    """Every complete published version with its metrics, gate decision and labels; the policy; which is served."""
     return await asyncio.to_thread(store.describe)
+
+
+def _published(settings: Settings, version: int) -> None:
+    if not any(published.version == version for published in list_versions(settings.models_dir)):
+        raise HTTPException(404, f"generator version {version} is not published; GET /models lists them")
+
+
+@router.put(
+    "/models/active", response_model=Policy, dependencies=[ApiTokenDep], responses=errors(401, 404, 422)
+)
+def serve_version(request: ServeRequest, settings: SettingsDep) -> dict[str, Any]:
+    """Pin a version (`{"version": 3}`), or go back to the newest that passed the gate (`{"version": "latest"}`).
+    Every API replica serves it within one poll interval."""
+    if request.version != "latest":
+        _published(settings, request.version)
+
+    def change(policy) -> None:
+        policy.served = request.version
+
+    return change_policy(settings.models_dir, change).to_json()
+
+
+@router.put(
+    "/models/labels/{name}",
+    response_model=Policy,
+    dependencies=[ApiTokenDep],
+    responses=errors(401, 404, 422),
+)
+def set_label(request: LabelRequest, settings: SettingsDep, name: str = LabelName) -> dict[str, Any]:
+    """Point a label at a version; `POST /colorize?version=<label>` then uses it."""
+    _published(settings, request.version)
+    return change_policy(
+        settings.models_dir, lambda policy: policy.labels.update({name: request.version})
+    ).to_json()
+
+
+@router.delete(
+    "/models/labels/{name}",
+    response_model=Policy,
+    dependencies=[ApiTokenDep],
+    responses=errors(401, 404, 422),
+)
+def drop_label(settings: SettingsDep, name: str = LabelName) -> dict[str, Any]:
+    """Remove a label (the version stays)."""
+    if name not in read_policy(settings.models_dir).labels:
+        raise HTTPException(404, f"no label {name!r}; GET /models lists them")
+
+    def change(policy) -> None:
+        policy.labels.pop(name, None)
+
+    return change_policy(settings.models_dir, change).to_json()
+
+
+@router.delete("/models/{version}", dependencies=[ApiTokenDep], responses=errors(401, 404, 409, 422))
+def remove_version(settings: SettingsDep, version: int = Path(ge=1)) -> dict[str, Any]:
+    """Delete a version that is neither served nor labelled (409 otherwise). Its number is never reused."""
+    try:
+        delete_version(settings.models_dir, version)
+    except FileNotFoundError as error:
+        raise HTTPException(404, f"{error}; GET /models lists them") from None
+    except VersionInUse as error:
+        raise HTTPException(409, str(error)) from None
+    return {"deleted": version}
+
+
+@router.get(
+    "/models/{version}/sample.png",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/png": {}}}, **errors(404, 422)},
+)
+def version_sample(settings: SettingsDep, version: int = Path(ge=1)) -> FileResponse:
+    """A thumbnail from the job that published the version: sketch | output | truth on one validation pair."""
+    path = generator_dir(settings.models_dir) / str(version) / "sample.png"
+    if not path.is_file():
+        raise HTTPException(404, f"version {version} has no sample thumbnail")
+    return FileResponse(path, media_type="image/png")
+
+
+@router.get("/models/tf-serving.config", response_class=PlainTextResponse)
+def tf_serving_model_config(settings: SettingsDep, base_path: str = "/models/generator") -> str:
+    """The same choice as a TensorFlow Serving model config, so TF Serving can serve this folder alike."""
+    versions = list_versions(settings.models_dir)
+    policy = read_policy(settings.models_dir)
+    served = served_version(versions, policy)
+    return tf_serving_config(policy, served.version if served else None, base_path)
 
 
 def no_generator_error(store: ModelStore, settings: Settings) -> HTTPException:
