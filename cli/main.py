@@ -8,6 +8,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from pydantic import ValidationError
 
+from cli.models import models_cli
 from cli.schema_options import with_options_of
 from model.train_config import TrainConfig
 
@@ -225,6 +226,9 @@ def worker(
     if hostname:
         arguments += ["--hostname", hostname]
     app.worker_main(arguments)
+
+
+cli.add_typer(models_cli, name="models")
 
 
 def main() -> None:

@@ -154,8 +154,9 @@ async function colorize() {
     const form = new FormData();
     if (uploadedFile) form.append("file", uploadedFile, uploadedFile.name);
     else form.append("file", await canvasBlob(), "sketch.png");
-    const size = $("result-size").value;
-    const response = await api(`colorize?size=${size}`, { method: "POST", body: form, auth: false });
+    const query = new URLSearchParams({ size: $("result-size").value });
+    if ($("model-choice").value) query.set("version", $("model-choice").value);
+    const response = await api(`colorize?${query}`, { method: "POST", body: form, auth: false });
     const version = response.headers.get("X-Model-Version");
     const dimensions = response.headers.get("X-Image-Size") || "";
     const image = await response.blob();
@@ -190,11 +191,111 @@ async function refreshModelStatus() {
     const active = models.active_version;
     pill.textContent = active ? `model version ${active}` : (models.loading_version ? "loading a model…" : "no model yet");
     pill.classList.toggle("ready", Boolean(active));
+    renderModels(models);
   } catch (error) {
     pill.textContent = `models: ${error.message}`;
     pill.classList.remove("ready");
   }
 }
+
+// ----------------------------------------------------------------------------------------- Models
+
+function renderModels(models) {  // GET /models: {active_version, policy: {served, labels}, problem, versions}
+  const policy = models.policy || { served: "latest", labels: {} };
+  const served = models.active_version;
+  $("policy-line").textContent = (policy.served === "latest"
+    ? `Serving the newest version that passed the quality gate${served ? ` (version ${served})` : ""}.`
+    : `Pinned: serving version ${policy.served}.`) + (models.problem ? ` ${models.problem}` : "");
+  $("back-to-latest").hidden = policy.served === "latest";
+  const body = $("models-body");
+  body.replaceChildren(...models.versions.map((version) => modelRow(version, served)));
+  if (!models.versions.length) {
+    const empty = document.createElement("tr");
+    empty.className = "empty";
+    const td = cell("No published versions yet: train one below.");
+    td.colSpan = 9;
+    empty.append(td);
+    body.append(empty);
+  }
+  const choice = $("model-choice");
+  const chosen = choice.value;
+  const options = [new Option("served version", "")];
+  for (const [label, number] of Object.entries(policy.labels)) options.push(new Option(`${label} (version ${number})`, label));
+  for (const version of models.versions) options.push(new Option(`version ${version.version}`, String(version.version)));
+  choice.replaceChildren(...options);
+  choice.value = options.some((option) => option.value === chosen) ? chosen : "";
+}
+
+function modelRow(version, served) {
+  const row = document.createElement("tr");
+  row.dataset.version = version.version;
+  if (version.version === served) row.classList.add("selected");
+  const name = document.createElement("span");
+  name.textContent = `${version.version}${version.version === served ? " · served" : ""}`;
+  let sample = "–";
+  if (version.has_sample) {
+    sample = document.createElement("img");
+    sample.className = "thumb";
+    sample.alt = `sample of version ${version.version}`;
+    sample.src = `models/${version.version}/sample.png`;
+  }
+  const val = version.val || {};
+  const gate = document.createElement("span");
+  if (version.gate) {
+    gate.textContent = version.gate.passed ? "passed" : "held back";
+    gate.className = `state ${version.gate.passed ? "succeeded" : "failed"}`;
+    gate.title = version.gate.reason;
+  } else {
+    gate.textContent = "–";
+  }
+  const actions = document.createElement("span");
+  if (version.version !== served) {
+    actions.append(actionButton("Serve", () => changeModels("models/active", "PUT", { version: version.version })));
+    if (!version.labels.length) {
+      actions.append(actionButton("Delete", () => changeModels(`models/${version.version}`, "DELETE")));
+    }
+  }
+  row.append(
+    cell(name), cell(sample), cell(version.dataset ?? "–"), cell(val.l1 !== undefined ? val.l1.toFixed(4) : "–"),
+    cell(val.psnr !== undefined ? val.psnr.toFixed(2) : "–"), cell(gate), cell(version.labels.join(", ") || "–"),
+    cell(version.created ? version.created.replace("T", " ").replace("+00:00", " UTC") : "–"), cell(actions),
+  );
+  if (version.error) row.title = `cannot be loaded: ${version.error}`;
+  return row;
+}
+
+function actionButton(text, action) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.textContent = text;
+  button.addEventListener("click", (event) => { event.stopPropagation(); action(); });
+  return button;
+}
+
+async function changeModels(path, method, body) {
+  show($("models-error"), "");
+  try {
+    await api(path, {
+      method,
+      headers: body ? { "Content-Type": "application/json" } : {},
+      body: body ? JSON.stringify(body) : undefined,
+    });
+  } catch (error) {
+    show($("models-error"), `Could not change the models: ${error.message}`);
+  }
+  refreshModelStatus();
+}
+
+$("back-to-latest").addEventListener("click", () => changeModels("models/active", "PUT", { version: "latest" }));
+$("set-label").addEventListener("click", () => {
+  const name = $("label-name").value.trim();
+  const version = Number($("label-version").value);
+  if (!name || !version) {
+    show($("models-error"), "Give a label name (e.g. stable) and a version number.");
+    return;
+  }
+  changeModels(`models/labels/${encodeURIComponent(name)}`, "PUT", { version });
+});
 
 // ------------------------------------------------------------------------------------------- Jobs
 
@@ -261,12 +362,14 @@ function jobRow(job) {
   progressCell.append(bar, `${step} / ${total ?? "?"}`);
   const rate = progress.images_per_second;
   const actions = document.createElement("span");
-  if (ACTIVE_STATES.has(job.state)) {
-    const cancel = document.createElement("button");
-    cancel.type = "button";
-    cancel.textContent = "Cancel";
-    cancel.addEventListener("click", (event) => { event.stopPropagation(); cancelJob(job.id); });
-    actions.append(cancel);
+  if (ACTIVE_STATES.has(job.state) && job.state !== "cancelling") {
+    actions.append(actionButton("Cancel", () => jobAction(job.id, "cancel", "POST")));
+  }
+  if (job.state === "cancelled" || job.state === "failed") {
+    actions.append(actionButton("Resume", () => jobAction(job.id, "resume", "POST")));
+  }
+  if (!ACTIVE_STATES.has(job.state)) {
+    actions.append(actionButton("Delete", () => jobAction(job.id, "", "DELETE")));
   }
   row.append(
     cell(id), cell(job.dataset ?? "–"), cell(state), cell(progressCell),
@@ -298,11 +401,13 @@ async function refreshJobs() {
   }
 }
 
-async function cancelJob(jobId) {
+async function jobAction(jobId, action, method) {
+  const path = `jobs/${encodeURIComponent(jobId)}` + (action ? `/${action}` : "");
   try {
-    await api(`jobs/${encodeURIComponent(jobId)}/cancel`, { method: "POST" });
+    await api(path, { method });
+    if (method === "DELETE" && selectedJob === jobId) selectedJob = null;
   } catch (error) {
-    show($("jobs-error"), `Could not cancel: ${error.message}`);
+    show($("jobs-error"), `Could not ${action || "delete"} the job: ${error.message}`);
   }
   refreshJobs();
 }

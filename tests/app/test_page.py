@@ -262,3 +262,26 @@ def test_the_page_works_at_phone_width(browser: Browser, server: Server, tmp_pat
     finally:
         context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def test_the_models_panel_pins_a_version_and_goes_back_to_latest(page: Page, server: Server) -> None:
+    rows = page.locator("#models-body tr")
+    expect(rows).to_have_count(2, timeout=15_000)
+    expect(page.locator('#models-body tr[data-version="2"]')).to_contain_text("served")
+    expect(page.locator('#models-body tr[data-version="2"] img.thumb')).to_be_visible()
+    try:
+        page.locator('#models-body tr[data-version="1"]').get_by_role("button", name="Serve").click()
+        expect(page.get_by_test_id("policy-line")).to_contain_text("Pinned: serving version 1")
+        expect(page.get_by_test_id("model-status")).to_have_text("model version 1", timeout=15_000)
+        page.get_by_label("Model version").select_option("2")
+        page.locator("#upload").set_input_files(
+            files=[{"name": "s.png", "mimeType": "image/png", "buffer": encode(draw_sketch(seed=8))}]
+        )
+        page.get_by_role("button", name="Colorize").click()
+        expect(page.get_by_test_id("result-caption")).to_contain_text("model version 2", timeout=20_000)
+        page.get_by_role("button", name="Back to latest").click()
+        expect(page.get_by_test_id("model-status")).to_have_text("model version 2", timeout=15_000)
+        expect(page.get_by_test_id("policy-line")).to_contain_text("newest version that passed")
+    finally:
+        with server.client() as client:
+            client.put("/models/active", json={"version": "latest"})

@@ -84,3 +84,28 @@ def test_prepare_turns_pictures_into_pairs(tmp_path):
         sketch = np.asarray(pair)[:, 256:]
     assert (sketch == sketch[..., :1]).all(), "the sketch half is gray"
     assert (sketch > 200).mean() > 0.8 and (sketch < 100).any(), "the sketch is dark lines on white paper"
+
+
+def test_models_commands_choose_what_is_served_on_the_data_folder(tmp_path):
+    from model.serving_policy import gate
+    from tests.conftest import publish_tiny_generator
+
+    models = tmp_path / "models"
+    for seed, l1 in ((1, 0.1), (2, 0.6)):
+        publish_tiny_generator(models, seed=seed, dataset="shapes", val={"l1": l1},
+                               gate=gate(models, "shapes", {"l1": l1}))  # fmt: skip
+    listed = _run("models", "list", "--models-dir", models).stdout
+    assert "served: 1" in listed and "held back" in listed, listed
+    _run("models", "promote", 2, "--models-dir", models)
+    assert "pinned to 2; served: 2" in _run("models", "list", "--models-dir", models).stdout
+    _run("models", "label", "stable", 1, "--models-dir", models)
+    refused = _run("models", "delete", 1, "--models-dir", models, check=False)
+    assert refused.returncode == 2 and "labelled stable" in refused.stderr, refused.stderr
+    config = _run("models", "tf-serving-config", "--models-dir", models).stdout
+    assert "specific { versions: 1 versions: 2 }" in config and 'key: "stable" value: 1' in config, config
+    _run("models", "pin", "latest", "--models-dir", models)
+    _run("models", "label", "stable", "--delete", "--models-dir", models)
+    assert "served: 1" in _run("models", "list", "--models-dir", models).stdout
+    _run("models", "delete", 2, "--models-dir", models)
+    missing = _run("models", "pin", 2, "--models-dir", models, check=False)
+    assert missing.returncode == 2 and "not published" in missing.stderr, missing.stderr

@@ -1,0 +1,160 @@
+"""`sketch2color models ...`: the serving policy on the data folder directly, for a machine without the API.
+
+The same file the API changes (model/serving_policy.py), so a running API follows within one poll.
+"""
+
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+models_cli = typer.Typer(
+    help="List published versions and choose which one is served (works on the data folder directly).",
+    no_args_is_help=True,
+)
+
+ModelsDir = Annotated[
+    Path | None, typer.Option(help="The models folder (default: $S2C_DATA_DIR/models).", show_default=False)
+]
+
+
+def _models_dir(models_dir: Path | None) -> Path:
+    if models_dir is not None:
+        return models_dir
+    from contracts.settings import get_settings
+
+    return get_settings().models_dir
+
+
+def _fail(message: str) -> NoReturn:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+def _check_published(models_dir: Path, version: int) -> None:
+    from model.versions import list_versions
+
+    if not any(published.version == version for published in list_versions(models_dir)):
+        _fail(
+            f"generator version {version} is not published in {models_dir} (see `sketch2color models list`)"
+        )
+
+
+@models_cli.command("list")
+def list_models(models_dir: ModelsDir = None) -> None:
+    """Every published version: metrics, quality gate, labels, and which one is served."""
+    from model.serving_policy import labels_of, read_policy, served_version
+    from model.versions import list_versions
+
+    folder = _models_dir(models_dir)
+    versions = list_versions(folder)
+    policy = read_policy(folder)
+    served = served_version(versions, policy)
+    choice = (
+        "latest (newest that passed the gate)" if policy.served == "latest" else f"pinned to {policy.served}"
+    )
+    typer.echo(f"policy: {choice}; served: {served.version if served else 'none'}")
+    for published in reversed(versions):
+        manifest = published.manifest
+        val = manifest.get("val") or {}
+        gate = manifest.get("gate") or {}
+        marks = [
+            "served" if served and served.version == published.version else "",
+            ("gate passed" if gate.get("passed") else "held back") if gate else "",
+            ", ".join(f"label {label}" for label in labels_of(policy, published.version)),
+        ]
+        l1 = f"val_l1 {val['l1']:.4f}" if "l1" in val else "val_l1 -"
+        typer.echo(
+            f"{published.version:>5}  {manifest.get('created', '?')}  {manifest.get('dataset') or '-':<12} {l1}  "
+            + "; ".join(mark for mark in marks if mark)
+        )
+
+
+@models_cli.command()
+def pin(
+    version: Annotated[str, typer.Argument(help="A published version number, or `latest`.")],
+    models_dir: ModelsDir = None,
+) -> None:
+    """Serve this version (or `latest`: the newest that passed the quality gate)."""
+    from model.serving_policy import change_policy
+
+    folder = _models_dir(models_dir)
+    if version != "latest":
+        if not version.isdigit():
+            _fail(f"give a version number or `latest`, not {version!r}")
+        _check_published(folder, int(version))
+    chosen: int | str = "latest" if version == "latest" else int(version)
+
+    def change(policy) -> None:
+        policy.served = chosen
+
+    change_policy(folder, change)
+    typer.echo(
+        f"serving {'the newest version that passed the gate' if chosen == 'latest' else f'version {chosen}'}"
+    )
+
+
+@models_cli.command()
+def promote(version: int, models_dir: ModelsDir = None) -> None:
+    """Serve this version now, even one the quality gate held back (the same as `pin VERSION`)."""
+    pin(str(version), models_dir)
+
+
+@models_cli.command()
+def label(
+    name: Annotated[str, typer.Argument(help="A label such as stable or canary.")],
+    version: Annotated[
+        int | None, typer.Argument(help="The version it names; leave out with --delete.")
+    ] = None,
+    delete: Annotated[bool, typer.Option("--delete", help="Remove the label instead.")] = False,
+    models_dir: ModelsDir = None,
+) -> None:
+    """Point a label at a version (`POST /colorize?version=LABEL` uses it), or remove it with --delete."""
+    import re
+
+    from model.serving_policy import LABEL_PATTERN, change_policy
+
+    folder = _models_dir(models_dir)
+    if not re.fullmatch(LABEL_PATTERN, name):
+        _fail(f"{name!r} is not a label: a letter, then letters, digits, '_' or '-'")
+    if delete:
+        def drop(policy) -> None:
+            policy.labels.pop(name, None)
+
+        change_policy(folder, drop)
+        typer.echo(f"removed label {name}")
+        return
+    if version is None:
+        _fail("give the version the label names, or --delete")
+    _check_published(folder, version)
+    change_policy(folder, lambda policy: policy.labels.update({name: version}))
+    typer.echo(f"label {name} -> version {version}")
+
+
+@models_cli.command()
+def delete(version: int, models_dir: ModelsDir = None) -> None:
+    """Delete a version that is neither served nor labelled."""
+    from model.serving_policy import VersionInUse, delete_version
+
+    try:
+        delete_version(_models_dir(models_dir), version)
+    except (FileNotFoundError, VersionInUse) as error:
+        _fail(str(error))
+    typer.echo(f"deleted version {version}")
+
+
+@models_cli.command("tf-serving-config")
+def tf_serving_config_command(
+    base_path: Annotated[
+        str, typer.Option(help="The models/generator folder as TF Serving sees it.")
+    ] = "/models/generator",
+    models_dir: ModelsDir = None,
+) -> None:
+    """Print the same choice as a TensorFlow Serving model config (for --model_config_file)."""
+    from model.serving_policy import read_policy, served_version, tf_serving_config
+    from model.versions import list_versions
+
+    folder = _models_dir(models_dir)
+    policy = read_policy(folder)
+    served = served_version(list_versions(folder), policy)
+    typer.echo(tf_serving_config(policy, served.version if served else None, base_path), nl=False)
