@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.requests import ClientDisconnect
 
 from app.api.routes import colorize, datasets, health, jobs, models, pages
@@ -46,7 +47,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await model_store.stop()
             await batcher.stop()
 
-    app = FastAPI(
+    # FastAPIOffline: /docs and /redoc with their scripts served from the package, so they work offline.
+    app = FastAPIOffline(
+        favicon_url="/web/favicon.svg",
         title="sketch2color",
         summary="Colorize black-and-white sketches with pix2pix, and train the models yourself.",
         version="0.1.0",

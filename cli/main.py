@@ -1,6 +1,8 @@
 """The `sketch2color` command line. Heavy imports (TensorFlow, FastAPI, Celery) happen inside each command;
 `train`'s options are generated from the one hyper-parameter schema (model/train_config.py)."""
 
+import shutil
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -18,6 +20,8 @@ cli = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help text: readable at 80 columns and in logs (no boxes, no cut-off option names).
+    rich_markup_mode=None,
 )
 
 
@@ -28,7 +32,9 @@ def _fail(message: str) -> NoReturn:
 
 @cli.command("make-synthetic")
 def make_synthetic(
-    out: Annotated[Path, typer.Argument(help="Dataset folder to write (train/ and val/ inside).")],
+    out: Annotated[
+        Path, typer.Argument(metavar="OUT", help="Dataset folder to write (train/ and val/ inside).")
+    ],
     train: Annotated[int, typer.Option(min=1, help="Number of training pairs.")] = 400,
     val: Annotated[int, typer.Option(min=1, help="Number of validation pairs.")] = 40,
     seed: Annotated[int, typer.Option(help="Same seed, same pictures.")] = 0,
@@ -43,9 +49,9 @@ def make_synthetic(
 @cli.command()
 def prepare(
     images_dir: Annotated[
-        Path, typer.Argument(help="Folder of ordinary color images (searched recursively).")
+        Path, typer.Argument(metavar="IMAGES", help="Folder of ordinary color images (searched recursively).")
     ],
-    out: Annotated[Path, typer.Argument(help="Dataset folder to write.")],
+    out: Annotated[Path, typer.Argument(metavar="OUT", help="Dataset folder to write.")],
     val_fraction: Annotated[
         float, typer.Option(min=0.0, max=0.9, help="Share of images kept for validation.")
     ] = 0.1,
@@ -64,7 +70,7 @@ def prepare(
 
 
 def train(
-    dataset: Annotated[Path, typer.Argument(help="Dataset folder with train/ and val/.")],
+    dataset: Annotated[Path, typer.Argument(metavar="DATASET", help="Dataset folder with train/ and val/.")],
     run_dir: Annotated[
         Path, typer.Option(help="Run folder: checkpoints, metrics, samples. Resumes if it has checkpoints.")
     ],
@@ -93,17 +99,34 @@ cli.command()(with_options_of(TrainConfig, train))
 
 
 def _print_progress(progress: dict) -> None:
+    """On a terminal, one line redrawn in place with a bar; into a file or pipe, one plain line per log point."""
+    step, total = progress["step"], progress["total_steps"]
     losses = progress["losses"]
     val = progress.get("val") or {}
-    val_text = f" val_l1 {val['l1']:.4f} psnr {val['psnr']:.2f}" if val else ""
     eta = progress.get("eta_seconds")
-    typer.echo(
-        f"step {progress['step']}/{progress['total_steps']} epoch {progress['epoch']} "
-        f"gen_gan {losses['gen_gan']:.3f} gen_l1 {losses['gen_l1']:.4f} disc {losses['disc']:.3f} "
-        f"{progress['images_per_second']:.1f} img/s eta {eta:.0f}s{val_text}"
-        if eta is not None
-        else f"step {progress['step']}/{progress['total_steps']}{val_text}"
-    )
+    parts = [f"step {step}/{total}", f"epoch {progress['epoch']}"]
+    if progress.get("images_per_second"):
+        parts.append(f"{progress['images_per_second']:.1f} img/s")
+    if eta is not None:
+        parts.append(f"eta {_duration(eta)}")
+    parts.append(f"gen_gan {losses['gen_gan']:.3f} gen_l1 {losses['gen_l1']:.4f} disc {losses['disc']:.3f}")
+    if val:
+        parts.append(f"val_l1 {val['l1']:.4f} psnr {val['psnr']:.2f}")
+    line = " ".join(parts)
+    if not sys.stdout.isatty():
+        typer.echo(line)
+        return
+    width = 24
+    filled = round(width * step / total) if total else 0
+    bar = "[" + "#" * filled + "." * (width - filled) + "]"
+    end = "\n" if step >= total else ""
+    typer.echo(f"\r\x1b[2K{bar} {line}"[: shutil.get_terminal_size().columns + 8] + end, nl=False)
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
 class ResultSize(StrEnum):
@@ -119,7 +142,10 @@ class Lines(StrEnum):
 @cli.command()
 def colorize(
     model: Annotated[
-        Path, typer.Argument(help="A version folder, a models folder or models/generator (newest).")
+        Path,
+        typer.Argument(
+            metavar="MODEL", help="A version folder, a models folder or models/generator (newest)."
+        ),
     ],
     input_image: Annotated[
         Path, typer.Argument(metavar="IN", help="Sketch image (PNG, JPEG, WebP, BMP, GIF).")

@@ -9,6 +9,7 @@ from typing import Annotated, NoReturn
 import typer
 
 models_cli = typer.Typer(
+    rich_markup_mode=None,
     help="List published versions and choose which one is served (works on the data folder directly).",
     no_args_is_help=True,
 )
@@ -72,7 +73,9 @@ def list_models(models_dir: ModelsDir = None) -> None:
 
 @models_cli.command()
 def pin(
-    version: Annotated[str, typer.Argument(help="A published version number, or `latest`.")],
+    version: Annotated[
+        str, typer.Argument(metavar="VERSION", help="A published version number, or `latest`.")
+    ],
     models_dir: ModelsDir = None,
 ) -> None:
     """Serve this version (or `latest`: the newest that passed the quality gate)."""
@@ -95,16 +98,19 @@ def pin(
 
 
 @models_cli.command()
-def promote(version: int, models_dir: ModelsDir = None) -> None:
+def promote(
+    version: Annotated[int, typer.Argument(metavar="VERSION", help="A published version number.")],
+    models_dir: ModelsDir = None,
+) -> None:
     """Serve this version now, even one the quality gate held back (the same as `pin VERSION`)."""
     pin(str(version), models_dir)
 
 
 @models_cli.command()
 def label(
-    name: Annotated[str, typer.Argument(help="A label such as stable or canary.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="A label such as stable or canary.")],
     version: Annotated[
-        int | None, typer.Argument(help="The version it names; leave out with --delete.")
+        int | None, typer.Argument(metavar="VERSION", help="The version it names; leave out with --delete.")
     ] = None,
     delete: Annotated[bool, typer.Option("--delete", help="Remove the label instead.")] = False,
     models_dir: ModelsDir = None,
@@ -118,6 +124,7 @@ def label(
     if not re.fullmatch(LABEL_PATTERN, name):
         _fail(f"{name!r} is not a label: a letter, then letters, digits, '_' or '-'")
     if delete:
+
         def drop(policy) -> None:
             policy.labels.pop(name, None)
 
@@ -132,7 +139,10 @@ def label(
 
 
 @models_cli.command()
-def delete(version: int, models_dir: ModelsDir = None) -> None:
+def delete(
+    version: Annotated[int, typer.Argument(metavar="VERSION", help="A published version number.")],
+    models_dir: ModelsDir = None,
+) -> None:
     """Delete a version that is neither served nor labelled."""
     from model.serving_policy import VersionInUse, delete_version
 

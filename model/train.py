@@ -30,6 +30,7 @@ from model.serving_policy import gate
 from model.train_config import ARCHITECTURE_FIELDS, TrainConfig
 
 __all__ = ["Pix2PixTrainer", "TrainConfig", "TrainResult", "train_pix2pix"]
+AUTO_LOG_SECONDS = 5.0
 
 
 @dataclass
@@ -93,6 +94,11 @@ class Pix2PixTrainer:
         self.train_size = len(list_pairs(self.dataset_dir, "train"))
         list_pairs(self.dataset_dir, "val")
         self.total_steps = config.total_steps(self.train_size)
+        # An explicit log_every is kept exactly; by default about 100 points per run, plus the first step and
+        # a point at least every AUTO_LOG_SECONDS, so a short or slow run still shows progress early.
+        self.log_every = config.log_every or max(1, self.total_steps // 100)
+        self.log_by_time = config.log_every is None
+        self._last_log_at = time.monotonic()
         self.global_batch = config.batch_size
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._check_run_config()
@@ -350,7 +356,11 @@ class Pix2PixTrainer:
         config = self.config
         is_last = step == self.total_steps
         due = set()
-        if step % config.log_every == 0 or is_last:
+        if step % self.log_every == 0 or is_last:
+            due.add("log")
+        elif self.log_by_time and (
+            step == self.resumed_from_step + 1 or time.monotonic() - self._last_log_at >= AUTO_LOG_SECONDS
+        ):
             due.add("log")
         if step % config.checkpoint_every == 0 or is_last:
             due.add("checkpoint")
@@ -388,6 +398,7 @@ class Pix2PixTrainer:
             self.manager.save(checkpoint_number=step)
             self.write_sample_grid(self._epoch_at(step))
         self._log(record)
+        self._last_log_at = time.monotonic()
         return record, latest_val
 
     def _log(self, record: dict[str, Any]) -> None:

@@ -55,7 +55,13 @@ class TrainConfig(BaseModel):
         le=100_000_000,
         description="Publish a generator version every N steps (0 = only at the end).",
     )
-    log_every: int = Field(100, ge=1, le=100_000_000, description="Progress and metrics every N steps.")
+    log_every: int | None = Field(
+        None,
+        ge=1,
+        le=100_000_000,
+        description="Progress and metrics every N steps (default: about 100 points per run, the first step, "
+        "and at least every 5 s of training).",
+    )
     keep_checkpoints: int = Field(3, ge=1, le=1000, description="Checkpoints kept; older ones are deleted.")
     val_samples: int = Field(
         8, ge=1, le=256, description="Validation pairs scored at each checkpoint and shown in sample grids."

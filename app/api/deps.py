@@ -4,6 +4,7 @@ import secrets
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.batching import MicroBatcher
 from app.model_store import ModelStore
@@ -35,12 +36,16 @@ BatcherDep = Annotated[MicroBatcher, Depends(get_batcher)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 
-def require_api_token(request: Request, settings: SettingsDep) -> None:
-    """With S2C_API_TOKEN set, job endpoints need `Authorization: Bearer <token>` (constant-time compare)."""
+bearer = HTTPBearer(auto_error=False, description="The server's S2C_API_TOKEN (only when it sets one).")
+
+
+def require_api_token(
+    settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> None:
+    """With S2C_API_TOKEN set, protected endpoints need `Authorization: Bearer <token>` (constant-time compare)."""
     if not settings.api_token:
         return
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    presented = credentials.strip().encode() if scheme.lower() == "bearer" else b""
+    presented = credentials.credentials.strip().encode() if credentials is not None else b""
     if not secrets.compare_digest(presented, settings.api_token.encode()):
         raise HTTPException(
             401,

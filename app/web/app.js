@@ -160,21 +160,14 @@ async function colorize() {
     const version = response.headers.get("X-Model-Version");
     const dimensions = response.headers.get("X-Image-Size") || "";
     const image = await response.blob();
-    if (resultUrl) URL.revokeObjectURL(resultUrl);
-    resultUrl = URL.createObjectURL(image);
-    const result = $("result");
-    result.src = resultUrl;
-    result.hidden = false;
-    $("result-placeholder").hidden = true;
+    resultUrl = URL.createObjectURL(image);  // kept while it is in the history
     const milliseconds = Math.round(performance.now() - started);
-    $("result-caption").textContent = `${dimensions} · model version ${version} · ${milliseconds} ms`;
-    result.dataset.version = version;
-    result.dataset.size = dimensions;
-    const download = $("download");
+    const caption = `${dimensions} · model version ${version} · ${milliseconds} ms`;
     const stem = uploadedFile ? uploadedFile.name.replace(/\.[^.]*$/, "") : "sketch";
-    download.href = resultUrl;
-    download.download = `${stem}-colored-v${version}-${dimensions}.png`;
-    download.hidden = false;
+    const entry = { url: resultUrl, name: `${stem}-colored-v${version}-${dimensions}.png`,
+                    caption, version, dimensions };
+    remember(entry);
+    showResult(entry);
   } catch (error) {
     $("result-caption").textContent = "\u00a0";
     show($("colorize-error"), `Could not colorize: ${error.message}`);
@@ -183,6 +176,40 @@ async function colorize() {
   }
 }
 $("colorize").addEventListener("click", colorize);
+
+// The last few results stay at hand: a click shows one again (and offers it for download).
+const HISTORY_SIZE = 6;
+const history = [];
+
+function remember(entry) {
+  history.unshift(entry);
+  for (const old of history.splice(HISTORY_SIZE)) URL.revokeObjectURL(old.url);
+  $("history").replaceChildren(...history.map((item) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.title = item.caption;
+    const thumb = document.createElement("img");
+    thumb.src = item.url;
+    thumb.alt = `result of model version ${item.version}, ${item.dimensions}`;
+    button.append(thumb);
+    button.addEventListener("click", () => showResult(item));
+    return button;
+  }));
+}
+
+function showResult(entry) {
+  const result = $("result");
+  result.src = entry.url;
+  result.hidden = false;
+  result.dataset.version = entry.version;
+  result.dataset.size = entry.dimensions;
+  $("result-placeholder").hidden = true;
+  $("result-caption").textContent = entry.caption;
+  const download = $("download");
+  download.href = entry.url;
+  download.download = entry.name;
+  download.hidden = false;
+}
 
 async function refreshModelStatus() {
   const pill = $("model-status");
@@ -380,6 +407,31 @@ function jobRow(job) {
   return row;
 }
 
+let lastJobs = [];
+
+// How long the form's job would take, from the newest speed a job measured here. A step's work grows with
+// the square of the width (ngf and ndf), so a speed measured at another width is scaled by that.
+function updateEstimate() {
+  const form = new FormData($("launch"));
+  const steps = Number(form.get("steps"));
+  const batch = Number(form.get("batch_size"));
+  const width = Number(form.get("ngf"));
+  const measured = lastJobs.find((job) => job.progress && job.progress.images_per_second > 0);
+  const line = $("launch-estimate");
+  if (!steps || !batch || !width) { line.textContent = ""; return; }
+  if (!measured) {
+    line.textContent = "No speed measured on this server yet: the first job's progress shows its speed and ETA.";
+    return;
+  }
+  const measuredWidth = measured.params.ngf;
+  const speed = measured.progress.images_per_second * (measuredWidth / width) ** 2;
+  const seconds = (steps * batch) / speed;
+  line.textContent = `Expect about ${formatSeconds(seconds)} on this server (${speed.toFixed(1)} images/s at ` +
+    `width ${width}, from job ${String(measured.id).slice(0, 8)}'s ${measured.progress.images_per_second.toFixed(1)} ` +
+    `images/s at width ${measuredWidth}).`;
+}
+$("launch").addEventListener("input", updateEstimate);
+
 async function refreshJobs() {
   const body = $("jobs-body");
   try {
@@ -394,6 +446,8 @@ async function refreshJobs() {
       empty.append(td);
       body.append(empty);
     }
+    lastJobs = jobs;
+    updateEstimate();
     if (!selectedJob && jobs.length) selectedJob = jobs[0].id;
     if (selectedJob) await drawChart(selectedJob);
   } catch (error) {
@@ -420,6 +474,7 @@ $("launch").addEventListener("submit", async (event) => {
     steps: Number(form.get("steps")),
     batch_size: Number(form.get("batch_size")),
     ngf: Number(form.get("ngf")),
+    ndf: Number(form.get("ngf")),  // one width for both networks, as the estimate assumes
   };
   const message = $("launch-message");
   show(message, "");

@@ -48,6 +48,20 @@ def test_503_before_any_version_then_200_without_a_restart(empty_server: Server)
         assert client.get("/readyz").status_code == 503
         assert client.get("/models").json()["versions"] == []
 
+        # A job on its way: the 503 says so, and when its first version is due (from the job record).
+        from contracts import jobs
+
+        job_id = jobs.new_job_id()
+        run_dir = empty_server.data_dir / "runs" / job_id
+        params = {"steps": 400, "batch_size": 4, "export_every": 100}
+        jobs.create_record(run_dir, jobs.new_record(job_id, "demo", params, total_steps=400))
+        assert "is queued and will publish one" in _colorize(client).json()["detail"]
+        progress = {**jobs.empty_progress(400), "step": 40, "images_per_second": 8.0}
+        jobs.update_record(run_dir, lambda record: record.update(state="running", progress=progress))
+        detail = _colorize(client).json()["detail"]
+        assert "training (step 40 of 400)" in detail and "at step 100, in about 30 s" in detail, detail
+        jobs.update_record(run_dir, lambda record: record.update(state="failed"))
+
         assert publish_tiny_generator(empty_server.models_dir, seed=1) == 1
         response = wait_until(
             lambda: (r := _colorize(client)).status_code == 200 and r, 60, "the first version to be served"

@@ -2,6 +2,7 @@
 
 import base64
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -285,3 +286,59 @@ def test_the_models_panel_pins_a_version_and_goes_back_to_latest(page: Page, ser
     finally:
         with server.client() as client:
             client.put("/models/active", json={"version": "latest"})
+
+
+def test_the_api_docs_render_offline(browser: Browser, server: Server) -> None:
+    """/docs works with no internet: Swagger UI's script and style come from the server itself."""
+    context = browser.new_context()
+    outside: list[str] = []
+
+    def only_local(route) -> None:
+        if route.request.url.startswith(server.base_url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_local)
+    docs = context.new_page()
+    try:
+        docs.goto(server.base_url + "/docs")
+        expect(docs.locator(".swagger-ui .info .title")).to_contain_text("sketch2color", timeout=20_000)
+        expect(docs.locator(".opblock-summary-path", has_text="/colorize").first).to_be_visible()
+        expect(docs.get_by_role("button", name="Authorize")).to_be_visible()
+    finally:
+        context.close()
+    assert not outside, f"/docs asked the internet for {outside}"
+
+
+def test_the_launch_form_starts_small_and_estimates_the_time(page: Page) -> None:
+    """Defaults that finish in minutes on a CPU, and how long they take here, from a measured speed."""
+    form = page.locator("#launch")
+    assert form.locator('input[name="steps"]').input_value() == "300"
+    assert form.locator('input[name="ngf"]').input_value() == "16"
+    estimate = page.get_by_test_id("launch-estimate")
+    expect(estimate).to_contain_text("Expect about", timeout=15_000)
+    expect(estimate).to_contain_text("at width 16")
+    small = estimate.text_content()
+    form.locator('input[name="ngf"]').fill("64")
+    expect(estimate).to_contain_text("at width 64")
+    assert estimate.text_content() != small
+
+
+def test_the_last_results_stay_in_a_history(page: Page) -> None:
+    history = page.get_by_test_id("history").locator("button")
+    for seed in (1, 2):
+        page.locator("#upload").set_input_files(
+            files=[
+                {"name": f"s{seed}.png", "mimeType": "image/png", "buffer": encode(draw_sketch(seed=seed))}
+            ]
+        )
+        page.get_by_role("button", name="Colorize").click()
+        expect(history).to_have_count(seed, timeout=20_000)
+    newest = page.locator("#result").get_attribute("src")
+    history.nth(1).click()
+    assert page.locator("#result").get_attribute("src") != newest, "a click shows the older result"
+    expect(page.get_by_role("link", name="Download PNG")).to_have_attribute(
+        "download", re.compile("^s1-colored")
+    )

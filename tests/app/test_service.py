@@ -74,6 +74,54 @@ def test_openapi_docs_describe_colorize(server: Server) -> None:
     assert {"/models", "/healthz", "/readyz"} <= set(schema["paths"])
 
 
+def test_openapi_documents_every_status_with_typed_schemas_and_the_token(server: Server) -> None:
+    with server.client() as client:
+        schema = client.get("/openapi.json").json()
+    assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer", "an Authorize button"
+    wanted = {
+        ("post", "/jobs"): {"202", "400", "401", "404", "413", "422", "503"},
+        ("get", "/jobs"): {"200", "401", "503"},
+        ("get", "/jobs/{job_id}"): {"200", "401", "404", "503"},
+        ("post", "/jobs/{job_id}/cancel"): {"202", "401", "404", "409", "503"},
+        ("post", "/jobs/{job_id}/resume"): {"202", "401", "404", "409", "503"},
+        ("delete", "/jobs/{job_id}"): {"200", "401", "404", "409"},
+        ("get", "/jobs/{job_id}/metrics"): {"200", "401", "404"},
+        ("put", "/models/active"): {"200", "401", "404", "422"},
+        ("delete", "/models/{version}"): {"200", "401", "404", "409"},
+        ("post", "/colorize"): {"200", "400", "404", "413", "415", "422", "503"},
+    }
+    for (method, path), statuses in wanted.items():
+        operation = schema["paths"][path][method]
+        assert statuses <= set(operation["responses"]), f"{method} {path}: {sorted(operation['responses'])}"
+        for status in statuses - {"200", "202"}:
+            content = operation["responses"][status]["content"]["application/json"]["schema"]
+            assert content == {"$ref": "#/components/schemas/ErrorDetail"}, (method, path, status, content)
+    record = schema["components"]["schemas"]["JobRecord"]
+    assert {"state", "progress", "params", "attempts"} <= set(record["properties"])
+    blobs = [
+        name
+        for name, entry in schema["components"]["schemas"].items()
+        if entry.get("additionalProperties") is True
+    ]
+    assert not [name for name in blobs if name.startswith(("Job", "Progress", "Attempt", "Metrics"))], blobs
+    assert "HTTPBearer" in str(schema["paths"]["/jobs"]["get"].get("security")), (
+        "job routes declare the token"
+    )
+
+
+def test_every_422_has_the_one_error_shape(server: Server) -> None:
+    with server.client() as client:
+        answers = [
+            client.post("/colorize?version=abc%20def", content=b"x", headers={"Content-Type": "image/png"}),
+            client.post("/colorize?size=huge", content=b"x", headers={"Content-Type": "image/png"}),
+            client.get("/jobs?limit=many"),
+            client.post("/jobs", json={"dataset": "shapes", "steps": 0}),
+        ]
+    for answer in answers:
+        assert answer.status_code == 422, answer.text
+        assert isinstance(answer.json()["detail"], str), answer.text
+
+
 def test_cors_allows_the_configured_origin_only(server: Server) -> None:
     preflight_headers = {
         "Access-Control-Request-Method": "POST",

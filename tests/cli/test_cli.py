@@ -1,6 +1,7 @@
 """The `sketch2color` command line, end to end, as a user runs it."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -109,3 +110,49 @@ def test_models_commands_choose_what_is_served_on_the_data_folder(tmp_path):
     _run("models", "delete", 2, "--models-dir", models)
     missing = _run("models", "pin", 2, "--models-dir", models, check=False)
     assert missing.returncode == 2 and "not published" in missing.stderr, missing.stderr
+
+
+def test_help_is_plain_and_readable_at_80_columns():
+    for command in ([], ["train"], ["colorize"], ["models", "delete"]):
+        shown = subprocess.run([SKETCH2COLOR, *command, "--help"], capture_output=True, text=True,
+                               env={**os.environ, "COLUMNS": "80"}, timeout=120)  # fmt: skip
+        assert shown.returncode == 0, shown.stderr
+        text = shown.stdout
+        usage = text.splitlines()[0]
+        # Typer writes a required argument as {NAME}: names are upper-case placeholders, never variables.
+        assert all(name.isupper() for name in re.findall(r"\{(\w+)\}", usage)), usage
+        assert "<bool>" not in text and "…" not in text and "╭" not in text, text
+        assert max(len(line) for line in text.splitlines()) <= 80, text
+
+
+def test_train_draws_a_progress_bar_on_a_terminal_and_plain_lines_elsewhere(tmp_path):
+    import pty
+
+    dataset = tmp_path / "demo"
+    _run("make-synthetic", dataset, "--train", 4, "--val", 2)
+    arguments = ["train", str(dataset), "--steps", "4", "--batch-size", "2", "--ngf", "4", "--ndf", "4",
+                 "--checkpoint-every", "4", "--log-every", "1"]  # fmt: skip
+    terminal, child_end = pty.openpty()
+    child = subprocess.Popen([SKETCH2COLOR, *arguments, "--run-dir", str(tmp_path / "tty")], stdin=child_end,
+                             stdout=child_end, stderr=child_end, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})  # fmt: skip
+    os.close(child_end)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(terminal, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    assert child.wait(timeout=300) == 0, shown.decode(errors="replace")
+    text = shown.decode(errors="replace")
+    assert "\r" in text and "[" + "#" * 24 + "] step 4/4" in text, text[-2000:]
+    plain = _run(*arguments, "--run-dir", tmp_path / "pipe").stdout
+    assert "\r" not in plain and "#" not in plain
+    assert [line.split()[1] for line in plain.splitlines() if line.startswith("step ")] == [
+        "1/4",
+        "2/4",
+        "3/4",
+        "4/4",
+    ]

@@ -56,7 +56,7 @@ def test_a_delivery_runs_the_job_and_finishes_it(run_dir):
 def test_a_cancel_that_comes_first_wins_over_the_delivery(run_dir):
     jobs.begin_attempt(run_dir, "w1:1:a", "w1", previous_lease=None)
     jobs.request_cancel(run_dir)
-    assert state(run_dir) == "running", "a running job is only flagged; its worker checkpoints and ends it"
+    assert state(run_dir) == "cancelling", "a running job is flagged; its worker checkpoints and ends it"
     jobs.hand_back(run_dir, "w1:1:a", "w1", step=3)
     assert state(run_dir) == "queued"
     assert jobs.begin_attempt(run_dir, "w2:1:b", "w2", previous_lease=None) == "cancelled"
@@ -82,3 +82,25 @@ def test_job_ids_are_exactly_uuids():
         assert not jobs.is_job_id(bad), repr(bad)
     with pytest.raises(ValueError):
         jobs.run_dir_for(Path("runs"), "../etc")
+
+
+def test_resume_requeues_a_cancelled_or_failed_job_and_delete_removes_a_finished_one(run_dir):
+    with pytest.raises(jobs.WrongState, match="only a cancelled or failed job"):
+        jobs.resume(run_dir)
+    jobs.request_cancel(run_dir)
+    record = jobs.resume(run_dir)
+    assert (record["state"], record["cancel_requested"], record["finished_at"]) == ("queued", False, None)
+    assert not jobs.cancel_requested(run_dir), "the cancel flag is gone, or the next delivery would cancel it"
+    with pytest.raises(jobs.WrongState, match="cancel it first"):
+        jobs.delete_run(run_dir)
+    jobs.begin_attempt(run_dir, "w1:1:a", "w1", previous_lease=None)
+    jobs.finish(run_dir, "w1:1:a", "failed", error="boom")
+    jobs.delete_run(run_dir)
+    assert not run_dir.exists() and not list(run_dir.parent.iterdir()), "renamed away, then removed"
+
+
+def test_a_worker_lost_while_cancelling_ends_the_job_cancelled(run_dir):
+    jobs.begin_attempt(run_dir, "w1:1:a", "w1", previous_lease=None)
+    jobs.request_cancel(run_dir)
+    assert not jobs.requeue_lost(run_dir, lambda: False, "janitor", lease=None), "nothing to queue"
+    assert state(run_dir) == "cancelled"

@@ -111,11 +111,15 @@ def test_progress_reports_the_design_fields_and_publishes_versions(synthetic_dat
         "losses",
         "val",
         "version",
+        "gate",
     }
     assert (last["step"], last["total_steps"], last["version"], last["eta_seconds"]) == (10, 10, 2, 0)
     assert set(last["losses"]) == {"gen_gan", "gen_l1", "disc"} and set(last["val"]) == {"l1", "psnr", "ssim"}
     manifest = json.loads((models_dir / "generator" / "2" / "manifest.json").read_text())
     assert (manifest["job_id"], manifest["step"], manifest["model"]["ngf"]) == ("job-1", 10, 8)
+    assert manifest["dataset"] == synthetic_dataset.name and manifest["gate"]["passed"] in (True, False)
+    assert last["gate"] == manifest["gate"], "the job's progress says what the gate decided"
+    assert (models_dir / "generator" / "2" / "sample.png").is_file(), "a sample thumbnail beside the model"
     assert (tmp_path / "run" / "samples" / "progress.gif").is_file()
     assert list((tmp_path / "run" / "tb").glob("events.out.tfevents.*")), "no TensorBoard events written"
 
@@ -187,3 +191,13 @@ def test_xla_compiled_step_trains(synthetic_dataset, tmp_path):
     result = train_pix2pix(synthetic_dataset, tmp_path / "run", config, on_progress=reports.append)
     assert result.step == 3 and [report["step"] for report in reports] == [1, 2, 3]
     assert all(np.isfinite(list(report["losses"].values())).all() for report in reports), reports
+
+
+def test_default_logging_gives_the_first_step_and_about_a_hundred_points(synthetic_dataset, tmp_path):
+    config = TrainConfig(steps=300, batch_size=1, ngf=4, ndf=4, checkpoint_every=300)
+    reports = []
+    train_pix2pix(synthetic_dataset, tmp_path / "run", config, on_progress=reports.append)
+    steps = [report["step"] for report in reports]
+    assert steps[0] == 1, f"the first point comes at once, got {steps[:3]}"
+    assert {3, 6, 297, 300} <= set(steps), "every total_steps // 100 steps"
+    assert 100 <= len(steps) <= 101 + 300 // 3, len(steps)

@@ -13,9 +13,9 @@ import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from PIL import Image
-from pydantic import BaseModel
 
 from app.api.deps import BatcherDep, ModelStoreDep, SettingsDep
+from app.api.errors import ErrorDetail
 from app.api.routes.models import no_generator_error, retry_after
 from app.model_store import LoadedModel, ModelStore, VersionNotFound, VersionUnloadable
 from app.uploads import too_large_detail
@@ -43,10 +43,6 @@ RAW_MEDIA_TYPES = (
     "application/octet-stream",
 )
 FIELD_NAME = "file"
-
-
-class ErrorDetail(BaseModel):
-    detail: str
 
 
 _binary = {"schema": {"type": "string", "format": "binary"}}

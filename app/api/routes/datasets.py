@@ -6,9 +6,10 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from app.api.deps import ApiTokenDep, SettingsDep
+from app.api.errors import error_responses
 from contracts.datasets import list_datasets
 
-router = APIRouter(tags=["jobs"], dependencies=[ApiTokenDep])
+router = APIRouter(tags=["jobs"], dependencies=[ApiTokenDep], responses=error_responses(401))
 
 
 class DatasetSummary(BaseModel):

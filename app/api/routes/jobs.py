@@ -22,6 +22,8 @@ from pydantic import Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import ApiTokenDep, SettingsDep
+from app.api.errors import error_responses
+from app.api.routes.job_schemas import Deleted, JobMetrics, JobRecord
 from contracts import jobs
 from contracts.datasets import BadDatasetName, check_dataset_name, summarize
 from contracts.queue import broker_problem, create_celery_app, enqueue_job
@@ -41,7 +43,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-router = APIRouter(tags=["jobs"], dependencies=[ApiTokenDep], lifespan=lifespan)
+router = APIRouter(
+    tags=["jobs"], dependencies=[ApiTokenDep], lifespan=lifespan, responses=error_responses(401, 413, 422)
+)
+BROKER_DOWN = error_responses(503, e503="The job broker is unreachable (with Retry-After and what to do).")
+NO_JOB = error_responses(404, e404="No such job.")
 
 
 class JobLaunch(TrainConfig):
@@ -90,7 +96,13 @@ def run_dir_of(settings: Settings, job_id: str) -> Path:
     return settings.runs_dir / job_id
 
 
-@router.post("/jobs", status_code=202, openapi_extra={"requestBody": LAUNCH_BODY})
+@router.post(
+    "/jobs",
+    status_code=202,
+    openapi_extra={"requestBody": LAUNCH_BODY},
+    response_model=JobRecord,
+    responses={**error_responses(400, 404, e404="No such dataset."), **BROKER_DOWN},
+)
 async def launch_job(request: Request, settings: SettingsDep) -> JSONResponse:
     """Queue a training job; 202 with its record and `Location: /jobs/<id>`."""
     try:
@@ -141,19 +153,32 @@ def queue_job(request: Request, settings: Settings, launch: JobLaunch) -> dict[s
     return record
 
 
-@router.get("/jobs", dependencies=[Depends(require_broker)])
+@router.get(
+    "/jobs", dependencies=[Depends(require_broker)], response_model=list[JobRecord], responses=BROKER_DOWN
+)
 def get_jobs(settings: SettingsDep, limit: int = 100) -> list[dict[str, Any]]:
     """Job records, newest first (503 while the broker is down: nothing listed could run meanwhile)."""
     return jobs.list_records(settings.runs_dir)[: max(limit, 0)]
 
 
-@router.get("/jobs/{job_id}", dependencies=[Depends(require_broker)])
+@router.get(
+    "/jobs/{job_id}",
+    dependencies=[Depends(require_broker)],
+    response_model=JobRecord,
+    responses={**NO_JOB, **BROKER_DOWN},
+)
 def get_job(job_id: str, settings: SettingsDep) -> dict[str, Any]:
     """One job record: state, parameters, times, error, attempts and progress."""
     return jobs.read_record(run_dir_of(settings, job_id)) or {}
 
 
-@router.post("/jobs/{job_id}/cancel", status_code=202, dependencies=[Depends(require_broker)])
+@router.post(
+    "/jobs/{job_id}/cancel",
+    status_code=202,
+    dependencies=[Depends(require_broker)],
+    response_model=JobRecord,
+    responses={**NO_JOB, **error_responses(409, e409="The job is already finished."), **BROKER_DOWN},
+)
 def cancel_job(job_id: str, settings: SettingsDep) -> dict[str, Any]:
     """Cooperative cancel: a queued job ends at once; a running one checkpoints and stops within a step."""
     try:
@@ -162,7 +187,16 @@ def cancel_job(job_id: str, settings: SettingsDep) -> dict[str, Any]:
         raise HTTPException(409, str(error)) from None
 
 
-@router.post("/jobs/{job_id}/resume", status_code=202)
+@router.post(
+    "/jobs/{job_id}/resume",
+    status_code=202,
+    response_model=JobRecord,
+    responses={
+        **NO_JOB,
+        **error_responses(409, e409="Only a cancelled or failed job resumes."),
+        **BROKER_DOWN,
+    },
+)
 def resume_job(job_id: str, request: Request, settings: SettingsDep) -> dict[str, Any]:
     """Queue a cancelled or failed job again: it continues from its newest checkpoint in the same run folder,
     with the same step counter (409 for a job in another state)."""
@@ -181,7 +215,11 @@ def resume_job(job_id: str, request: Request, settings: SettingsDep) -> dict[str
     return record
 
 
-@router.delete("/jobs/{job_id}")
+@router.delete(
+    "/jobs/{job_id}",
+    response_model=Deleted,
+    responses={**NO_JOB, **error_responses(409, e409="The job is not finished.")},
+)
 def delete_job(job_id: str, settings: SettingsDep) -> dict[str, Any]:
     """Remove a finished job and its run folder (checkpoints, samples, metrics); its published versions stay.
     409 while it is queued, running or cancelling."""
@@ -195,7 +233,7 @@ def delete_job(job_id: str, settings: SettingsDep) -> dict[str, Any]:
     return {"deleted": job_id}
 
 
-@router.get("/jobs/{job_id}/metrics")
+@router.get("/jobs/{job_id}/metrics", response_model=JobMetrics, responses=NO_JOB)
 def get_metrics(job_id: str, settings: SettingsDep) -> dict[str, Any]:
     """The job's metrics series: one point per log step (a step redone after a resume: the newest)."""
     path = RunFolder(run_dir_of(settings, job_id)).metrics
@@ -214,7 +252,14 @@ def get_metrics(job_id: str, settings: SettingsDep) -> dict[str, Any]:
     return {"id": job_id, "metrics": [points[step] for step in sorted(points)], "events": events}
 
 
-@router.get("/jobs/{job_id}/samples/latest.png", response_class=FileResponse)
+@router.get(
+    "/jobs/{job_id}/samples/latest.png",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"image/png": {}}},
+        **error_responses(404, e404="No such job, or no grid yet."),
+    },
+)
 def get_latest_sample(job_id: str, settings: SettingsDep) -> FileResponse:
     """The newest sample grid: one row per fixed val image, sketch | output | truth."""
     grids = RunFolder(run_dir_of(settings, job_id)).sample_grids()
