@@ -93,7 +93,23 @@ async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal server error; the server log has the details"}, 500)
 
 
+class QuietReads(logging.Filter):
+    """Successful GETs (the page polls /jobs and /models every few seconds) are access-logged only at debug."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if not (isinstance(args, tuple) and len(args) == 5) or logging.getLogger(
+            "uvicorn.access"
+        ).isEnabledFor(logging.DEBUG):
+            return True
+        method, status = args[1], args[4]
+        return not (method in ("GET", "HEAD") and isinstance(status, int) and status < 400)
+
+
 def _configure_logging() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(existing, QuietReads) for existing in access.filters):
+        access.addFilter(QuietReads())
     """Our INFO lines (model loads, failures) next to uvicorn's, unless the host set up logging already."""
     if logger.handlers or logging.getLogger().handlers:
         return

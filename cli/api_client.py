@@ -27,6 +27,18 @@ class ApiClient:
         except urllib.error.HTTPError as error:
             return error.code, decode(error.read())
 
+    def post_bytes(self, path: str, data: bytes, content_type: str, timeout: float = 120.0):
+        """POST a raw body; (status, headers, body bytes)."""
+        headers = {"Content-Type": content_type}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        request = urllib.request.Request(self.base_url + path, data=data, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read()
+
 
 def decode(raw: bytes) -> Any:
     try:

@@ -11,6 +11,7 @@ import typer
 from pydantic import ValidationError
 
 from cli.models import models_cli
+from cli.remote import remote_cli
 from cli.schema_options import with_options_of
 from model.train_config import TrainConfig
 
@@ -186,13 +187,16 @@ def colorize(
 def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
+    log_level: Annotated[
+        str, typer.Option(help="info, or debug to also log every successful GET (the page's polling).")
+    ] = "info",
 ) -> None:
     """Run the HTTP API (settings from S2C_* environment variables)."""
     import uvicorn
 
     # lifespan="on": a failure at start-up (say, an unreadable data folder) stops the server instead of
     # leaving it running without a model store.
-    uvicorn.run("app.main:create_app", factory=True, host=host, port=port, log_level="info", lifespan="on")
+    uvicorn.run("app.main:create_app", factory=True, host=host, port=port, log_level=log_level, lifespan="on")
 
 
 @cli.command()
@@ -221,6 +225,10 @@ def up(
     stop_timeout: Annotated[
         float, typer.Option(min=0, help="Seconds to wait for each part to stop before killing it.")
     ] = 600.0,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", help="Show everything: libraries' start-up lines and polling requests."),
+    ] = False,
 ) -> None:
     """Run the whole system here: the API and a training worker (settings from S2C_*); Ctrl-C stops both."""
     from cli.demo import DemoConfig
@@ -233,7 +241,7 @@ def up(
     )  # fmt: skip
     launcher = Launcher(
         get_settings(), host=host, port=port, demo=demo_config,
-        startup_timeout=startup_timeout, stop_timeout=stop_timeout, echo=typer.echo,
+        startup_timeout=startup_timeout, stop_timeout=stop_timeout, echo=typer.echo, verbose=verbose,
     )  # fmt: skip
     raise typer.Exit(code=launcher.run())
 
@@ -255,6 +263,7 @@ def worker(
 
 
 cli.add_typer(models_cli, name="models")
+cli.add_typer(remote_cli, name="remote")
 
 
 def main() -> None:

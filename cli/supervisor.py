@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -45,8 +46,10 @@ class Launcher:
         startup_timeout: float = 180.0,
         stop_timeout: float = 600.0,
         echo: Callable[[str], None] = print,
+        verbose: bool = False,
     ):
         self.settings = settings
+        self.verbose = verbose
         self.host = host
         self.port = port
         self.demo = demo or DemoConfig()
@@ -120,7 +123,8 @@ class Launcher:
     def child_commands(self) -> dict[str, list[str]]:
         cli = [sys.executable, "-m", "cli"]
         return {
-            "api": [*cli, "serve", "--host", self.host, "--port", str(self.port)],
+            "api": [*cli, "serve", "--host", self.host, "--port", str(self.port)]
+            + (["--log-level", "debug"] if self.verbose else []),
             "worker": [*cli, "worker"],
         }
 
@@ -147,12 +151,26 @@ class Launcher:
             self.children[name] = subprocess.Popen(
                 command,
                 env=environment,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
                 # Own process groups: the terminal's Ctrl-C reaches only this launcher, which then stops
                 # the children in order; if the launcher itself dies, the kernel stops them.
                 start_new_session=True,
                 preexec_fn=_die_with_parent(os.getpid()),
             )
+            threading.Thread(
+                target=self._relay, args=(self.children[name],), name=f"relay-{name}", daemon=True
+            ).start()
             self.echo(f"started {name} (pid {self.children[name].pid}): sketch2color {' '.join(command[3:])}")
+
+    def _relay(self, child: subprocess.Popen) -> None:
+        """Pass a child's output on, without the libraries' start-up chatter (all of it with --verbose)."""
+        assert child.stdout is not None
+        for raw in child.stdout:
+            line = raw.decode(errors="replace").rstrip("\n")
+            if self.verbose or not is_library_noise(line):
+                sys.stdout.write(line + "\n")
+                sys.stdout.flush()
 
     def _dead_child(self) -> tuple[str, int] | None:
         for name, child in self.children.items():
@@ -224,6 +242,17 @@ class Launcher:
                     self.bootstrap.follow()
             time.sleep(POLL_SECONDS)
         return 0
+
+
+# TensorFlow's C++ start-up lines (absl logging before it is initialised cannot be turned off by any
+# setting), CUDA probing on machines without a GPU, and CPU-feature advice: nothing a user acts on.
+NOISE_PREFIXES = ("I0000 ", "W0000 ", "WARNING: All log messages before absl::InitializeLog()")
+NOISE_FRAGMENTS = ("failed call to cuInit", "Could not find cuda drivers", "To enable the following instructions",
+                   "rebuild TensorFlow with the appropriate compiler flags", "oneDNN custom operations")  # fmt: skip
+
+
+def is_library_noise(line: str) -> bool:
+    return line.startswith(NOISE_PREFIXES) or any(fragment in line for fragment in NOISE_FRAGMENTS)
 
 
 def _kill_group(child: subprocess.Popen) -> None:

@@ -9,6 +9,7 @@ State changes go through contracts/jobs.py; this module decides when.
 import logging
 import os
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -23,6 +24,7 @@ from model.train_config import TrainConfig, explain
 from worker.leases import Heartbeat, Lease, LeaseLost
 
 logger = logging.getLogger("sketch2color.worker")
+PROGRESS_LOG_SECONDS = 30.0
 
 
 def train_config_from(params: dict[str, Any]) -> TrainConfig:
@@ -46,6 +48,8 @@ class JobRun:
         self.owner = f"{self.hostname}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease = Lease(self.run_dir, self.owner, settings.job_lease_seconds)
         self.heartbeat: Heartbeat | None = None
+        self._logged_version: int | None = None
+        self._logged_at = 0.0
 
     # ---- start -------------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -151,10 +155,25 @@ class JobRun:
         self.lease.check()
 
     def _report_progress(self, progress: dict[str, Any]) -> None:
-        """Into the job record, the one place progress is kept."""
+        """Into the job record, the one place progress is kept; a log line per version and every half minute."""
         if self.heartbeat is not None and self.heartbeat.lost.is_set():
             raise LeaseLost(f"the lease of job {self.job_id} was taken over")
         jobs.record_progress(self.run_dir, self.owner, progress)
+        version, gate = progress.get("version"), progress.get("gate") or {}
+        if version is not None and version != self._logged_version:
+            self._logged_version = version
+            held = "" if gate.get("passed", True) else f" but held back: {gate.get('reason')}"
+            logger.info(
+                "job %s published version %s at step %d%s", self.job_id, version, progress["step"], held
+            )
+        if (
+            time.monotonic() - self._logged_at >= PROGRESS_LOG_SECONDS
+            or progress["step"] == progress["total_steps"]
+        ):
+            self._logged_at = time.monotonic()
+            speed = progress.get("images_per_second") or 0.0
+            logger.info("job %s at step %d/%d (%.1f images/s)", self.job_id, progress["step"],
+                        progress["total_steps"], speed)  # fmt: skip
 
     # ---- endings -----------------------------------------------------------------------------------------
     def _finish(self, state: str, step: int | None = None, error: str | None = None) -> None:

@@ -95,6 +95,12 @@ def test_up_starts_everything_on_a_fresh_data_folder_and_restarts_reusing_it(tmp
 
         output = log.read_text()
         assert "launched demo job" in output, output
+        # Default logs say what matters; library chatter and the page's polling only with --verbose.
+        noisy = [line for line in output.splitlines()
+                 if line.startswith(("I0000", "W0000")) or "cuInit" in line or '"GET /' in line]  # fmt: skip
+        assert not noisy, "noise in the default log:\n" + "\n".join(noisy[:10])
+        wait_for_text(log, "serving generator version", process, timeout=60)
+        wait_for_text(log, "published version", process, timeout=60)
         assert any((data_dir / "datasets" / "demo" / "train").glob("*.png")), "no synthetic demo dataset"
         runs = sorted(path.name for path in (data_dir / "runs").iterdir())
         assert len(runs) == 1, f"expected exactly the demo job's run folder, got {runs}"

@@ -1,0 +1,136 @@
+"""`sketch2color remote ...`: drive a sketch2color server from another machine, without curl.
+
+Standard library HTTP only (cli/api_client.py); the server's answers and errors are shown as they come.
+"""
+
+import json
+import mimetypes
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from cli.api_client import ApiClient, detail
+from cli.schema_options import with_options_of
+from model.train_config import TrainConfig
+
+remote_cli = typer.Typer(
+    rich_markup_mode=None,
+    no_args_is_help=True,
+    help="Use a sketch2color server over HTTP: colorize, follow and launch jobs, choose the served model.",
+)
+Url = Annotated[str, typer.Option(envvar="S2C_URL", help="The server's address.")]
+Token = Annotated[
+    str | None,
+    typer.Option(envvar="S2C_API_TOKEN", help="The server's API token, if it has one.", show_default=False),
+]
+
+
+def _fail(message: str) -> NoReturn:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+def _call(client: ApiClient, method: str, path: str, body: Any = None) -> Any:
+    try:
+        status, answer = client.request(method, path, body=body, timeout=60)
+    except OSError as error:
+        _fail(f"cannot reach {client.base_url}: {error}")
+    if status >= 400:
+        _fail(f"{method} {path} answered {status}: {detail(answer)}")
+    return answer
+
+
+@remote_cli.command()
+def colorize(
+    input_image: Annotated[Path, typer.Argument(metavar="IN", help="The sketch.")],
+    output_image: Annotated[Path, typer.Argument(metavar="OUT", help="Where to write the PNG.")],
+    size: Annotated[str, typer.Option(help="256 or original.")] = "256",
+    version: Annotated[str | None, typer.Option(help="A version number or label (default: served).")] = None,
+    url: Url = "http://127.0.0.1:8000",
+    token: Token = None,
+) -> None:
+    """Colorize a sketch on the server."""
+    if not input_image.is_file():
+        _fail(f"no file {input_image}")
+    client = ApiClient(url, token)
+    query = f"?size={size}" + (f"&version={version}" if version else "")
+    content_type = mimetypes.guess_type(input_image.name)[0] or "application/octet-stream"
+    try:
+        status, headers, body = client.post_bytes(f"/colorize{query}", input_image.read_bytes(), content_type)
+    except OSError as error:
+        _fail(f"cannot reach {url}: {error}")
+    if status != 200:
+        _fail(
+            f"POST /colorize answered {status}: {detail(json.loads(body) if body.startswith(b'{') else body)}"
+        )
+    output_image.write_bytes(body)
+    size_header = {name.lower(): value for name, value in headers.items()}
+    typer.echo(
+        f"wrote {output_image} ({size_header.get('x-image-size', '?')}) with model version "
+        f"{size_header.get('x-model-version', '?')}"
+    )
+
+
+@remote_cli.command()
+def jobs(url: Url = "http://127.0.0.1:8000", token: Token = None) -> None:
+    """The server's jobs, newest first."""
+    for job in _call(ApiClient(url, token), "GET", "/jobs"):
+        progress = job.get("progress") or {}
+        typer.echo(
+            f"{job['id']}  {job['state']:<10} {job['dataset']:<12} step {progress.get('step')}/"
+            f"{progress.get('total_steps')}  version {progress.get('version') or '-'}"
+        )
+
+
+def launch(
+    dataset: Annotated[str, typer.Argument(metavar="DATASET", help="A dataset name on the server.")],
+    url: Url = "http://127.0.0.1:8000",
+    token: Token = None,
+    **hyperparameters: Any,
+) -> None:
+    """Launch a training job on the server (the same options as `sketch2color train`)."""
+    body = {
+        "dataset": dataset,
+        **{name: value for name, value in hyperparameters.items() if value is not None},
+    }
+    job = _call(ApiClient(url, token), "POST", "/jobs", body)
+    typer.echo(f"launched job {job['id']} ({job['state']})")
+
+
+remote_cli.command()(with_options_of(TrainConfig, launch))
+
+
+@remote_cli.command()
+def cancel(job_id: Annotated[str, typer.Argument(metavar="JOB")], url: Url = "http://127.0.0.1:8000",
+           token: Token = None) -> None:  # fmt: skip
+    """Cancel a job (it checkpoints first)."""
+    job = _call(ApiClient(url, token), "POST", f"/jobs/{job_id}/cancel")
+    typer.echo(f"job {job['id']} is {job['state']}")
+
+
+@remote_cli.command()
+def models(url: Url = "http://127.0.0.1:8000", token: Token = None) -> None:
+    """The server's published versions and which one it serves."""
+    answer = _call(ApiClient(url, token), "GET", "/models")
+    typer.echo(f"policy: {answer['policy']['served']}; served: {answer['active_version']}")
+    for version in answer["versions"]:
+        gate = version.get("gate") or {}
+        l1 = (version.get("val") or {}).get("l1")
+        typer.echo(
+            f"{version['version']:>5}  {'served' if version['active'] else '      '}  "
+            f"val_l1 {l1 if l1 is not None else '-'}  {'held back' if gate and not gate['passed'] else ''}"
+            f"  {', '.join(version.get('labels') or [])}"
+        )
+
+
+@remote_cli.command()
+def serve(
+    version: Annotated[str, typer.Argument(metavar="VERSION", help="A version number, or latest.")],
+    url: Url = "http://127.0.0.1:8000",
+    token: Token = None,
+) -> None:
+    """Choose the served version on the server (pin it, or `latest`)."""
+    chosen: int | str = int(version) if version.isdigit() else version
+    policy = _call(ApiClient(url, token), "PUT", "/models/active", {"version": chosen})
+    typer.echo(f"the server serves {policy['served']}")
