@@ -2,6 +2,7 @@
 
 import base64
 import io
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,15 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from tests.app.conftest import DATASET, Server, draw_sketch, encode, png_pixels
 
 CHROMIUM = "/usr/bin/chromium"
+# Screenshots of the page at desktop and phone width, kept after the run (CI keeps this folder as artifacts).
+ARTIFACTS = Path(os.environ.get("S2C_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
+
+
+def keep_screenshot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -103,7 +113,7 @@ def test_draw_strokes_and_colorize(page: Page, server: Server, tmp_path: Path) -
 
     expect(page.locator("#result")).to_be_visible(timeout=20_000)
     expect(page.get_by_test_id("result-caption")).to_contain_text("model version 2")
-    page.screenshot(path=str(tmp_path / "page-drawn.png"), full_page=True)
+    keep_screenshot(page, "page-desktop.png")
 
     sketch_png = base64.b64decode(
         page.evaluate("document.getElementById('sketch').toDataURL('image/png').split(',')[1]")
@@ -256,7 +266,7 @@ def test_the_page_works_at_phone_width(browser: Browser, server: Server, tmp_pat
         launch.scroll_into_view_if_needed()
         box = launch.bounding_box()
         assert box and box["x"] >= 0 and box["x"] + box["width"] <= width, f"launch button off-screen: {box}"
-        phone.screenshot(path=str(tmp_path / f"page-phone-{width}.png"), full_page=True)
+        keep_screenshot(phone, f"page-phone-{width}.png")
         assert phone.evaluate(FITS_THE_SCREEN)["scroll"] <= width, (
             "a result made the page wider than the screen"
         )
