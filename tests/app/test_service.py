@@ -59,7 +59,9 @@ def test_methods_outside_the_standard_ones_share_one_metrics_label(server: Serve
         if family.name == "s2c_http_requests"
         for sample in family.samples
     }
-    assert "other" in methods and methods <= {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "other"}, methods
+    assert "other" in methods and methods <= {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "other"}, (
+        methods
+    )
 
 
 def test_openapi_docs_describe_colorize(server: Server) -> None:
