@@ -60,7 +60,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.model_store = model_store
     app.state.batcher = batcher
     # Middleware added last runs first: metrics see every response, CORS headers reach error responses too.
-    app.add_middleware(UploadLimitMiddleware, max_upload_bytes=settings.max_upload_bytes)
+    body_limits = {
+        "/colorize": (settings.max_upload_bytes, "S2C_MAX_UPLOAD_BYTES"),
+        "/datasets": (settings.max_dataset_upload_bytes, "S2C_MAX_DATASET_UPLOAD_BYTES"),
+    }
+    app.add_middleware(UploadLimitMiddleware, limits=body_limits)
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,
@@ -94,7 +98,8 @@ async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
 
 
 class QuietReads(logging.Filter):
-    """Successful GETs (the page polls /jobs and /models every few seconds) are access-logged only at debug."""
+    """Successful GETs (the page polls /jobs and /models every few seconds) and health probes are access-logged
+    only at debug."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
@@ -102,8 +107,9 @@ class QuietReads(logging.Filter):
             "uvicorn.access"
         ).isEnabledFor(logging.DEBUG):
             return True
-        method, status = args[1], args[4]
-        return not (method in ("GET", "HEAD") and isinstance(status, int) and status < 400)
+        method, path, status = args[1], str(args[2]).split("?")[0], args[4]
+        probe = path in ("/readyz", "/healthz")  # a 503 there means "not ready yet", asked every second
+        return not (method in ("GET", "HEAD") and isinstance(status, int) and (status < 400 or probe))
 
 
 def _configure_logging() -> None:

@@ -1,4 +1,7 @@
-"""Upload size limit, enforced while the body streams in rather than after it sits in memory.
+"""Request body limits, enforced while the body streams in rather than after it sits in memory.
+
+Each route has its limit (a sketch, a dataset zip, a job's JSON); every other body gets a small one, so no
+request can make the server buffer more than it should.
 
 A declared `Content-Length` over the limit is answered with 413 before a byte of the body is read. Otherwise
 (chunked uploads, or a client that lies) the body is counted as it arrives and the request fails with 413 as
@@ -13,28 +16,37 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 MULTIPART_ALLOWANCE_BYTES = 64 * 1024
 
 
-def too_large_detail(limit_bytes: int) -> str:
-    return f"upload is larger than the limit of {limit_bytes} bytes (S2C_MAX_UPLOAD_BYTES)"
+OTHER_BODIES_BYTES = 64 * 1024  # JSON bodies: a job launch, a label, a pin
+
+
+def too_large_detail(limit_bytes: int, setting: str = "S2C_MAX_UPLOAD_BYTES") -> str:
+    return f"upload is larger than the limit of {limit_bytes} bytes ({setting})"
 
 
 class UploadLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_upload_bytes: int, paths: tuple[str, ...] = ("/colorize",)):
+    def __init__(
+        self, app: ASGIApp, limits: dict[str, tuple[int, str]], other_bytes: int = OTHER_BODIES_BYTES
+    ):
+        """`limits`: path -> (bytes, the setting that sets it); other paths get `other_bytes`."""
         self.app = app
-        self.max_upload_bytes = max_upload_bytes
-        self.paths = paths
+        self.limits = limits
+        self.other_bytes = other_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self._route_path(scope) not in self.paths:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
+        max_bytes, setting = self.limits.get(
+            self._route_path(scope), (self.other_bytes, "the limit for request bodies")
+        )
         headers = dict(scope["headers"])
         content_type = headers.get(b"content-type", b"").decode("latin-1").lower()
-        limit = self.max_upload_bytes
+        limit = max_bytes
         if content_type.startswith("multipart/"):
             limit += MULTIPART_ALLOWANCE_BYTES
         declared = headers.get(b"content-length")
         if declared is not None and declared.strip().isdigit() and int(declared) > limit:
-            response = JSONResponse({"detail": too_large_detail(self.max_upload_bytes)}, status_code=413,
+            response = JSONResponse({"detail": too_large_detail(max_bytes, setting)}, status_code=413,
                                     headers={"Connection": "close"})  # fmt: skip
             await response(scope, receive, send)
             return
@@ -48,7 +60,7 @@ class UploadLimitMiddleware:
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise HTTPException(
-                        413, too_large_detail(self.max_upload_bytes), headers={"Connection": "close"}
+                        413, too_large_detail(max_bytes, setting), headers={"Connection": "close"}
                     )
             return message
 

@@ -126,6 +126,7 @@ class Launcher:
             "api": [*cli, "serve", "--host", self.host, "--port", str(self.port)]
             + (["--log-level", "debug"] if self.verbose else []),
             "worker": [*cli, "worker"],
+            "importer": [*cli, "worker", "--queues", "datasets", "--hostname", "importer@%h"],
         }
 
     def _check_port_free(self) -> None:

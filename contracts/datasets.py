@@ -1,12 +1,20 @@
 """Datasets under `<data_dir>/datasets/<name>/{train,val}/`: what a name may be, and what a folder holds.
 
 Pair counts follow the trainer's own rule (model/layout.py), so a count here is what a job will train on.
+Uploaded datasets are imported by a worker (worker/imports.py) into a hidden staging folder, renamed into place
+when complete; their import record says `importing`, `ready` or `failed` (with the file and the reason).
 """
 
+import json
+import os
 import re
+import shutil
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from model.atomic import write_atomically
 from model.layout import pair_files
 
 # A dataset is named by one plain folder name: no separators, no "..", nothing hidden, never a path.
@@ -15,6 +23,10 @@ DATASET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 
 class BadDatasetName(ValueError):
     """Not a name of a folder under the datasets folder."""
+
+
+class DatasetExists(Exception):
+    """The name is taken by a dataset or an import in progress."""
 
 
 def is_dataset_name(name: str) -> bool:
@@ -47,3 +59,95 @@ def list_datasets(datasets_dir: Path) -> list[dict[str, Any]]:
         return []
     folders = (entry for entry in datasets_dir.iterdir() if entry.is_dir() and is_dataset_name(entry.name))
     return [summarize(folder) for folder in sorted(folders, key=lambda folder: folder.name)]
+
+
+# ---- imports: `datasets/.imports/<name>.json`, and a hidden staging folder until the dataset is complete ----
+IMPORT_STATES = ("importing", "ready", "failed")
+
+
+def imports_dir(datasets_dir: Path) -> Path:
+    return Path(datasets_dir) / ".imports"
+
+
+def import_record_path(datasets_dir: Path, name: str) -> Path:
+    return imports_dir(datasets_dir) / f"{name}.json"
+
+
+def archive_path(datasets_dir: Path, name: str) -> Path:
+    return imports_dir(datasets_dir) / f"{name}.zip"
+
+
+def staging_dir(datasets_dir: Path, name: str) -> Path:
+    """Hidden, so never listed and never trainable while the import runs."""
+    return Path(datasets_dir) / f".importing-{name}"
+
+
+def read_import(datasets_dir: Path, name: str) -> dict[str, Any] | None:
+    try:
+        return json.loads(import_record_path(datasets_dir, name).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_import(datasets_dir: Path, record: dict[str, Any]) -> None:
+    imports_dir(datasets_dir).mkdir(parents=True, exist_ok=True)
+    write_atomically(
+        import_record_path(datasets_dir, record["name"]), json.dumps(record, indent=2), durable=True
+    )
+
+
+def new_import(datasets_dir: Path, name: str, options: dict[str, Any], archive_bytes: int) -> dict[str, Any]:
+    """An import as it is queued (state `importing`); refuses a name that is taken or being imported."""
+    check_dataset_name(name)
+    existing = read_import(datasets_dir, name)
+    if (Path(datasets_dir) / name).exists() or (existing and existing["state"] == "importing"):
+        raise DatasetExists(
+            f"dataset {name!r} exists already (or is being imported); delete it or pick another name"
+        )
+    record = {
+        "name": name,
+        "state": "importing",
+        "options": options,
+        "archive_bytes": archive_bytes,
+        "progress": {"done": 0, "total": None},
+        "counts": None,
+        "skipped": [],
+        "error": None,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "finished_at": None,
+    }
+    write_import(datasets_dir, record)
+    return record
+
+
+def update_import(datasets_dir: Path, name: str, **changes: Any) -> dict[str, Any]:
+    record = read_import(datasets_dir, name)
+    if record is None:
+        raise FileNotFoundError(f"no import of dataset {name!r}")
+    record.update(changes)
+    if changes.get("state") in ("ready", "failed"):
+        record["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    write_import(datasets_dir, record)
+    return record
+
+
+def publish_dataset(datasets_dir: Path, name: str) -> None:
+    """The staging folder becomes `datasets/<name>` in one rename: a dataset is there whole or not at all."""
+    os.rename(staging_dir(datasets_dir, name), Path(datasets_dir) / name)
+
+
+def delete_dataset(datasets_dir: Path, name: str) -> None:
+    """Renamed away first (never half there), then removed, with its import record and archive."""
+    check_dataset_name(name)
+    folder = Path(datasets_dir) / name
+    if folder.exists():
+        doomed = Path(datasets_dir) / f".deleting-{name}-{uuid.uuid4().hex[:8]}"
+        os.rename(folder, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+    shutil.rmtree(staging_dir(datasets_dir, name), ignore_errors=True)
+    import_record_path(datasets_dir, name).unlink(missing_ok=True)
+    archive_path(datasets_dir, name).unlink(missing_ok=True)
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())

@@ -28,6 +28,9 @@ from contracts.settings import Settings
 
 TRAIN_TASK_NAME = "sketch2color.train"
 TRAINING_QUEUE = "training"
+IMPORT_TASK_NAME = "sketch2color.import_dataset"
+# Imports have their own queue and worker, so an upload never waits behind an hours-long training job.
+DATASETS_QUEUE = "datasets"
 # Thirty days: longer than any job. Redis redelivers an unacknowledged message only after this long.
 VISIBILITY_TIMEOUT_SECONDS = 30 * 24 * 3600
 CONNECT_TIMEOUT_SECONDS = 2.0
@@ -101,7 +104,7 @@ def create_celery_app(settings: Settings) -> Celery:
     )
     celery_app.conf.update(
         task_default_queue=TRAINING_QUEUE,
-        task_routes={TRAIN_TASK_NAME: {"queue": TRAINING_QUEUE}},
+        task_routes={TRAIN_TASK_NAME: {"queue": TRAINING_QUEUE}, IMPORT_TASK_NAME: {"queue": DATASETS_QUEUE}},
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
@@ -135,6 +138,11 @@ def create_celery_app(settings: Settings) -> Celery:
 def enqueue_job(celery_app: Celery, job_id: str) -> None:
     """Queue (or re-queue) a job: the task id is the job id, the job's parameters live in its record."""
     celery_app.send_task(TRAIN_TASK_NAME, args=[job_id], task_id=job_id, queue=TRAINING_QUEUE)
+
+
+def enqueue_import(celery_app: Celery, name: str) -> None:
+    """Queue the import of an uploaded dataset (its archive and options wait in datasets/.imports/)."""
+    celery_app.send_task(IMPORT_TASK_NAME, args=[name], queue=DATASETS_QUEUE)
 
 
 @lru_cache(maxsize=8)

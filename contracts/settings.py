@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(16, ge=1, le=256)
     max_batch_wait_ms: float = Field(5.0, ge=0)
     job_lease_seconds: float = Field(30.0, gt=0)
+    max_dataset_upload_bytes: int = Field(2 * 1024**3, gt=0)
+    max_dataset_files: int = Field(50_000, gt=0)
+    max_dataset_unpacked_bytes: int = Field(16 * 1024**3, gt=0)
 
     @property
     def datasets_dir(self) -> Path:

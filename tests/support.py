@@ -169,14 +169,18 @@ def flush_redis_db(port: int, db: int) -> None:
 class JobSystem:
     """One data folder and broker, shared by an API server and any number of workers."""
 
-    def __init__(self, root: Path, broker_url: str | None = None, api_token: str | None = None):
+    def __init__(
+        self, root: Path, broker_url: str | None = None, api_token: str | None = None, **settings: Any
+    ):
         from model.synthetic import make_synthetic_dataset
 
         self.root = root
         self.data_dir = root / "data"
         self.broker_url = broker_url
         self.api_token = api_token
-        self.environment = child_environment(self.data_dir, broker_url=broker_url, api_token=api_token)
+        self.environment = child_environment(
+            self.data_dir, broker_url=broker_url, api_token=api_token, **settings
+        )
         make_synthetic_dataset(self.data_dir / "datasets" / "demo", train=16, val=4, seed=0)
         self.workers: dict[str, Process] = {}
         self.api: Process | None = None
@@ -188,8 +192,8 @@ class JobSystem:
         self.api, self.base_url = start_uvicorn(self.environment, self.root)
         self._stack.callback(self.api.stop)
 
-    def start_worker(self, name: str, wait: bool = True) -> Process:
-        command = [sys.executable, "-m", "cli", "worker", "--hostname", f"{name}@%h"]
+    def start_worker(self, name: str, wait: bool = True, queues: str = "training") -> Process:
+        command = [sys.executable, "-m", "cli", "worker", "--hostname", f"{name}@%h", "--queues", queues]
         worker = Process(name, command, self.environment, self.root / f"worker-{name}.log")
         self._stack.callback(worker.stop)
         self.workers[name] = worker

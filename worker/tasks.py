@@ -10,8 +10,9 @@ from typing import Any
 
 from celery import Task, signals
 
-from contracts.queue import TRAIN_TASK_NAME
+from contracts.queue import IMPORT_TASK_NAME, TRAIN_TASK_NAME, TRAINING_QUEUE
 from worker.celery_app import app
+from worker.imports import run_import
 from worker.janitor import Janitor
 from worker.runner import JobRun
 
@@ -26,6 +27,12 @@ IN_PROCESS_POOLS = ("celery.concurrency.solo", "celery.concurrency.thread")
 def train_job(self: Task, job_id: str) -> dict[str, Any]:
     """Run (or resume) the training job `job_id`; its parameters are in runs/<job_id>/job.json."""
     return JobRun(self, job_id, app.sketch2color_settings, SHUTDOWN_REQUESTED).run()
+
+
+@app.task(name=IMPORT_TASK_NAME)
+def import_dataset(name: str) -> dict[str, Any]:
+    """Import the uploaded dataset `name` (archive and options in datasets/.imports/)."""
+    return run_import(app.sketch2color_settings, name)
 
 
 @signals.worker_shutting_down.connect
@@ -44,6 +51,8 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
     )
     hostname = getattr(sender, "hostname", None) or "worker"
     Janitor(app, settings, hostname).start()
+    if TRAINING_QUEUE not in getattr(app, "sketch2color_queues", [TRAINING_QUEUE]):
+        return  # an import worker: no TensorFlow trainer to preload
     pool_module = type(getattr(sender, "pool", None)).__module__
     if pool_module not in IN_PROCESS_POOLS:
         logger.warning(

@@ -238,6 +238,19 @@ def test_bad_launches_are_refused_before_anything_is_queued(system: JobSystem):
             assert response.status_code == 400 and "JSON" in response.json()["detail"], response.text
         not_an_object = client.post("/jobs", json=["demo", 10])
         assert not_an_object.status_code == 422, not_an_object.text
+        as_text = client.post(
+            "/jobs", content=b'{"dataset": "demo", "steps": 10}', headers={"Content-Type": "text/plain"}
+        )
+        assert as_text.status_code == 415 and "application/json" in as_text.json()["detail"], as_text.text
+        nested = client.post(
+            "/jobs", content=b"[" * 20_000 + b"]" * 20_000, headers={"Content-Type": "application/json"}
+        )
+        assert nested.status_code == 400 and "JSON" in nested.json()["detail"], nested.text
+        huge = client.post("/jobs", content=b'{"dataset": "' + b"x" * 200_000 + b'"}',
+                           headers={"Content-Type": "application/json"})  # fmt: skip
+        assert huge.status_code == 413 and len(huge.content) < 1000, huge.text[:300]
+        echoed = client.post("/jobs", json={"dataset": "demo", "steps": "y" * 5000})
+        assert echoed.status_code == 422 and len(echoed.text) < 500, "errors never echo more than an excerpt"
 
         unknown = uuid.uuid4()
         for path in (f"/jobs/{unknown}", "/jobs/not-a-job", "/jobs/..%2F..%2Fetc", f"/jobs/{unknown}/metrics",

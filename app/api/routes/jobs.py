@@ -101,13 +101,16 @@ def run_dir_of(settings: Settings, job_id: str) -> Path:
     status_code=202,
     openapi_extra={"requestBody": LAUNCH_BODY},
     response_model=JobRecord,
-    responses={**error_responses(400, 404, e404="No such dataset."), **BROKER_DOWN},
+    responses={**error_responses(400, 404, 415, e404="No such dataset."), **BROKER_DOWN},
 )
 async def launch_job(request: Request, settings: SettingsDep) -> JSONResponse:
     """Queue a training job; 202 with its record and `Location: /jobs/<id>`."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise HTTPException(415, f"send the job as application/json, not {media_type or 'no content type'}")
     try:
         body = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than anyone writes by hand
         raise HTTPException(
             400, 'body: not valid JSON; send an object, e.g. {"dataset": "demo", "steps": 60}'
         ) from None
