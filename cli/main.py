@@ -10,6 +10,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from pydantic import ValidationError
 
+from cli.datasets import datasets_cli
 from cli.models import models_cli
 from cli.remote import remote_cli
 from cli.schema_options import with_options_of
@@ -270,6 +271,7 @@ def worker(
 
 cli.add_typer(models_cli, name="models")
 cli.add_typer(remote_cli, name="remote")
+cli.add_typer(datasets_cli, name="datasets")
 
 
 def main() -> None:

@@ -352,3 +352,45 @@ def test_the_last_results_stay_in_a_history(page: Page) -> None:
     expect(page.get_by_role("link", name="Download PNG")).to_have_attribute(
         "download", re.compile("^s1-colored")
     )
+
+
+def test_a_zip_uploaded_from_the_page_becomes_a_ready_dataset(browser: Browser, tmp_path: Path) -> None:
+    """A real job system (API and importer): upload pictures in a zip, watch it import, train from it."""
+    import zipfile
+
+    from tests.support import JobSystem
+
+    archive = tmp_path / "pictures.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for seed in range(6):
+            zipped.writestr(f"pics/{seed}.png", encode(draw_sketch(120, 90, seed=seed).convert("RGB")))
+    system = JobSystem(tmp_path / "system", broker_url=None)
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    try:
+        system.start_api()
+        system.start_worker("importer", queues="datasets")
+        page = context.new_page()
+        page.goto(system.base_url + "/")
+        form = page.locator("#dataset-upload")
+        form.get_by_label("Name").fill("page-upload")
+        form.get_by_label("Contents").select_option("pictures")
+        form.get_by_label("Zip file").set_input_files(str(archive))
+        form.get_by_role("button", name="Upload").click()
+        expect(page.locator("#datasets-message")).to_contain_text("Uploaded page-upload")
+        row = page.locator('#datasets-body tr[data-dataset="page-upload"]')
+        expect(row).to_contain_text("ready", timeout=60_000)
+        expect(row).to_contain_text("5 train / 1 val")
+        row.get_by_role("link", name="show").click()
+        expect(row.locator("img.preview")).to_be_visible()
+        expect(page.locator("#dataset option", has_text="page-upload")).to_have_count(1)
+        bad = tmp_path / "bad.zip"
+        with zipfile.ZipFile(bad, "w") as zipped:
+            zipped.writestr("../escape.png", b"x")
+        form.get_by_label("Name").fill("evil")
+        form.get_by_label("Zip file").set_input_files(str(bad))
+        form.get_by_role("button", name="Upload").click()
+        expect(page.locator("#datasets-error")).to_contain_text("path traversal")
+        keep_screenshot(page, "page-datasets.png")
+    finally:
+        context.close()
+        system.close()

@@ -156,3 +156,41 @@ def test_train_draws_a_progress_bar_on_a_terminal_and_plain_lines_elsewhere(tmp_
         "3/4",
         "4/4",
     ]
+
+
+def test_datasets_import_a_folder_of_pictures_and_refuse_a_hostile_zip(tmp_path):
+    import zipfile
+
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    for seed in range(5):
+        Image.fromarray(np.random.default_rng(seed).integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(
+            pictures / f"{seed}.jpg"
+        )
+    environment = {"S2C_DATA_DIR": str(tmp_path / "data")}
+    done = _run_with(
+        environment, "datasets", "import", pictures, "holiday", "--from-pictures", "--val-fraction", 0.2
+    )
+    assert "dataset holiday: 4 train and 1 val pairs" in done.stdout, done.stdout
+    assert len(list((tmp_path / "data" / "datasets" / "holiday" / "train").glob("*.png"))) == 4
+    assert "holiday" in _run_with(environment, "datasets", "list").stdout
+
+    hostile = tmp_path / "hostile.zip"
+    with zipfile.ZipFile(hostile, "w") as archive:
+        archive.writestr("../../etc/cron.d/x.png", b"x")
+    refused = _run_with(environment, "datasets", "import", hostile, "evil", check=False)
+    assert refused.returncode == 2 and "path traversal" in refused.stderr, refused.stderr
+    assert not (tmp_path / "data" / "datasets" / "evil").exists()
+    taken = _run_with(environment, "datasets", "import", pictures, "holiday", "--from-pictures", check=False)
+    assert taken.returncode == 2 and "exists already" in taken.stderr
+
+
+def _run_with(environment, *arguments, check=True):
+    completed = subprocess.run(
+        [SKETCH2COLOR, *map(str, arguments)], capture_output=True, text=True, timeout=600,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("S2C_")}, "TF_CPP_MIN_LOG_LEVEL": "2",
+             **environment},
+    )  # fmt: skip
+    if check:
+        assert completed.returncode == 0, f"{arguments} failed:\n{completed.stdout}\n{completed.stderr}"
+    return completed

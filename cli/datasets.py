@@ -1,0 +1,93 @@
+"""`sketch2color datasets ...`: import a zip or a folder as a dataset on the data folder directly.
+
+The same checks and import as `POST /datasets` (model/dataset_import.py, worker/imports.py), run here.
+"""
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+datasets_cli = typer.Typer(
+    rich_markup_mode=None,
+    no_args_is_help=True,
+    help="Import and list datasets in the data folder ($S2C_DATA_DIR).",
+)
+
+
+def _fail(message: str) -> NoReturn:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+@datasets_cli.command("import")
+def import_dataset(
+    source: Annotated[
+        Path, typer.Argument(metavar="ZIP_OR_FOLDER", help="A zip file, or a folder of images.")
+    ],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The dataset's name under datasets/.")],
+    from_pictures: Annotated[
+        bool, typer.Option("--from-pictures", help="Plain color pictures: make the sketches (XDoG).")
+    ] = False,
+    sketch_side: Annotated[str, typer.Option(help="right (anime pairs) or left (swapped pairs).")] = "right",
+    val_fraction: Annotated[float, typer.Option(help="Validation share of a flat collection.")] = 0.05,
+    seed: Annotated[int, typer.Option(help="Seed of that split.")] = 0,
+    oversize: Annotated[str, typer.Option(help="Images over S2C_MAX_PIXELS: skip or fail.")] = "skip",
+) -> None:
+    """Import pairs (color left, sketch right; train/ and val/, or flat) or pictures as dataset NAME."""
+    from contracts import datasets
+    from contracts.settings import get_settings
+    from model.dataset_import import BadArchive, ImportLimits, inspect_archive, zip_folder
+    from worker.imports import run_import
+
+    settings = get_settings()
+    if not source.exists():
+        _fail(f"no such file or folder: {source}")
+    options = {"kind": "pictures" if from_pictures else "pairs", "sketch_side": sketch_side,
+               "val_fraction": val_fraction, "seed": seed, "oversize": oversize}  # fmt: skip
+    try:
+        datasets.new_import(settings.datasets_dir, name, options, archive_bytes=0)
+    except (datasets.BadDatasetName, datasets.DatasetExists) as error:
+        _fail(str(error))
+    archive = datasets.archive_path(settings.datasets_dir, name)
+    try:
+        if source.is_dir():
+            with tempfile.TemporaryDirectory() as scratch:
+                shutil.move(zip_folder(source, Path(scratch) / "folder.zip"), archive)
+        else:
+            shutil.copyfile(source, archive)
+        limits = ImportLimits(
+            settings.max_dataset_files, settings.max_dataset_unpacked_bytes, settings.max_pixels
+        )
+        inspect_archive(archive, limits)
+    except (BadArchive, OSError) as error:
+        datasets.delete_dataset(settings.datasets_dir, name)
+        _fail(f"{source}: {error}")
+    result = run_import(settings, name)
+    if result["state"] != "ready":
+        _fail(f"import failed: {result.get('error')}")
+    record = datasets.read_import(settings.datasets_dir, name) or {}
+    skipped = record.get("skipped") or []
+    typer.echo(
+        f"dataset {name}: {result['counts']['train']} train and {result['counts']['val']} val pairs in "
+        f"{settings.datasets_dir / name}"
+        + (f" (skipped {len(skipped)}: {', '.join(skipped[:5])})" if skipped else "")
+    )
+
+
+@datasets_cli.command("list")
+def list_datasets() -> None:
+    """Datasets with their pair counts, and imports that failed."""
+    from contracts import datasets
+    from contracts.settings import get_settings
+
+    folder = get_settings().datasets_dir
+    for entry in datasets.list_datasets(folder):
+        typer.echo(f"{entry['name']:<24} {entry['train']:>7} train {entry['val']:>6} val")
+    imports = datasets.imports_dir(folder)
+    for record_path in sorted(imports.glob("*.json")) if imports.is_dir() else []:
+        record = datasets.read_import(folder, record_path.stem)
+        if record and record["state"] == "failed":
+            typer.echo(f"{record['name']:<24} failed: {record['error']}")
