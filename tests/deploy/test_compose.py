@@ -15,7 +15,7 @@ from tests.deploy.conftest import (
     settings_env_names,
 )
 
-APP_SERVICES = ("api", "worker")
+APP_SERVICES = ("api", "worker", "importer")
 
 
 def _environment(service: dict) -> dict[str, str]:
@@ -87,6 +87,12 @@ def test_services_run_commands_that_exist_in_the_cli(compose_config):
         assert isinstance(command, list), f"service {name} should run an explicit command, got {command!r}"
         check_cli_command(command)
     assert compose_config["services"]["worker"]["command"][:2] == ["sketch2color", "worker"]
+    assert compose_config["services"]["importer"]["command"] == [
+        "sketch2color",
+        "worker",
+        "--queues",
+        "datasets",
+    ]
     assert compose_config["services"]["api"]["command"][:2] == ["sketch2color", "serve"]
 
 
