@@ -13,6 +13,7 @@ from starlette.requests import ClientDisconnect
 
 from app.api.routes import colorize, datasets, health, jobs, models, pages
 from app.batching import MicroBatcher
+from app.failures import FailureMiddleware
 from app.model_store import LoadedModel, ModelStore
 from app.observability import Metrics, MetricsMiddleware
 from app.uploads import UploadLimitMiddleware
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/datasets": (settings.max_dataset_upload_bytes, "S2C_MAX_DATASET_UPLOAD_BYTES"),
     }
     app.add_middleware(UploadLimitMiddleware, limits=body_limits)
+    app.add_middleware(FailureMiddleware)  # inside CORS: every failure answer carries its headers
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,

@@ -11,6 +11,7 @@ file lock, and every write replaces the file atomically: a reader never sees hal
 killed mid-write leaves the previous record intact. The transitions below are the only writers of `state`.
 """
 
+import errno
 import json
 import os
 import re
@@ -33,6 +34,7 @@ RESUMABLE_STATES = frozenset({"cancelled", "failed"})
 # Job ids are Celery task ids, made by us as UUID4 strings; anything else is not a job (and never a path).
 JOB_ID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 EVENTS_KEPT = 50
+RESERVE_BYTES = 256 * 1024
 
 Result = TypeVar("Result")
 Record = dict[str, Any]
@@ -105,10 +107,23 @@ def _write_record(run_dir: Path, record: Record) -> None:
 
 
 def create_record(run_dir: Path, record: Record) -> None:
-    """Write a new job's record; refuses to overwrite an existing job."""
+    """Write a new job's record (and its disk reserve); refuses to overwrite an existing job."""
     run_dir.mkdir(parents=True, exist_ok=False)
-    with _lock(run_dir):
-        _write_record(run_dir, record)
+    try:
+        with _lock(run_dir):
+            _write_record(run_dir, record)
+        set_aside_reserve(run_dir)
+    except OSError:
+        shutil.rmtree(run_dir, ignore_errors=True)  # a job that could not be written is no job
+        raise
+
+
+def set_aside_reserve(run_dir: Path) -> None:
+    """Keep RESERVE_BYTES on disk for this job, so that a full disk cannot stop us recording its failure."""
+    try:
+        RunFolder(run_dir).reserve.write_bytes(b"\0" * RESERVE_BYTES)
+    except OSError:
+        RunFolder(run_dir).reserve.unlink(missing_ok=True)
 
 
 def read_record(run_dir: Path) -> Record | None:
@@ -130,7 +145,14 @@ def update_record(run_dir: Path, change: Callable[[Record], Result]) -> Result:
         if record is None:
             raise FileNotFoundError(f"no job record in {run_dir}")
         outcome = change(record)
-        _write_record(run_dir, record)
+        try:
+            _write_record(run_dir, record)
+        except OSError as error:
+            reserve = RunFolder(run_dir).reserve
+            if error.errno != errno.ENOSPC or not reserve.exists():
+                raise
+            reserve.unlink()  # the disk is full: spend the reserve on this write (a failure, usually)
+            _write_record(run_dir, record)
         return outcome
 
 
@@ -196,6 +218,7 @@ def resume(run_dir: Path) -> Record:
                 f"job {record['id']} is {record['state']}; only a cancelled or failed job can be resumed"
             )
         RunFolder(run_dir).cancel_flag.unlink(missing_ok=True)
+        set_aside_reserve(run_dir)  # spent if the job failed on a full disk
         add_event(record, f"resumed after it {record['state'].replace('cancelled', 'was cancelled')}")
         record.update(state="queued", cancel_requested=False, finished_at=None, error=None)
         return record

@@ -145,6 +145,34 @@ def enqueue_import(celery_app: Celery, name: str) -> None:
     celery_app.send_task(IMPORT_TASK_NAME, args=[name], queue=DATASETS_QUEUE)
 
 
+def message_waiting(celery_app: Celery, task_id: str) -> bool:
+    """Whether the broker still holds a message for this task: waiting in a queue, or taken but not acked.
+
+    Used to notice a queued job whose message was lost (Redis restarted without persistence, a worker died
+    between taking the message and taking the job's lease). Reads only; raises if the broker cannot be read.
+    """
+    choice: BrokerChoice = celery_app.sketch2color_broker
+    needle = task_id.encode()
+    if choice.embedded:
+        folder = choice.broker_transport_options["data_folder_in"]
+        for entry in os.scandir(folder):
+            try:
+                with open(entry.path, "rb") as message:
+                    if needle in message.read():
+                        return True
+            except OSError:  # taken by a worker right now
+                continue
+        return False
+    if not choice.broker_url.startswith(("redis://", "rediss://", "unix://")):
+        return True  # other brokers: cannot look, so never re-queue on a guess
+    client = _redis_client(choice.broker_url)
+    for queue in (TRAINING_QUEUE, DATASETS_QUEUE):
+        for key in client.scan_iter(match=f"{queue}*", count=100):
+            if client.type(key) == b"list" and any(needle in item for item in client.lrange(key, 0, -1)):
+                return True
+    return any(needle in value for value in client.hvals("unacked"))
+
+
 @lru_cache(maxsize=8)
 def _redis_client(url: str):
     import redis

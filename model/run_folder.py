@@ -83,3 +83,8 @@ class RunFolder:
     @property
     def lease_lock(self) -> Path:
         return self.root / ".lease.lock"
+
+    @property
+    def reserve(self) -> Path:
+        """A little disk space set aside: freed to record a failure when the disk is full."""
+        return self.root / ".reserve"

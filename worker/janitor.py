@@ -14,7 +14,7 @@ from pathlib import Path
 from celery import Celery
 
 from contracts import jobs
-from contracts.queue import enqueue_job
+from contracts.queue import enqueue_job, message_waiting
 from contracts.settings import Settings
 from worker.leases import lease_is_live, read_lease
 
@@ -46,6 +46,7 @@ class Janitor(threading.Thread):
         self.interval = max(0.5, settings.job_lease_seconds / 3)
         self._stopped = threading.Event()
         self._last_prune = 0.0
+        self._missing_messages: set[str] = set()
 
     def run(self) -> None:
         logger.info("janitor: looking for jobs of lost workers every %.1f s", self.interval)
@@ -75,8 +76,26 @@ class Janitor(threading.Thread):
             self._prune_processed_messages()
             self._last_prune = time.time()
 
+    def _requeue_if_message_lost(self, run_dir: Path, record: dict) -> None:
+        """A queued job with no message in the broker on two sweeps in a row is queued again (its message was
+        lost). Two sweeps: the API writes the record just before it sends the message. A stray duplicate is
+        harmless: the lease lets one delivery run it."""
+        job_id = run_dir.name
+        if message_waiting(self.celery_app, job_id):
+            self._missing_messages.discard(job_id)
+            return
+        if job_id not in self._missing_messages:
+            self._missing_messages.add(job_id)
+            return
+        self._missing_messages.discard(job_id)
+        enqueue_job(self.celery_app, job_id)
+        jobs.note_event(run_dir, "queue message lost; queued again", noticed_by=self.hostname)
+        logger.warning("job %s was queued but its message was gone; queued it again", job_id)
+
     def _recover_if_lost(self, run_dir: Path) -> None:
         record = jobs.read_record(run_dir)
+        if record is not None and record["state"] == "queued":
+            self._requeue_if_message_lost(run_dir, record)
         if (
             record is not None
             and record["state"] in jobs.WORKING_STATES

@@ -8,6 +8,7 @@ A holder that could not renew in time considers itself lost and stops before any
 Times are wall-clock seconds, so workers on several machines need synchronised clocks (NTP).
 """
 
+import errno
 import json
 import logging
 import threading
@@ -101,6 +102,7 @@ class Heartbeat(threading.Thread):
         super().__init__(name=f"lease-heartbeat-{lease.run_dir.name[:8]}", daemon=True)
         self.lease = lease
         self.lost = threading.Event()
+        self.disk_full: OSError | None = None  # renewing failed for lack of disk space
         self._stopped = threading.Event()
 
     def run(self) -> None:
@@ -108,7 +110,13 @@ class Heartbeat(threading.Thread):
         while not self._stopped.wait(interval):
             try:
                 renewed = self.lease.renew()
-            except Exception:  # a full disk or a slow lock must not kill the heartbeat: retry next beat
+                self.disk_full = None
+            except OSError as error:
+                if error.errno == errno.ENOSPC:
+                    self.disk_full = error  # the job fails saying so, instead of losing its lease in silence
+                logger.exception("could not renew the lease of job %s", self.lease.run_dir.name)
+                continue
+            except Exception:  # a slow lock must not kill the heartbeat: retry next beat
                 logger.exception("could not renew the lease of job %s", self.lease.run_dir.name)
                 continue
             if not renewed:

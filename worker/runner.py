@@ -6,6 +6,7 @@ folder's newest checkpoint by itself, so a second attempt continues where the fi
 State changes go through contracts/jobs.py; this module decides when.
 """
 
+import errno
 import logging
 import os
 import threading
@@ -33,6 +34,18 @@ def train_config_from(params: dict[str, Any]) -> TrainConfig:
         return TrainConfig.model_validate(params)
     except ValidationError as error:
         raise ValueError(f"job parameters the trainer does not accept: {explain(error)}") from None
+
+
+def failure_reason(error: Exception, job_id: str) -> str:
+    """What the job record says about a failure; a full disk says where and what to do."""
+    text = f"{type(error).__name__}: {error}"
+    if (isinstance(error, OSError) and error.errno == errno.ENOSPC) or "No space left on device" in text:
+        where = getattr(error, "filename", None) or "the data folder"
+        return (
+            f"disk full while writing {where}: free space on the data folder's disk, then resume the job "
+            f"(POST /jobs/{job_id}/resume); its older checkpoints and published versions are intact ({text})"
+        )
+    return text
 
 
 class JobRun:
@@ -115,7 +128,7 @@ class JobRun:
             raise Ignore() from error
         except Exception as error:
             logger.exception("job %s failed", self.job_id)
-            self._finish("failed", error=f"{type(error).__name__}: {error}")
+            self._finish("failed", error=failure_reason(error, self.job_id))
             raise
         if result.status == "finished":
             self._finish("succeeded", step=result.step)
@@ -152,6 +165,8 @@ class JobRun:
         """Raise LeaseLost unless this worker still owns the job (before every step, checkpoint and publish)."""
         if self.heartbeat is not None and self.heartbeat.lost.is_set():
             raise LeaseLost(f"the lease of job {self.job_id} was taken over")
+        if self.heartbeat is not None and self.heartbeat.disk_full is not None:
+            raise self.heartbeat.disk_full
         self.lease.check()
 
     def _report_progress(self, progress: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@ MEANINGS = {
     415: "Not an image, or a content type that is not an image.",
     422: "A parameter or field is missing, unknown or out of range; the detail names it.",
     503: "The job broker is unreachable, or no generator is loaded yet (with Retry-After).",
+    507: "The server's disk is full: nothing was changed (with Retry-After).",
 }
 
 

@@ -259,7 +259,7 @@ def test_bad_launches_are_refused_before_anything_is_queued(system: JobSystem):
             assert response.status_code == 404, f"{path}: {response.status_code} {response.text}"
         assert client.post(f"/jobs/{uuid.uuid4()}/cancel").status_code == 404
         datasets = {dataset["name"]: dataset for dataset in client.get("/datasets").json()}
-        assert datasets["demo"] == {"name": "demo", "train": 16, "val": 4}, datasets
+        assert datasets["demo"] == {"name": "demo", "train": 16, "val": 4, "state": "ready"}, datasets
         assert datasets["mixed"] == {"name": "mixed", "train": 3, "val": 1}, datasets
     assert sorted(path.name for path in runs_dir.iterdir()) == runs_before
 

@@ -116,3 +116,22 @@ def test_sigterm_checkpoints_and_hands_the_job_back(system: JobSystem):
     assert final["attempts"][-1]["worker"].startswith("term-b")
     assert final["attempts"][-1]["resumed_from_step"] == attempt["last_step"], system.diagnostics(final)
     print(f"\nSIGTERM: worker checkpointed at step {attempt['last_step']} and exited in {stop_seconds:.1f} s")
+
+
+def test_a_queued_job_whose_message_was_lost_is_queued_again(tmp_path):
+    """The message vanishes (a broker restarted without persistence): the janitor notices and re-queues."""
+    system = JobSystem(tmp_path, broker_url=None)
+    try:
+        system.start_api()
+        job = system.launch(steps=4, checkpoint_every=4)
+        queue = system.data_dir / "broker" / "queue"
+        messages = [path for path in queue.iterdir() if job["id"] in path.read_text(errors="replace")]
+        assert messages, f"the job's message should wait in {queue}"
+        for message in messages:
+            message.unlink()
+        system.start_worker("rescuer")
+        finished = system.wait_for_job(job["id"], lambda record: record["state"] == "succeeded", "success")
+        assert any("message lost" in event["event"] for event in finished["events"]), finished["events"]
+        assert len(finished["attempts"]) == 1, "queued again once, run once"
+    finally:
+        system.close()

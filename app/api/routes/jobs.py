@@ -44,7 +44,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 router = APIRouter(
-    tags=["jobs"], dependencies=[ApiTokenDep], lifespan=lifespan, responses=error_responses(401, 413, 422)
+    tags=["jobs"],
+    dependencies=[ApiTokenDep],
+    lifespan=lifespan,
+    responses=error_responses(401, 413, 422, 507),
 )
 BROKER_DOWN = error_responses(503, e503="The job broker is unreachable (with Retry-After and what to do).")
 NO_JOB = error_responses(404, e404="No such job.")
