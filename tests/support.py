@@ -122,14 +122,17 @@ def child_environment(data_dir: Path, **settings: Any) -> dict[str, str]:
 
 
 def start_uvicorn(
-    environment: dict[str, str], log_dir: Path, timeout: float = STARTUP_TIMEOUT_SECONDS
+    environment: dict[str, str],
+    log_dir: Path,
+    timeout: float = STARTUP_TIMEOUT_SECONDS,
+    prefix: tuple[str, ...] = (),
 ) -> tuple[Process, str]:
     """`uvicorn app.main:create_app --factory` on a free port, answering /healthz; (process, base URL).
 
     --lifespan on: a failing startup (model store, batcher) stops the server instead of being skipped.
     """
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--host", "127.0.0.1",
+    command = [*prefix, sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--host", "127.0.0.1",
                "--port", str(port), "--lifespan", "on"]  # fmt: skip
     api = Process("api", command, environment, log_dir / f"api-{port}.log")
     base_url = f"http://127.0.0.1:{port}"

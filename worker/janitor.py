@@ -7,13 +7,14 @@ janitors notice the same job, one of them re-enqueues it (and a stray duplicate 
 """
 
 import logging
+import shutil
 import threading
 import time
 from pathlib import Path
 
 from celery import Celery
 
-from contracts import jobs
+from contracts import datasets, jobs
 from contracts.queue import enqueue_job, message_waiting
 from contracts.settings import Settings
 from worker.leases import lease_is_live, read_lease
@@ -21,6 +22,7 @@ from worker.leases import lease_is_live, read_lease
 logger = logging.getLogger("sketch2color.worker")
 PROCESSED_MESSAGES_KEPT_SECONDS = 24 * 3600
 PRUNE_EVERY_SECONDS = 3600
+LEFTOVER_AGE_SECONDS = 3600
 
 
 def recover_lost_job(celery_app: Celery, run_dir: Path, hostname: str) -> bool:
@@ -72,8 +74,9 @@ class Janitor(threading.Thread):
                     self._recover_if_lost(run_dir)
                 except Exception:
                     logger.exception("janitor: could not recover job %s; retrying next sweep", run_dir.name)
-        if time.time() - self._last_prune > PRUNE_EVERY_SECONDS:
+        if time.time() - self._last_prune > PRUNE_EVERY_SECONDS:  # also on the first sweep: worker start
             self._prune_processed_messages()
+            self.clean_leftovers()
             self._last_prune = time.time()
 
     def _requeue_if_message_lost(self, run_dir: Path, record: dict) -> None:
@@ -103,6 +106,39 @@ class Janitor(threading.Thread):
         ):
             recover_lost_job(self.celery_app, run_dir, self.hostname)
 
+    def clean_leftovers(self) -> None:
+        """What a process killed mid-write leaves behind, removed once nothing can be writing it: TensorFlow's
+        `ckpt-N_temp` folders of jobs no worker holds, half-published `.tmp-*` versions, folders renamed away
+        for deletion, staging folders of imports that are not running, old temporary record files."""
+        settings = self.settings
+        old = time.time() - LEFTOVER_AGE_SECONDS
+        for run_dir in settings.runs_dir.iterdir() if settings.runs_dir.is_dir() else []:
+            if run_dir.name.startswith(".deleting-"):
+                _remove(run_dir)
+                continue
+            if not jobs.is_job_id(run_dir.name) or lease_is_live(read_lease(run_dir)):
+                continue
+            record = jobs.read_record(run_dir)
+            if record is not None and record["state"] in jobs.WORKING_STATES:
+                continue  # its worker may be starting: the lease comes first, then the writes
+            for leftover in (run_dir / "checkpoints").glob("*_temp*"):
+                _remove(leftover)
+            for leftover in run_dir.glob(".*.tmp"):
+                if _older_than(leftover, old):
+                    _remove(leftover)
+        versions = settings.models_dir / "generator"
+        for leftover in (
+            [*versions.glob(".tmp-*"), *versions.glob(".deleting-*")] if versions.is_dir() else []
+        ):
+            if _older_than(leftover, old):  # a publish in progress writes for minutes at most
+                _remove(leftover)
+        for leftover in settings.datasets_dir.glob(".importing-*") if settings.datasets_dir.is_dir() else []:
+            record = datasets.read_import(settings.datasets_dir, leftover.name.removeprefix(".importing-"))
+            if (record is None or record["state"] != "importing") and _older_than(leftover, old):
+                _remove(leftover)
+        for leftover in settings.datasets_dir.glob(".deleting-*") if settings.datasets_dir.is_dir() else []:
+            _remove(leftover)
+
     def _prune_processed_messages(self) -> None:
         """The embedded broker keeps consumed messages in `processed/`; keep a day of them for debugging."""
         choice = self.celery_app.sketch2color_broker
@@ -115,3 +151,18 @@ class Janitor(threading.Thread):
                     message.unlink()
             except OSError:
                 pass
+
+
+def _older_than(path: Path, cutoff: float) -> bool:
+    try:
+        return path.stat().st_mtime < cutoff
+    except OSError:
+        return False
+
+
+def _remove(path: Path) -> None:
+    logger.info("removing leftover %s", path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
