@@ -65,7 +65,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/colorize": (settings.max_upload_bytes, "S2C_MAX_UPLOAD_BYTES"),
         "/datasets": (settings.max_dataset_upload_bytes, "S2C_MAX_DATASET_UPLOAD_BYTES"),
     }
-    app.add_middleware(UploadLimitMiddleware, limits=body_limits)
+    app.add_middleware(
+        UploadLimitMiddleware, limits=body_limits, timeout_seconds=settings.body_timeout_seconds
+    )
     app.add_middleware(FailureMiddleware)  # inside CORS: every failure answer carries its headers
     if settings.cors_origin_list:
         app.add_middleware(

@@ -8,6 +8,9 @@ A declared `Content-Length` over the limit is answered with 413 before a byte of
 soon as it passes the limit; FastAPI turns the HTTPException raised inside `receive` into the JSON error.
 """
 
+import asyncio
+import time
+
 from fastapi import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -17,6 +20,7 @@ MULTIPART_ALLOWANCE_BYTES = 64 * 1024
 
 
 OTHER_BODIES_BYTES = 64 * 1024  # JSON bodies: a job launch, a label, a pin
+MIN_RATE_BYTES = 256 * 1024  # a large upload gets a second more per 256 KiB it declares
 
 
 def too_large_detail(limit_bytes: int, setting: str = "S2C_MAX_UPLOAD_BYTES") -> str:
@@ -25,11 +29,17 @@ def too_large_detail(limit_bytes: int, setting: str = "S2C_MAX_UPLOAD_BYTES") ->
 
 class UploadLimitMiddleware:
     def __init__(
-        self, app: ASGIApp, limits: dict[str, tuple[int, str]], other_bytes: int = OTHER_BODIES_BYTES
+        self,
+        app: ASGIApp,
+        limits: dict[str, tuple[int, str]],
+        timeout_seconds: float = 60.0,
+        other_bytes: int = OTHER_BODIES_BYTES,
     ):
-        """`limits`: path -> (bytes, the setting that sets it); other paths get `other_bytes`."""
+        """`limits`: path -> (bytes, the setting that sets it); other paths get `other_bytes`. A body must
+        arrive within `timeout_seconds`, plus a second per MIN_RATE_BYTES of its declared length."""
         self.app = app
         self.limits = limits
+        self.timeout_seconds = timeout_seconds
         self.other_bytes = other_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -51,11 +61,25 @@ class UploadLimitMiddleware:
             await response(scope, receive, send)
             return
 
-        received = 0
+        received, body_done = 0, False
+        length = int(declared) if declared is not None and declared.strip().isdigit() else 0
+        allowed = self.timeout_seconds + length / MIN_RATE_BYTES
+        deadline = time.monotonic() + allowed
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:  # the app waiting for a disconnect: no deadline
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                raise HTTPException(
+                    408,
+                    f"the request body did not arrive within {allowed:.0f} s (S2C_BODY_TIMEOUT_SECONDS); "
+                    "send it faster or in one piece",
+                    headers={"Connection": "close"},
+                ) from None
+            body_done = message["type"] != "http.request" or not message.get("more_body", False)
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:

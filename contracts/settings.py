@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     max_dataset_upload_bytes: int = Field(2 * 1024**3, gt=0)
     max_dataset_files: int = Field(50_000, gt=0)
     max_dataset_unpacked_bytes: int = Field(16 * 1024**3, gt=0)
+    body_timeout_seconds: float = Field(60.0, gt=0)
 
     @property
     def datasets_dir(self) -> Path:

@@ -22,7 +22,13 @@ ARCHITECTURE_FIELDS = ("ngf", "ndf", "norm")
 class TrainConfig(BaseModel):
     """pix2pix hyper-parameters; everything but the length (epochs or steps) defaults to the paper's value."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_assignment=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        allow_inf_nan=False,
+        validate_assignment=True,
+        # The schema says it too, for generated clients: exactly one of epochs or steps.
+        json_schema_extra={"oneOf": [{"required": ["epochs"]}, {"required": ["steps"]}]},
+    )
 
     epochs: int | None = Field(None, ge=1, le=100_000, description="Train this many epochs (or give steps).")
     steps: int | None = Field(

@@ -8,6 +8,7 @@ MEANINGS = {
     400: "The body is not JSON, or the image is empty, truncated or undecodable.",
     401: "Missing or wrong API token (only when the server sets S2C_API_TOKEN).",
     404: "No such job, dataset, version or label.",
+    408: "The request body did not arrive in time (S2C_BODY_TIMEOUT_SECONDS).",
     409: "The job or version is in a state that does not allow this.",
     413: "The body or image is over the server's limits.",
     415: "Not an image, or a content type that is not an image.",

@@ -20,6 +20,7 @@ def test_the_launch_body_is_the_trainer_config_plus_a_dataset():
     for name, field in TrainConfig.model_fields.items():
         assert schema["properties"][name].get("description") == field.description, name
     assert schema.get("additionalProperties") is False, "unknown launch fields must be refused"
+    assert schema["oneOf"] == [{"required": ["epochs"]}, {"required": ["steps"]}], "exactly one length"
     assert issubclass(JobLaunch, TrainConfig)
 
 
