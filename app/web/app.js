@@ -132,7 +132,9 @@ $("upload").addEventListener("change", async (event) => {
     const height = bitmap.height * scale;
     context.drawImage(bitmap, (canvas.width - width) / 2, (canvas.height - height) / 2, width, height);
   } catch (_) {
-    $("sketch-caption").textContent = `Uploaded: ${file.name} (no preview in this browser; it is sent as is)`;
+    // Say so at once: this browser reads every format the server takes, so the server will refuse it too.
+    $("sketch-caption").textContent = `Chosen: ${file.name} (not an image)`;
+    show($("colorize-error"), `${file.name} is not an image: choose a PNG, JPEG, WebP, BMP or GIF sketch.`);
   }
 });
 

@@ -161,6 +161,8 @@ def test_a_bad_upload_shows_the_error_detail(page: Page, tmp_path: Path) -> None
     not_an_image = tmp_path / "notes.png"
     not_an_image.write_text("these are words, not pixels")
     page.locator("#upload").set_input_files(str(not_an_image))
+    expect(page.locator("#colorize-error")).to_contain_text("notes.png is not an image")  # before sending
+    expect(page.locator("#sketch-caption")).to_contain_text("(not an image)")
     page.get_by_role("button", name="Colorize").click()
     expect(page.locator("#colorize-error")).to_contain_text("415", timeout=20_000)
     expect(page.locator("#colorize-error")).to_contain_text("not a supported image")
