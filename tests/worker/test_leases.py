@@ -66,7 +66,7 @@ def test_record_updates_are_atomic_read_modify_writes(tmp_path: Path):
         update_record(run_dir, change_then_fail)  # leaves the record as it was
     record = read_record(run_dir)
     assert record["state"] == "running" and record["progress"]["total_steps"] == 10
-    assert sorted(path.name for path in run_dir.iterdir()) == [".job.lock", "job.json"]
+    assert sorted(path.name for path in run_dir.iterdir()) == [".job.lock", ".reserve", "job.json"]
 
 
 def test_an_expired_lease_stays_expired_for_a_late_heartbeat(tmp_path: Path):
