@@ -260,7 +260,7 @@ def test_bad_launches_are_refused_before_anything_is_queued(system: JobSystem):
         assert client.post(f"/jobs/{uuid.uuid4()}/cancel").status_code == 404
         datasets = {dataset["name"]: dataset for dataset in client.get("/datasets").json()}
         assert datasets["demo"] == {"name": "demo", "train": 16, "val": 4, "state": "ready"}, datasets
-        assert datasets["mixed"] == {"name": "mixed", "train": 3, "val": 1}, datasets
+        assert datasets["mixed"] == {"name": "mixed", "train": 3, "val": 1, "state": "ready"}, datasets
     assert sorted(path.name for path in runs_dir.iterdir()) == runs_before
 
 
