@@ -6,20 +6,17 @@ The same checks and import as `POST /datasets` (model/dataset_import.py, worker/
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
+
+from cli.errors import fail as _fail
 
 datasets_cli = typer.Typer(
     rich_markup_mode=None,
     no_args_is_help=True,
     help="Import and list datasets in the data folder ($S2C_DATA_DIR).",
 )
-
-
-def _fail(message: str) -> NoReturn:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
 
 
 @datasets_cli.command("import")

@@ -5,12 +5,13 @@ import shutil
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
 
 from cli.datasets import datasets_cli
+from cli.errors import fail as _fail
 from cli.models import models_cli
 from cli.remote import remote_cli
 from cli.schema_options import with_options_of
@@ -25,11 +26,6 @@ cli = typer.Typer(
     # Plain help text: readable at 80 columns and in logs (no boxes, no cut-off option names).
     rich_markup_mode=None,
 )
-
-
-def _fail(message: str) -> NoReturn:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
 
 
 @cli.command("make-synthetic")

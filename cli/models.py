@@ -4,9 +4,11 @@ The same file the API changes (model/serving_policy.py), so a running API follow
 """
 
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
+
+from cli.errors import fail as _fail
 
 models_cli = typer.Typer(
     rich_markup_mode=None,
@@ -25,11 +27,6 @@ def _models_dir(models_dir: Path | None) -> Path:
     from contracts.settings import get_settings
 
     return get_settings().models_dir
-
-
-def _fail(message: str) -> NoReturn:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
 
 
 def _check_published(models_dir: Path, version: int) -> None:

@@ -6,11 +6,12 @@ Standard library HTTP only (cli/api_client.py); the server's answers and errors 
 import json
 import mimetypes
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
 from cli.api_client import ApiClient, detail
+from cli.errors import fail as _fail
 from cli.schema_options import with_options_of
 from model.train_config import TrainConfig
 
@@ -24,11 +25,6 @@ Token = Annotated[
     str | None,
     typer.Option(envvar="S2C_API_TOKEN", help="The server's API token, if it has one.", show_default=False),
 ]
-
-
-def _fail(message: str) -> NoReturn:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
 
 
 def _call(client: ApiClient, method: str, path: str, body: Any = None) -> Any:
