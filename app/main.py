@@ -8,9 +8,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
+from app.api.errors import ErrorDetail
 from app.api.routes import colorize, datasets, health, jobs, models, pages
 from app.batching import MicroBatcher
 from app.failures import FailureMiddleware
@@ -83,6 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(Exception, _unexpected_error)
     for router in (colorize.router, models.router, health.router, datasets.router, jobs.router, pages.router):
         app.include_router(router)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    document_one_error_shape(app)
     return app
 
 
@@ -94,6 +100,43 @@ async def _bad_parameters(request: Request, error: Exception) -> JSONResponse:
     """422 in the one error shape of this API, `{"detail": "<field>: <problem> (got <value>)"}`."""
     assert isinstance(error, RequestValidationError)
     return JSONResponse({"detail": describe_problems(error.errors())}, 422)
+
+
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
+    """Starlette's own errors in our shape; a 405 lists every method the path has, not just one route's."""
+    assert isinstance(error, StarletteHTTPException)
+    headers = dict(error.headers or {})
+    if error.status_code == 405:
+        methods = set()
+        for route in request.app.routes:
+            if isinstance(route, APIRoute) and route.matches(request.scope)[0] != Match.NONE:
+                methods |= route.methods or set()
+        headers["Allow"] = ", ".join(sorted(methods))
+    return JSONResponse({"detail": str(error.detail)}, error.status_code, headers=headers)
+
+
+def document_one_error_shape(app: FastAPI) -> None:
+    """FastAPI documents its own list-shaped 422; ours is `{"detail": "..."}` like every other error."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        schemas = schema.get("components", {}).get("schemas", {})
+        schemas.setdefault("ErrorDetail", ErrorDetail.model_json_schema())
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                unprocessable = operation.get("responses", {}).get("422")
+                if unprocessable is not None:
+                    unprocessable["content"] = {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/ErrorDetail"}}
+                    }
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:

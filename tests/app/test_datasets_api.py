@@ -127,7 +127,7 @@ def test_a_failed_import_leaves_only_its_record_saying_which_file(system: JobSys
         ("text", zipped({"notes.txt": b"hi", "b.png": jpeg(1)}), {}, 422, "not an image"),
         ("dupe", zipped({"x/a.png": jpeg(1), "y/a.png": jpeg(2)}), {}, 422, "same name"),
         ("bomb", zipped({"b.png": b"\0" * 3_000_000}), {}, 422, "zip bomb"),
-        ("junk", b"not a zip", {}, 422, "not a zip archive"),
+        ("junk", b"not a zip", {}, 415, "not a zip archive"),
         ("big", b"0" * (UPLOAD_LIMIT + 100_000), {}, 413, "S2C_MAX_DATASET_UPLOAD_BYTES"),
         ("opts", zipped({"b.png": jpeg(1)}), {"kind": "videos"}, 422, "kind"),
         ("opts2", zipped({"b.png": jpeg(1)}), {"val_fraction": "0.9"}, 422, "val_fraction"),

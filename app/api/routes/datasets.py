@@ -9,7 +9,7 @@ import io
 import shutil
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import JSONResponse, Response
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -27,6 +27,7 @@ from model.layout import pair_files
 from model.train_config import explain
 
 router = APIRouter(tags=["datasets"], dependencies=[ApiTokenDep], responses=error_responses(401))
+DatasetName = Path(pattern=f"^{datasets.DATASET_NAME.pattern}$", description="A dataset's folder name.")
 
 
 class DatasetSummary(BaseModel):
@@ -86,8 +87,9 @@ UPLOAD_BODY = {
             "schema": {
                 "type": "object",
                 "required": ["name", "archive"],
+                "additionalProperties": False,
                 "properties": {
-                    "name": {"type": "string", "pattern": datasets.DATASET_NAME.pattern},
+                    "name": {"type": "string", "pattern": f"^{datasets.DATASET_NAME.pattern}$"},
                     "archive": {"type": "string", "format": "binary", "description": "A zip file."},
                     **UploadOptions.model_json_schema()["properties"],
                 },
@@ -162,7 +164,9 @@ def _accept_upload(
         inspect_archive(datasets.archive_path(folder, name), limits)
     except BadArchive as error:
         datasets.delete_dataset(folder, name)
-        raise HTTPException(422, f"archive: {error}") from None
+        # Not a zip at all: the wrong kind of file (415); a zip we refuse: what it holds is the problem (422).
+        status = 415 if str(error).startswith("not a zip archive") else 422
+        raise HTTPException(status, f"archive: {error}") from None
     except BaseException:
         datasets.delete_dataset(folder, name)
         raise
@@ -192,7 +196,7 @@ def _ready_or_import(settings: Settings, name: str) -> tuple[bool, dict[str, Any
     response_model_by_alias=True,
     responses=error_responses(404),
 )
-def get_dataset(name: str, settings: SettingsDep) -> dict[str, Any]:
+def get_dataset(settings: SettingsDep, name: str = DatasetName) -> dict[str, Any]:
     """Counts, size on disk, a preview, and the import record (progress, skipped files, or why it failed)."""
     ready, record = _ready_or_import(settings, name)
     if ready:
@@ -222,7 +226,7 @@ def get_dataset(name: str, settings: SettingsDep) -> dict[str, Any]:
     response_class=Response,
     responses={200: {"content": {"image/png": {}}}, **error_responses(404)},
 )
-def dataset_preview(name: str, settings: SettingsDep, rows: int = 4) -> Response:
+def dataset_preview(settings: SettingsDep, name: str = DatasetName, rows: int = 4) -> Response:
     """Up to `rows` pairs (color | sketch) as one small PNG."""
     ready, _ = _ready_or_import(settings, name)
     if not ready:
@@ -247,7 +251,7 @@ def dataset_preview(name: str, settings: SettingsDep, rows: int = 4) -> Response
     "/datasets/{name}",
     responses=error_responses(404, 409, e409="A job uses the dataset, or it is being imported."),
 )
-def remove_dataset(name: str, settings: SettingsDep) -> dict[str, str]:
+def remove_dataset(settings: SettingsDep, name: str = DatasetName) -> dict[str, str]:
     """Delete a dataset (or a failed import's record); refused while a job uses it or it is importing."""
     ready, record = _ready_or_import(settings, name)
     if record is not None and record["state"] == "importing":

@@ -25,7 +25,7 @@ from app.api.deps import ApiTokenDep, SettingsDep
 from app.api.errors import error_responses
 from app.api.routes.job_schemas import Deleted, JobMetrics, JobRecord
 from contracts import jobs
-from contracts.datasets import BadDatasetName, check_dataset_name, summarize
+from contracts.datasets import DATASET_NAME, BadDatasetName, check_dataset_name, summarize
 from contracts.queue import broker_problem, create_celery_app, enqueue_job
 from contracts.settings import Settings
 from model.run_folder import RunFolder
@@ -56,7 +56,10 @@ NO_JOB = error_responses(404, e404="No such job.")
 class JobLaunch(TrainConfig):
     """POST /jobs: a dataset name plus the trainer's hyper-parameters (model/train_config.py), by the same names."""
 
-    dataset: str = Field(description="A folder name under <data_dir>/datasets (GET /datasets lists them).")
+    dataset: str = Field(
+        description="A folder name under <data_dir>/datasets (GET /datasets lists them).",
+        json_schema_extra={"pattern": f"^{DATASET_NAME.pattern}$"},
+    )
 
 
 LAUNCH_BODY = {

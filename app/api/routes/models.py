@@ -37,6 +37,7 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         *statuses,
         e404="No such version or label.",
         e409="The version is served or labelled.",
+        e400="The body is not JSON.",
         e422="A bad version number, label name or body.",
     )
 
@@ -103,7 +104,7 @@ def _published(settings: Settings, version: int) -> None:
 
 
 @router.put(
-    "/models/active", response_model=Policy, dependencies=[ApiTokenDep], responses=errors(401, 404, 422)
+    "/models/active", response_model=Policy, dependencies=[ApiTokenDep], responses=errors(400, 401, 404, 422)
 )
 def serve_version(request: ServeRequest, settings: SettingsDep) -> dict[str, Any]:
     """Pin a version (`{"version": 3}`), or go back to the newest that passed the gate (`{"version": "latest"}`).
@@ -121,7 +122,7 @@ def serve_version(request: ServeRequest, settings: SettingsDep) -> dict[str, Any
     "/models/labels/{name}",
     response_model=Policy,
     dependencies=[ApiTokenDep],
-    responses=errors(401, 404, 422),
+    responses=errors(400, 401, 404, 422),
 )
 def set_label(request: LabelRequest, settings: SettingsDep, name: str = LabelName) -> dict[str, Any]:
     """Point a label at a version; `POST /colorize?version=<label>` then uses it."""
@@ -135,7 +136,7 @@ def set_label(request: LabelRequest, settings: SettingsDep, name: str = LabelNam
     "/models/labels/{name}",
     response_model=Policy,
     dependencies=[ApiTokenDep],
-    responses=errors(401, 404, 422),
+    responses=errors(400, 401, 404, 422),
 )
 def drop_label(settings: SettingsDep, name: str = LabelName) -> dict[str, Any]:
     """Remove a label (the version stays)."""
@@ -148,7 +149,7 @@ def drop_label(settings: SettingsDep, name: str = LabelName) -> dict[str, Any]:
     return change_policy(settings.models_dir, change).to_json()
 
 
-@router.delete("/models/{version}", dependencies=[ApiTokenDep], responses=errors(401, 404, 409, 422))
+@router.delete("/models/{version:int}", dependencies=[ApiTokenDep], responses=errors(401, 404, 409, 422))
 def remove_version(settings: SettingsDep, version: int = Path(ge=1)) -> dict[str, Any]:
     """Delete a version that is neither served nor labelled (409 otherwise). Its number is never reused."""
     try:
@@ -161,7 +162,7 @@ def remove_version(settings: SettingsDep, version: int = Path(ge=1)) -> dict[str
 
 
 @router.get(
-    "/models/{version}/sample.png",
+    "/models/{version:int}/sample.png",
     response_class=FileResponse,
     responses={200: {"content": {"image/png": {}}}, **errors(404, 422)},
 )
