@@ -1,0 +1,26 @@
+"""An API restarted while a job trains loses nothing: the job goes on, and the new API shows it to the end."""
+
+from pathlib import Path
+
+from tests.support import JobSystem
+
+
+def test_an_api_restart_mid_job_loses_nothing(tmp_path: Path):
+    system = JobSystem(tmp_path, broker_url=None)
+    try:
+        system.start_api()
+        system.start_worker("solo")
+        job = system.launch(steps=60, checkpoint_every=20, export_every=60)
+        system.wait_for_job(job["id"], lambda record: record["progress"]["step"] >= 4, "training past step 4")
+        system.api.stop()  # the API goes away mid-job ...
+        system.start_api()  # ... and comes back on another port, same data folder
+        finished = system.wait_for_job(
+            job["id"], lambda record: record["state"] in ("succeeded", "failed"), "end"
+        )
+        assert finished["state"] == "succeeded", system.diagnostics(finished)
+        assert len(finished["attempts"]) == 1, "the worker never noticed: one attempt"
+        with system.client() as client:
+            assert client.get("/models").json()["active_version"] in (None, finished["progress"]["version"])
+            assert [record["id"] for record in client.get("/jobs").json()] == [job["id"]]
+    finally:
+        system.close()
