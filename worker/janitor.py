@@ -1,6 +1,7 @@
 """The janitor: a thread in every worker that gives jobs of dead workers to the next worker.
 
-A job whose record says `running` but whose lease has expired lost its worker (SIGKILL, OOM, machine loss).
+A job whose record says `running` but whose lease has stopped being renewed lost its worker (SIGKILL, OOM,
+machine loss); expiry is judged on the janitor's own clock, so workers' clocks need not agree.
 The janitor marks it queued and enqueues it again under the same id; whichever worker takes it resumes from
 the newest checkpoint. The check and the state change happen under the record's lock, so when several workers'
 janitors notice the same job, one of them re-enqueues it (and a stray duplicate finds the lease taken).
@@ -17,7 +18,7 @@ from celery import Celery
 from contracts import datasets, jobs
 from contracts.queue import enqueue_job, message_waiting
 from contracts.settings import Settings
-from worker.leases import lease_is_live, read_lease
+from worker.leases import LeaseWatch, lease_is_live, read_lease, revoke
 
 logger = logging.getLogger("sketch2color.worker")
 PROCESSED_MESSAGES_KEPT_SECONDS = 24 * 3600
@@ -25,9 +26,14 @@ PRUNE_EVERY_SECONDS = 3600
 LEFTOVER_AGE_SECONDS = 3600
 
 
-def recover_lost_job(celery_app: Celery, run_dir: Path, hostname: str) -> bool:
-    """Re-enqueue the job in `run_dir` if it is running without a live lease. True if it was re-enqueued."""
-    lease = read_lease(run_dir)
+def recover_lost_job(celery_app: Celery, run_dir: Path, hostname: str, lease: dict | None) -> bool:
+    """Revoke the expired `lease` (as observed), then re-enqueue the job. True if it was re-enqueued.
+
+    Revoking first fences the old holder off whatever its clock says: it cannot renew a revoked lease, and the
+    next worker may take it at once.
+    """
+    if not revoke(run_dir, lease):
+        return False  # it was renewed meanwhile: alive after all
     if not jobs.requeue_lost(run_dir, lambda: lease_is_live(read_lease(run_dir)), hostname, lease):
         return False
     try:
@@ -49,6 +55,7 @@ class Janitor(threading.Thread):
         self._stopped = threading.Event()
         self._last_prune = 0.0
         self._missing_messages: set[str] = set()
+        self.watch = LeaseWatch()  # expiry judged on this process's own clock
 
     def run(self) -> None:
         logger.info("janitor: looking for jobs of lost workers every %.1f s", self.interval)
@@ -99,12 +106,12 @@ class Janitor(threading.Thread):
         record = jobs.read_record(run_dir)
         if record is not None and record["state"] == "queued":
             self._requeue_if_message_lost(run_dir, record)
-        if (
-            record is not None
-            and record["state"] in jobs.WORKING_STATES
-            and not lease_is_live(read_lease(run_dir))
-        ):
-            recover_lost_job(self.celery_app, run_dir, self.hostname)
+        if record is None or record["state"] not in jobs.WORKING_STATES:
+            self.watch.forget(run_dir)
+            return
+        lease = read_lease(run_dir)
+        if self.watch.expired(run_dir, lease):
+            recover_lost_job(self.celery_app, run_dir, self.hostname, lease)
 
     def clean_leftovers(self) -> None:
         """What a process killed mid-write leaves behind, removed once nothing can be writing it: TensorFlow's

@@ -5,7 +5,8 @@ thread every third of S2C_JOB_LEASE_SECONDS. The broker may deliver a job twice 
 visibility timeout, a recovery re-enqueue racing a slow worker); the second delivery finds a live lease and
 leaves. A worker that dies stops renewing, its lease expires, and the janitor gives the job to another worker.
 A holder that could not renew in time considers itself lost and stops before anyone else can take over.
-Times are wall-clock seconds, so workers on several machines need synchronised clocks (NTP).
+Clocks need not agree: a janitor judges expiry by watching the lease stop changing on its own monotonic
+clock (LeaseWatch), then revokes it before re-queueing, and a revoked lease is dead for its holder too.
 """
 
 import errno
@@ -39,7 +40,48 @@ def read_lease(run_dir: Path) -> dict[str, Any] | None:
 
 
 def lease_is_live(lease: dict[str, Any] | None, now: float | None = None) -> bool:
-    return lease is not None and float(lease.get("expires_at", 0)) > (time.time() if now is None else now)
+    """By this machine's wall clock; a lease revoked by a janitor is never live."""
+    if lease is None or lease.get("revoked"):
+        return False
+    return float(lease.get("expires_at", 0)) > (time.time() if now is None else now)
+
+
+class LeaseWatch:
+    """Judges expiry the clock-skew-safe way: by watching a lease stop changing, on this process's own
+    monotonic clock. A lease whose `renewed_at` has not moved for longer than its length (both numbers come
+    from the holder, so their difference is a duration, whatever the holder's clock says) has expired."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[Any, float]] = {}
+
+    def expired(self, run_dir: Path, lease: dict[str, Any] | None) -> bool:
+        if lease is None or lease.get("revoked"):
+            return True
+        key, now = str(run_dir), time.monotonic()
+        stamp = lease.get("renewed_at")
+        seen = self._seen.get(key)
+        if seen is None or seen[0] != stamp:
+            self._seen[key] = (stamp, now)
+            return False
+        length = float(lease.get("expires_at", 0)) - float(lease.get("renewed_at", 0))
+        return now - seen[1] > length
+
+    def forget(self, run_dir: Path) -> None:
+        self._seen.pop(str(run_dir), None)
+
+
+def revoke(run_dir: Path, observed: dict[str, Any] | None) -> bool:
+    """Mark the lease dead for everyone (the fence against a holder whose clock disagrees), unless it changed
+    since it was observed. True if the lease is now revoked or gone."""
+    files = RunFolder(run_dir)
+    with FileLock(str(files.lease_lock), timeout=30):
+        current = read_lease(run_dir)
+        if current is None or current.get("revoked"):
+            return True
+        if observed is None or current.get("renewed_at") != observed.get("renewed_at"):
+            return False
+        write_atomically(files.lease, json.dumps({**current, "revoked": True}))
+        return True
 
 
 class Lease:
@@ -70,8 +112,10 @@ class Lease:
         """
         with self._lock:
             current = read_lease(self.run_dir)
-            if current is None or current.get("owner") != self.owner or not lease_is_live(current):
+            if current is None or current.get("owner") != self.owner or current.get("revoked"):
                 return False
+            if time.monotonic() > self.valid_until + SAFETY_SHARE * self.seconds:
+                return False  # too late by our own clock: the lease may be judged expired elsewhere
             self._write(acquired_at=current.get("acquired_at", time.time()))
             return True
 
@@ -84,7 +128,7 @@ class Lease:
 
     def check(self) -> None:
         """Raise LeaseLost once our lease is (almost) expired: called before every training step."""
-        if time.time() > self.valid_until:
+        if time.monotonic() > self.valid_until:
             raise LeaseLost(f"lease of {self.run_dir.name} not renewed in time by {self.owner}")
 
     def _write(self, acquired_at: float) -> None:
@@ -92,7 +136,8 @@ class Lease:
         expires_at = now + self.seconds
         lease = {"owner": self.owner, "acquired_at": acquired_at, "renewed_at": now, "expires_at": expires_at}
         write_atomically(self.files.lease, json.dumps(lease))
-        self.valid_until = expires_at - SAFETY_SHARE * self.seconds
+        # Our own deadline runs on the monotonic clock, immune to this machine's wall-clock jumps.
+        self.valid_until = time.monotonic() + (1 - SAFETY_SHARE) * self.seconds
 
 
 class Heartbeat(threading.Thread):
