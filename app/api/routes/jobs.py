@@ -1,10 +1,11 @@
-"""Routes: training jobs. Launch, list, inspect, follow (metrics, samples) and cancel.
+"""Routes: training jobs. Launch, list, inspect, follow (metrics, samples), cancel, resume and delete.
 
 The job record (`runs/<id>/job.json`, contracts/jobs.py) is the one source of a job's existence, parameters,
-state and progress. Jobs are enqueued by task name (contracts/queue.py), so TensorFlow is never imported here. With the broker down, these routes answer 503 at once (short
-connection timeouts), while /colorize keeps working. File and broker calls block, so they never run on the
-event loop: the routes are plain `def` (FastAPI runs those and their dependencies in its thread pool), and
-POST /jobs, async only to read its own body, hands the rest to that pool.
+state and progress. Jobs are enqueued by task name (contracts/queue.py), so TensorFlow is never imported
+here. With the broker down, these routes answer 503 at once (short connection timeouts), while /colorize keeps
+working. File and broker calls block, so they never run on the event loop: the routes are plain `def`
+(FastAPI runs those and their dependencies in its thread pool), and POST /jobs, async only to read its own
+body, hands the rest to that pool.
 """
 
 import json
