@@ -239,12 +239,7 @@ function renderModels(models) {  // GET /models: {active_version, policy: {serve
   const body = $("models-body");
   body.replaceChildren(...models.versions.map((version) => modelRow(version, served)));
   if (!models.versions.length) {
-    const empty = document.createElement("tr");
-    empty.className = "empty";
-    const td = cell("No published versions yet: train one below.");
-    td.colSpan = 9;
-    empty.append(td);
-    body.append(empty);
+    body.append(emptyRow("No published versions yet: train one below.", 9));
   }
   const choice = $("model-choice");
   const chosen = choice.value;
@@ -408,12 +403,7 @@ async function renderDatasets(datasets) {
   }
   body.replaceChildren(...rows);
   if (!rows.length) {
-    const empty = document.createElement("tr");
-    empty.className = "empty";
-    const td = cell("No datasets yet: upload a zip above.");
-    td.colSpan = 5;
-    empty.append(td);
-    body.append(empty);
+    body.append(emptyRow("No datasets yet: upload a zip above.", 5));
   }
 }
 
@@ -458,6 +448,15 @@ function formatSeconds(seconds) {
   if (seconds < 60) return `${Math.round(seconds)} s`;
   if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
   return `${Math.floor(seconds / 3600)} h ${Math.round((seconds % 3600) / 60)} min`;
+}
+
+function emptyRow(text, columns) {  // the one row a table shows when it has nothing to list
+  const row = document.createElement("tr");
+  row.className = "empty";
+  const td = cell(text);
+  td.colSpan = columns;
+  row.append(td);
+  return row;
 }
 
 function cell(content) {
@@ -542,12 +541,7 @@ async function refreshJobs() {
     show($("jobs-error"), "");
     body.replaceChildren(...jobs.map(jobRow));
     if (!jobs.length) {
-      const empty = document.createElement("tr");
-      empty.className = "empty";
-      const td = cell("No jobs yet: launch one above.");
-      td.colSpan = 8;
-      empty.append(td);
-      body.append(empty);
+      body.append(emptyRow("No jobs yet: launch one above.", 8));
     }
     lastJobs = jobs;
     updateEstimate();
