@@ -43,7 +43,8 @@ def spread(values: list[float], digits: int = 2) -> str:
 
 
 def machine() -> dict:
-    info = {"cpus": os.cpu_count(), "python": platform.python_version(), "cpu": platform.processor()}
+    info = {"cpus": os.cpu_count(), "python": platform.python_version(), "cpu": platform.processor(),
+            "load_average_start": os.getloadavg()[0]}  # fmt: skip
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
         info["cpu"] = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
@@ -209,6 +210,9 @@ def write_report(path: Path, results: dict, quick: bool) -> None:
         f"- CPU: {m['cpu']}, {m['cpus']} cores visible, {m.get('memory_gib', '?')} GiB memory, no GPU",
         f"- flags: {', '.join(m['flags']) or 'none of ' + ', '.join(CPU_FLAGS)}",
         f"- TensorFlow {m['tensorflow']}, Keras {m['keras']}, Python {m['python']}",
+        f"- 1-minute load average at the start {m['load_average_start']:.1f}, at the end "
+        f"{m.get('load_average_end', float('nan')):.1f} (above {m['cpus']}: other processes shared the cores, "
+        "and the figures are slower and noisier than on an idle machine)",
         "",
     ]
     train = results["train"]
@@ -395,6 +399,7 @@ def main() -> None:
                 {"batch": batch, "precision": precision, "ngf": ngf, "steps": steps, "kib": kib}
             )
     results["seconds"] = time.perf_counter() - began
+    results["machine"]["load_average_end"] = os.getloadavg()[0]
     write_report(args.out, results, quick)
     (args.out.with_suffix(".json")).write_text(json.dumps(results, indent=2))
     print(f"\nwrote {args.out} ({results['seconds'] / 60:.1f} min)")
