@@ -6,14 +6,20 @@ Starts `uvicorn app.main:create_app` on a free port with a published generator (
 1. latency with one client: p50/p99 of POST /colorize next to p50/p99 of calling the same SavedModel in this
    process on the same (padded, resized) image; the two are measured alternately so both see the same machine
    load. Their ratio is the API's overhead (decode, multipart, batching, PNG encode, HTTP).
-2. throughput: images/s with 1, 4 and 16 concurrent clients (each its own keep-alive connection), with the
-   mean micro-batch size the server reports in /metrics.
+2. the bare generator's best images/s: the same SavedModel called in this process at batch sizes 1 to the
+   server's largest micro-batch (the ceiling micro-batching can reach);
+3. throughput: images/s with 1, 4, 16 and 64 concurrent clients (each its own keep-alive connection), as the
+   median (min-max) over `--windows` equal parts of each level's time, the p50/p99 latency of the requests
+   meanwhile, the mean micro-batch size the server reports in /metrics, and the ratio to the bare best.
 
-Usage: python bench/bench_http.py [--ngf 64] [--requests 60] [--seconds 10] [--models-dir DIR]
+Targets: one client p50 <= 1.10x the bare batch-1 call; 16 clients >= 0.9x the bare generator's best images/s.
+
+Usage: python bench/bench_http.py [--ngf 64] [--requests 60] [--seconds 10] [--models-dir DIR] [--json FILE]
 """
 
 import argparse
 import io
+import json
 import os
 import socket
 import subprocess
@@ -45,7 +51,12 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--warmup", type=int, default=5, help="Untimed requests first.")
     parser.add_argument("--seconds", type=float, default=10.0, help="Seconds per concurrency level.")
-    parser.add_argument("--concurrency", default="1,4,16", help="Comma-separated client counts.")
+    parser.add_argument("--concurrency", default="1,4,16,64", help="Comma-separated client counts.")
+    parser.add_argument("--windows", type=int, default=3, help="Parts of each level's time, for min-max.")
+    parser.add_argument(
+        "--bare-batch-sizes", default="1,2,4,8,16", help="Batch sizes of the bare generator's best images/s."
+    )
+    parser.add_argument("--json", type=Path, help="Also write the figures here.")
     return parser.parse_args()
 
 
@@ -145,12 +156,25 @@ def batch_counters(base_url: str) -> tuple[float, float]:
     return values["s2c_inference_batch_size_count"], values["s2c_inference_batch_size_sum"]
 
 
-def measure_throughput(base_url: str, image: bytes, clients: int, seconds: float) -> tuple[float, float]:
-    """Images per second with `clients` closed-loop clients, and the mean micro-batch size meanwhile.
+def bare_images_per_second(serving_function, sketch: np.ndarray, batch_size: int, seconds: float = 3.0):
+    """Images/s of the in-process SavedModel at one batch size (after a warm-up call)."""
+    batch = np.repeat(sketch[np.newaxis], batch_size, axis=0)
+    serving_function(batch).numpy()
+    calls, started = 0, time.perf_counter()
+    while calls < 2 or time.perf_counter() - started < seconds:
+        serving_function(batch).numpy()
+        calls += 1
+    return calls * batch_size / (time.perf_counter() - started)
 
-    Counts the answers that arrive within `seconds` of the start (those still in flight then are not counted).
+
+def measure_throughput(base_url: str, image: bytes, clients: int, seconds: float, windows: int = 3) -> dict:
+    """Images per second with `clients` closed-loop clients, the requests' latency and the mean micro-batch size.
+
+    Counts the answers that arrive within `seconds` of the start (those still in flight then are not counted);
+    images/s is given for each of `windows` equal parts of that time.
     """
     finished_at: list[float] = []
+    latencies: list[float] = []
     errors: list[str] = []
     start = threading.Barrier(clients + 1)
     stop = threading.Event()
@@ -161,8 +185,10 @@ def measure_throughput(base_url: str, image: bytes, clients: int, seconds: float
             start.wait()
             while not stop.is_set():
                 try:
+                    sent = time.perf_counter()
                     post(client, image)
                     finished_at.append(time.perf_counter())
+                    latencies.append(finished_at[-1] - sent)
                 except Exception as error:  # reported below; a benchmark does not hide failures
                     errors.append(repr(error))
                     return
@@ -180,9 +206,22 @@ def measure_throughput(base_url: str, image: bytes, clients: int, seconds: float
         thread.join()
     if errors:
         raise RuntimeError(f"{len(errors)} requests failed, e.g. {errors[0]}")
-    in_window = sum(1 for moment in finished_at if moment <= began + seconds)
-    mean_batch = (images_after - images_before) / max(calls_after - calls_before, 1)
-    return in_window / seconds, mean_batch
+    part = seconds / windows
+    speeds = [
+        sum(1 for moment in finished_at if began + index * part < moment <= began + (index + 1) * part) / part
+        for index in range(windows)
+    ]
+    timed = [
+        latency for latency, moment in zip(latencies, finished_at, strict=True) if moment <= began + seconds
+    ]
+    return {
+        "clients": clients,
+        "images_per_second": sum(1 for moment in finished_at if moment <= began + seconds) / seconds,
+        "windows": speeds,
+        "p50_ms": percentile_ms(timed, 50),
+        "p99_ms": percentile_ms(timed, 99),
+        "mean_batch": (images_after - images_before) / max(calls_after - calls_before, 1),
+    }
 
 
 def main(args: argparse.Namespace) -> None:
@@ -207,8 +246,12 @@ def main(args: argparse.Namespace) -> None:
         process, base_url = start_server(data_dir, Path(temporary) / "server.log")
         try:
             timings = measure_latency(base_url, serving_function, sketch, image, args)
+            bare = {
+                size: bare_images_per_second(serving_function, sketch, size)
+                for size in (int(text) for text in args.bare_batch_sizes.split(","))
+            }
             throughput = {
-                clients: measure_throughput(base_url, image, clients, args.seconds)
+                clients: measure_throughput(base_url, image, clients, args.seconds, args.windows)
                 for clients in (int(text) for text in args.concurrency.split(","))
             }
         finally:
@@ -224,10 +267,28 @@ def main(args: argparse.Namespace) -> None:
     print(f"  {'bare in-process generator call':34}{bare50:10.1f}{bare99:10.1f}")
     print(f"  {'POST /colorize over HTTP':34}{http50:10.1f}{http99:10.1f}")
     print(f"  {'ratio (API overhead)':34}{http50 / bare50:10.2f}{http99 / bare99:10.2f}")
-    print(f"throughput, {args.seconds:.0f} s per level:")
-    print(f"  {'clients':>8}{'images/s':>10}{'mean batch':>12}")
-    for clients, (images_per_second, mean_batch) in throughput.items():
-        print(f"  {clients:>8}{images_per_second:10.1f}{mean_batch:12.1f}")
+    best_size = max(bare, key=bare.get)
+    print("bare generator images/s by batch size: "
+          + ", ".join(f"{size}: {speed:.2f}" for size, speed in bare.items())
+          + f" (best: batch {best_size})")  # fmt: skip
+    print(
+        f"throughput, {args.seconds:.0f} s per level, images/s as median (min-max) of {args.windows} parts:"
+    )
+    print(
+        f"  {'clients':>8}{'images/s':>24}{'x bare best':>12}{'p50 ms':>10}{'p99 ms':>10}{'mean batch':>12}"
+    )
+    for clients, level in throughput.items():
+        parts = level["windows"]
+        speed = f"{np.median(parts):.2f} ({min(parts):.2f}-{max(parts):.2f})"
+        print(f"  {clients:>8}{speed:>24}{level['images_per_second'] / bare[best_size]:12.2f}"
+              f"{level['p50_ms']:10.1f}{level['p99_ms']:10.1f}{level['mean_batch']:12.1f}")  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps({
+            "version": version.version, "ngf": width, "cpus": os.cpu_count(), "requests": args.requests,
+            "latency": {"bare_p50_ms": bare50, "bare_p99_ms": bare99, "http_p50_ms": http50, "http_p99_ms": http99},
+            "bare_images_per_second": {str(size): speed for size, speed in bare.items()},
+            "bare_best_batch": best_size, "throughput": list(throughput.values()),
+        }, indent=2))  # fmt: skip
 
 
 if __name__ == "__main__":
