@@ -3,7 +3,8 @@
 The batcher takes the first waiting request, then keeps collecting for up to `max_wait_seconds` or until
 `max_batch_size`, but only while more requests are known to be on their way (announced and still decoding
 their image): a lone request goes to the generator at once instead of waiting for company that is not coming.
-Requests for different model versions are never mixed; each group is one call. The published signature is
+Requests for different model versions are never mixed; each group is one call (through the hint signature
+when any of its requests has hints). The published signature is
 one batched graph in inference mode, so a batch costs far less than its images alone, and an image's output
 alone and inside any batch differs by at most 1 level (the contract, DESIGN.md section 2).
 """
@@ -27,6 +28,7 @@ class _Pending:
     model: LoadedModel
     sketch: np.ndarray
     future: asyncio.Future
+    hints: np.ndarray | None = None
 
 
 class Ticket:
@@ -86,11 +88,18 @@ class MicroBatcher:
         return Ticket(self)
 
     async def colorize(
-        self, model: LoadedModel, sketch: np.ndarray, ticket: Ticket | None = None
+        self,
+        model: LoadedModel,
+        sketch: np.ndarray,
+        ticket: Ticket | None = None,
+        hints: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Queue one uint8 [256, 256, 3] sketch for `model`; return its uint8 [256, 256, 3] output."""
+        """Queue one uint8 [256, 256, 3] sketch (with uint8 RGBA [256, 256, 4] hints for a hint model) for
+        `model`; return its uint8 [256, 256, 3] output."""
+        if hints is not None and model.predict_with_hints is None:
+            raise ValueError(f"generator version {model.version} does not accept hints")
         future = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(model, sketch, future))
+        self._pending.append(_Pending(model, sketch, future, hints))
         if ticket is not None:
             ticket.close()
         self._changed.set()
@@ -141,7 +150,15 @@ class MicroBatcher:
         started = loop.time()
         try:
             sketches = np.stack([item.sketch for item in group])
-            outputs = await loop.run_in_executor(self._executor, model.predict, sketches)
+            if model.predict_with_hints is not None and any(item.hints is not None for item in group):
+                # One call for the whole group: a request without hints gets an empty layer (alpha 0),
+                # which computes exactly what the plain signature does.
+                hints = np.stack([_hints_or_none(item) for item in group])
+                outputs = await loop.run_in_executor(
+                    self._executor, model.predict_with_hints, sketches, hints
+                )
+            else:
+                outputs = await loop.run_in_executor(self._executor, model.predict, sketches)
         except Exception as error:
             logger.exception("generator version %d failed on a batch of %d", model.version, len(group))
             _fail(group, error)
@@ -151,6 +168,12 @@ class MicroBatcher:
                 item.future.set_result(output)
         if self._on_batch is not None:  # after the answers: a failing metrics callback costs no request
             self._on_batch(len(group), loop.time() - started)
+
+
+def _hints_or_none(item: _Pending) -> np.ndarray:
+    if item.hints is not None:
+        return item.hints
+    return np.zeros((*item.sketch.shape[:2], 4), np.uint8)
 
 
 def _fail(items: list[_Pending], error: BaseException) -> None:

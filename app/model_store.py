@@ -37,13 +37,15 @@ Fingerprint = tuple[int, ...]
 
 @dataclass(frozen=True, eq=False)
 class LoadedModel:
-    """One loaded version: `predict` maps a uint8 batch [N, 256, 256, 3] to a uint8 batch of that shape."""
+    """One loaded version: `predict` maps a uint8 batch [N, 256, 256, 3] to a uint8 batch of that shape;
+    a hint model's `predict_with_hints` also takes uint8 RGBA hints [N, 256, 256, 4]."""
 
     version: int
     path: Path
     manifest: dict[str, Any]
     predict: Callable[[np.ndarray], np.ndarray]
     load_seconds: float
+    predict_with_hints: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
     loaded_at: float = field(default_factory=time.time)
     files: "Fingerprint" = ()  # what was on disk when it was loaded: new files under the same number reload
 
@@ -84,6 +86,9 @@ def load_version(published: PublishedVersion) -> LoadedModel:
     def predict(sketches: np.ndarray) -> np.ndarray:
         return serving_function(sketches).numpy()
 
+    def predict_with_hints(sketches: np.ndarray, hints: np.ndarray) -> np.ndarray:
+        return serving_function(sketches, hints).numpy()
+
     warm_up = predict(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8))
     if warm_up.shape != (1, IMAGE_SIZE, IMAGE_SIZE, 3) or warm_up.dtype != np.uint8:
         raise ValueError(
@@ -96,6 +101,7 @@ def load_version(published: PublishedVersion) -> LoadedModel:
         predict=predict,
         load_seconds=time.perf_counter() - started,
         files=files,
+        predict_with_hints=predict_with_hints if serving_function.accepts_hints else None,
     )
 
 
@@ -308,6 +314,7 @@ class ModelStore:
                     "job_id": manifest.get("job_id"),
                     "dataset": manifest.get("dataset"),
                     "step": manifest.get("step"),
+                    "hints": bool(manifest.get("hints", False)),
                     "val": manifest.get("val"),
                     "gate": manifest.get("gate"),
                     "labels": labels_of(policy, published.version),

@@ -28,6 +28,11 @@ cli = typer.Typer(
 )
 
 
+class SyntheticColors(StrEnum):
+    learnable = "learnable"
+    random = "random"
+
+
 @cli.command("make-synthetic")
 def make_synthetic(
     out: Annotated[
@@ -36,11 +41,18 @@ def make_synthetic(
     train: Annotated[int, typer.Option(min=1, help="Number of training pairs.")] = 400,
     val: Annotated[int, typer.Option(min=1, help="Number of validation pairs.")] = 40,
     seed: Annotated[int, typer.Option(help="Same seed, same pictures.")] = 0,
+    colors: Annotated[
+        SyntheticColors,
+        typer.Option(
+            help="learnable: each shape's color follows from its outline; random: only color hints can "
+            "tell a model the colors (for training and checking hint models).",
+        ),
+    ] = SyntheticColors.learnable,
 ) -> None:
-    """Draw a synthetic pair dataset (color left, sketch right) whose colors are learnable from the sketch."""
+    """Draw a synthetic pair dataset (color left, sketch right) of outlined, filled shapes."""
     from model.synthetic import make_synthetic_dataset
 
-    counts = make_synthetic_dataset(out, train=train, val=val, seed=seed)
+    counts = make_synthetic_dataset(out, train=train, val=val, seed=seed, colors=colors.value)
     typer.echo(f"wrote {counts['train']} train and {counts['val']} val pairs to {out}")
 
 
@@ -156,22 +168,33 @@ def colorize(
         Lines,
         typer.Option(help="With --size original: keep the sketch's own lines over the colors, or none."),
     ] = Lines.keep,
+    hints: Annotated[
+        Path | None,
+        typer.Option(
+            help="Color hints: an RGBA PNG over the sketch (best its size), transparent except where a color "
+            "is painted; needs a version trained with hints."
+        ),
+    ] = None,
 ) -> None:
-    """Colorize one sketch with a published generator."""
+    """Colorize one sketch with a published generator, optionally steered by color hints."""
     import numpy as np
     from PIL import Image
 
     from model.export import load_serving_function
     from model.fullsize import full_size_result
-    from model.imageio import BadImage, load_sketch_and_original
+    from model.imageio import BadImage, load_hints, load_sketch_and_original
     from model.versions import resolve_model_path
 
     try:
         version_path = resolve_model_path(model)
         sketch, original = load_sketch_and_original(input_image)
+        hint_layer = load_hints(hints)[np.newaxis] if hints is not None else None
     except (FileNotFoundError, BadImage) as error:
-        _fail(str(error))
-    colorized = load_serving_function(version_path)(sketch[np.newaxis]).numpy()[0]
+        _fail(f"{hints}: {error}" if hints is not None and isinstance(error, BadImage) else str(error))
+    colorize_version = load_serving_function(version_path)
+    if hint_layer is not None and not colorize_version.accepts_hints:
+        _fail(f"version {version_path.name} was trained without color hints; leave out --hints")
+    colorized = colorize_version(sketch[np.newaxis], hint_layer).numpy()[0]
     if size is ResultSize.original:
         result = full_size_result(colorized, original, lines.value)
     else:

@@ -4,6 +4,8 @@ Layout (DESIGN.md section 2): `<dataset>/train/*.png` and `<dataset>/val/*.png` 
 wide as tall, the color target on the LEFT half and the sketch input on the RIGHT half (the anime pair layout).
 `sketch_side="left"` reads aligned pairs with the sides swapped. Values are scaled to [-1, 1].
 Training jitter (pix2pix): resize to 286, random crop 256, random mirror, the same for sketch and target.
+With `hints`, training inputs get 4 more channels: color hints simulated from the jittered target
+(model/hints.py), so a hint model learns to follow them.
 """
 
 import os
@@ -14,6 +16,7 @@ from typing import Literal
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
+from model.hints import training_hint_map
 from model.layout import pair_files
 from model.networks import IMAGE_SIZE
 
@@ -85,6 +88,11 @@ def jitter_pair(sketch: tf.Tensor, target: tf.Tensor) -> tuple[tf.Tensor, tf.Ten
     return stacked[0], stacked[1]
 
 
+def _with_training_hints(pair: tuple[tf.Tensor, tf.Tensor], seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    sketch, target = pair
+    return tf.concat([sketch, training_hint_map(target, seed)], axis=-1), target
+
+
 def make_dataset(
     dataset_dir: str | os.PathLike,
     split: str,
@@ -94,8 +102,12 @@ def make_dataset(
     sketch_side: SketchSide = "right",
     seed: int | None = None,
     limit: int | None = None,
+    hints: bool = False,
 ) -> tf.data.Dataset:
-    """Batches of (sketch, target). Training: shuffled, jittered, repeated forever. Eval: resized, in order."""
+    """Batches of (sketch, target). Training: shuffled, jittered, repeated forever. Eval: resized, in order.
+
+    With `hints` (training only), the first element is the sketch with the simulated hint map appended.
+    """
     if sketch_side not in ("right", "left"):
         raise ValueError(f"sketch_side must be 'right' or 'left', got {sketch_side!r}")
     files = list_pairs(dataset_dir, split).files[:limit]
@@ -111,6 +123,11 @@ def make_dataset(
     )
     if training:
         dataset = dataset.map(jitter_pair, num_parallel_calls=autotune, deterministic=False)
+        if hints:
+            seeds = tf.data.Dataset.random(seed=seed).batch(2)
+            dataset = tf.data.Dataset.zip(dataset, seeds).map(
+                _with_training_hints, num_parallel_calls=autotune, deterministic=False
+            )
     else:
         dataset = dataset.map(lambda s, t: resize_pair(s, t, IMAGE_SIZE), num_parallel_calls=autotune)
     return dataset.batch(batch_size, drop_remainder=training).prefetch(autotune)

@@ -20,22 +20,37 @@ import tensorflow as tf
 from filelock import FileLock
 
 from model.atomic import write_atomically
-from model.networks import IMAGE_SIZE
+from model.hints import rgba_to_hint_map
+from model.networks import HINT_CHANNELS, IMAGE_SIZE
 from model.serving_policy import LOCK_NAME
 from model.versions import MANIFEST, PublishedVersion, generator_dir, numbered_versions
 
 SIGNATURE_KEY = "serving_default"
+HINTS_SIGNATURE_KEY = "colorize_with_hints"
 INPUT_NAME = "sketch"
+HINTS_NAME = "hints"
 OUTPUT_NAME = "image"
+_SKETCH_SPEC = {"dtype": "uint8", "shape": [None, IMAGE_SIZE, IMAGE_SIZE, 3], "meaning": "RGB sketch"}
+_HINTS_SPEC = {
+    "dtype": "uint8",
+    "shape": [None, IMAGE_SIZE, IMAGE_SIZE, 4],
+    "meaning": "RGBA color hints: alpha > 0 marks a hint",
+}
+_OUTPUTS = {
+    OUTPUT_NAME: {"dtype": "uint8", "shape": [None, IMAGE_SIZE, IMAGE_SIZE, 3], "meaning": "RGB color"}
+}
 SIGNATURE_DESCRIPTION = {
     "signature": SIGNATURE_KEY,
-    "inputs": {
-        INPUT_NAME: {"dtype": "uint8", "shape": [None, IMAGE_SIZE, IMAGE_SIZE, 3], "meaning": "RGB sketch"}
-    },
-    "outputs": {
-        OUTPUT_NAME: {"dtype": "uint8", "shape": [None, IMAGE_SIZE, IMAGE_SIZE, 3], "meaning": "RGB color"}
-    },
+    "inputs": {INPUT_NAME: _SKETCH_SPEC},
+    "outputs": _OUTPUTS,
 }
+HINTS_SIGNATURE_DESCRIPTION = {
+    "signature": HINTS_SIGNATURE_KEY,
+    "inputs": {INPUT_NAME: _SKETCH_SPEC, HINTS_NAME: _HINTS_SPEC},
+    "outputs": _OUTPUTS,
+}
+_SKETCH_INPUT = tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 3], tf.uint8, name=INPUT_NAME)
+_HINTS_INPUT = tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 4], tf.uint8, name=HINTS_NAME)
 _COUNTER_NAME = ".last_version"
 
 
@@ -50,29 +65,52 @@ def float_to_uint8(images: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.clip_by_value(tf.round(scaled), 0.0, 255.0), tf.uint8)
 
 
+def accepts_hints(generator: keras.Model) -> bool:
+    """A hint model reads the sketch's 3 channels plus the hint map's 4 (model/hints.py)."""
+    return int(generator.input_shape[-1]) == 3 + HINT_CHANNELS
+
+
 class ServingGenerator(tf.Module):
-    """The exported graph: uint8 sketches in, uint8 colored images out, generator in inference mode."""
+    """The exported graph: uint8 sketches (and RGBA hints) in, uint8 colored images out, inference mode.
+
+    One batched graph: a batch of N costs far less than N single calls, which is what makes the API's
+    micro-batching pay. The generator normalizes each image on its own (instance norm, no dropout at
+    inference), so an image's output depends on the batch only through the kernels' summation order: alone
+    or inside any batch it differs by at most 1 level of 255 (tests check batches of 1-16).
+    """
 
     def __init__(self, generator: keras.Model):
         super().__init__(name="sketch2color")
         self.generator = generator
+        self.hints = accepts_hints(generator)
+        self.serve = tf.function(self._serve, input_signature=[_SKETCH_INPUT])
+        if self.hints:  # only a hint model has (and traces) the second signature
+            self.serve_with_hints = tf.function(self._colorize, input_signature=[_SKETCH_INPUT, _HINTS_INPUT])
 
-    @tf.function(
-        input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 3], tf.uint8, name=INPUT_NAME)]
-    )
-    def serve(self, sketch: tf.Tensor) -> dict[str, tf.Tensor]:
-        # One batched graph: a batch of N costs far less than N single calls, which is what makes the API's
-        # micro-batching pay. The generator normalizes each image on its own (instance norm, no dropout at
-        # inference), so an image's output depends on the batch only through the kernels' summation order:
-        # alone or inside any batch it differs by at most 1 level of 255 (tests check batches of 1-16).
-        output = self.generator(sketch_to_float(sketch), training=False)
-        return {OUTPUT_NAME: float_to_uint8(output)}
+    def _serve(self, sketch: tf.Tensor) -> dict[str, tf.Tensor]:
+        """`serving_default`: the sketch alone (a hint model gets an empty hint map), as TF Serving sends it."""
+        if self.hints:
+            return self._colorize(sketch, tf.zeros(tf.concat([tf.shape(sketch)[:3], [4]], 0), tf.uint8))
+        return {OUTPUT_NAME: float_to_uint8(self.generator(sketch_to_float(sketch), training=False))}
+
+    def _colorize(self, sketch: tf.Tensor, hints: tf.Tensor) -> dict[str, tf.Tensor]:
+        """`colorize_with_hints`: the sketch and an RGBA hint layer on the same 256x256 square."""
+        generator_input = tf.concat([sketch_to_float(sketch), rgba_to_hint_map(hints)], axis=-1)
+        return {OUTPUT_NAME: float_to_uint8(self.generator(generator_input, training=False))}
+
+    def signatures(self) -> dict[str, Any]:
+        if not self.hints:
+            return {SIGNATURE_KEY: self.serve}
+        return {SIGNATURE_KEY: self.serve, HINTS_SIGNATURE_KEY: self.serve_with_hints}
 
 
-def colorize_in_memory(generator: keras.Model, sketches_uint8: Any) -> tf.Tensor:
-    """What the published signature computes, for a generator still in memory."""
+def colorize_in_memory(generator: keras.Model, sketches_uint8: Any, hints_rgba: Any = None) -> tf.Tensor:
+    """What the published signatures compute, for a generator still in memory."""
     module = ServingGenerator(generator)  # held here: the traced method keeps only a weak reference to it
-    return module.serve(tf.convert_to_tensor(sketches_uint8, tf.uint8))[OUTPUT_NAME]
+    sketches = tf.convert_to_tensor(sketches_uint8, tf.uint8)
+    if hints_rgba is None:
+        return module.serve(sketches)[OUTPUT_NAME]
+    return module.serve_with_hints(sketches, tf.convert_to_tensor(hints_rgba, tf.uint8))[OUTPUT_NAME]
 
 
 def publish_generator(
@@ -93,7 +131,7 @@ def publish_generator(
     staging = directory / f".tmp-{uuid.uuid4().hex}"
     try:
         module = ServingGenerator(generator)
-        tf.saved_model.save(module, str(staging), signatures={SIGNATURE_KEY: module.serve})
+        tf.saved_model.save(module, str(staging), signatures=module.signatures())
         for name, content in (extra_files or {}).items():
             (staging / name).write_bytes(content)
         with FileLock(str(directory / LOCK_NAME)):
@@ -103,7 +141,9 @@ def publish_generator(
                 "created": datetime.now(UTC).isoformat(timespec="seconds"),
                 **manifest,
                 **({"gate": gate()} if gate is not None else {}),
+                "hints": module.hints,
                 "signature": SIGNATURE_DESCRIPTION,
+                **({"hints_signature": HINTS_SIGNATURE_DESCRIPTION} if module.hints else {}),
             }
             write_atomically(staging / MANIFEST, json.dumps(full_manifest, indent=2))
             os.rename(staging, directory / str(version))
@@ -123,12 +163,24 @@ def _next_version(directory: Path) -> int:
 
 
 def load_serving_function(version_path: str | os.PathLike):
-    """Load a published version with plain tf.saved_model.load; return its uint8 -> uint8 signature."""
+    """Load a published version with plain tf.saved_model.load; return `colorize(sketches, hints=None)`.
+
+    `colorize.accepts_hints` says whether the version has the `colorize_with_hints` signature; hints given to
+    one that has not raise ValueError.
+    """
     loaded = tf.saved_model.load(str(version_path))
     signature = loaded.signatures[SIGNATURE_KEY]
+    hints_signature = loaded.signatures.get(HINTS_SIGNATURE_KEY)
 
-    def colorize(sketches_uint8: Any) -> tf.Tensor:
-        return signature(**{INPUT_NAME: tf.convert_to_tensor(sketches_uint8, dtype=tf.uint8)})[OUTPUT_NAME]
+    def colorize(sketches_uint8: Any, hints_rgba: Any = None) -> tf.Tensor:
+        sketches = tf.convert_to_tensor(sketches_uint8, dtype=tf.uint8)
+        if hints_rgba is None:
+            return signature(**{INPUT_NAME: sketches})[OUTPUT_NAME]
+        if hints_signature is None:
+            raise ValueError(f"version {Path(version_path).name} was trained without hints")
+        hints = tf.convert_to_tensor(hints_rgba, dtype=tf.uint8)
+        return hints_signature(**{INPUT_NAME: sketches, HINTS_NAME: hints})[OUTPUT_NAME]
 
     colorize.loaded = loaded  # type: ignore[attr-defined]  # keep the SavedModel's variables alive as long as the function
+    colorize.accepts_hints = hints_signature is not None  # type: ignore[attr-defined]
     return colorize

@@ -38,6 +38,10 @@ class ImageTooLarge(BadImage):
     pass
 
 
+class NoHintAlpha(BadImage):
+    """A hint layer without transparency: nothing would say where the hints are."""
+
+
 def open_image(source: bytes | str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Decode the first frame of a PNG/JPEG/WebP/BMP/GIF, refusing images over `max_pixels` before decoding."""
     if isinstance(source, bytes):
@@ -132,3 +136,41 @@ def load_sketch_and_original(
     """The model's input and the picture itself in RGB at its own size (for the full-size result)."""
     rgb = to_rgb(open_image(source, max_pixels=max_pixels))
     return prepare_sketch(rgb), rgb
+
+
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
+
+def prepare_hints(image: Image.Image, size: int = IMAGE_SIZE) -> np.ndarray:
+    """An RGBA hint layer mapped onto the model's square exactly as a sketch of its size is: uint8 RGBA
+    [size, size, 4], alpha 255 where there is a hint and 0 elsewhere.
+
+    Downscaling averages areas: an output pixel is a hint if any hint pixel falls in its area (so a thin
+    stroke survives), and its color is the mean color of the hint pixels there. Alpha > 0 marks a hint pixel.
+    """
+    if image.mode not in ALPHA_MODES and "transparency" not in image.info:
+        raise NoHintAlpha(
+            f"the hints image has no alpha channel (mode {image.mode}): send an RGBA PNG, transparent "
+            "where there is no hint"
+        )
+    rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
+    hinted = (rgba[..., 3] > 0).astype(np.float32)
+    left, top, right, bottom = content_box(image.width, image.height, size=size)
+    box = (right - left, bottom - top)
+
+    def area_mean(channel: np.ndarray) -> np.ndarray:
+        return np.asarray(Image.fromarray(channel, "F").resize(box, Image.Resampling.BOX), dtype=np.float32)
+
+    coverage = area_mean(hinted)
+    covered = coverage > 0
+    layer = np.zeros((size, size, 4), np.uint8)
+    for channel in range(3):
+        mean = area_mean(rgba[..., channel] * hinted)[covered] / coverage[covered]
+        layer[top:bottom, left:right, channel][covered] = np.clip(np.round(mean), 0, 255).astype(np.uint8)
+    layer[top:bottom, left:right, 3][covered] = 255
+    return layer
+
+
+def load_hints(source: bytes | str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode and map a hint layer in one call: uint8 RGBA [256, 256, 4] (see `prepare_hints`)."""
+    return prepare_hints(open_image(source, max_pixels=max_pixels))

@@ -12,9 +12,11 @@ tutorial's batch normalization, kept selectable for comparison.
 from typing import Literal
 
 import keras
+import numpy as np
 from keras import layers
 
 IMAGE_SIZE = 256
+HINT_CHANNELS = 4  # hint RGB times mask, then the mask (model/hints.py)
 Norm = Literal["instance", "batch"]
 NORMS: tuple[str, ...] = ("instance", "batch")
 
@@ -62,12 +64,18 @@ def upsample(filters: int, norm: Norm, dropout: bool) -> keras.Sequential:
     return block
 
 
-def build_generator(ngf: int = 64, norm: Norm = "instance") -> keras.Model:
-    """U-Net 256: 8 downsampling blocks to a 1x1 bottleneck, 7 upsampling blocks with skips, tanh output."""
+def build_generator(ngf: int = 64, norm: Norm = "instance", hints: bool = False) -> keras.Model:
+    """U-Net 256: 8 downsampling blocks to a 1x1 bottleneck, 7 upsampling blocks with skips, tanh output.
+
+    With `hints`, the input has 4 more channels after the sketch's 3: the color hint map (model/hints.py).
+    """
     _check_width("ngf", ngf)
     _normalization(norm)  # fail early on an unknown name
     bottleneck_norm: Norm | None = None if norm == "instance" else norm
-    sketch = layers.Input(shape=[IMAGE_SIZE, IMAGE_SIZE, 3], name="sketch")
+    channels = 3 + (HINT_CHANNELS if hints else 0)
+    sketch = layers.Input(
+        shape=[IMAGE_SIZE, IMAGE_SIZE, channels], name="sketch_and_hints" if hints else "sketch"
+    )
 
     down_stack = [
         downsample(ngf, None),  # 128
@@ -99,9 +107,29 @@ def build_generator(ngf: int = 64, norm: Norm = "instance") -> keras.Model:
         x = up(x)
         x = layers.Concatenate()([x, skip])
     x = to_image(x)
+    if hints:
+        x = _hint_shortcut(x, sketch[..., 3:])
     # float32 output even under a mixed-precision policy, so tanh and the losses stay exact.
     image = layers.Activation("tanh", dtype="float32", name="image")(x)
     return keras.Model(inputs=sketch, outputs=image, name="generator")
+
+
+def _hint_shortcut(image, hint_map):
+    """Where there is a hint, a learned 1x1 correction of the output from the hint's color; nowhere else.
+
+    It starts by giving a hint pixel exactly the hint's color (the pre-tanh value of that color replaces the
+    output's): in training a hint is the true color under it, so this is where training would go anyway, and
+    even a briefly trained model answers a stroke at once. Spreading the color into the region under the
+    stroke is what the U-Net itself learns."""
+    colors, mask = hint_map[..., :3], hint_map[..., 3:]
+    wanted = keras.ops.arctanh(keras.ops.clip(colors, -0.995, 0.995))
+    correction_layer = layers.Conv2D(3, 1, name="hint_shortcut")
+    correction = correction_layer(layers.Concatenate()([image, wanted]))
+    kernel = np.zeros((1, 1, 6, 3), np.float32)
+    kernel[0, 0, :3, :3] = -np.eye(3)  # minus the output ...
+    kernel[0, 0, 3:, :3] = np.eye(3)  # ... plus the hint's color
+    correction_layer.set_weights([kernel, np.zeros(3, np.float32)])
+    return image + keras.ops.cast(mask, correction.dtype) * correction
 
 
 def build_discriminator(ndf: int = 64, norm: Norm = "instance") -> keras.Model:

@@ -3,11 +3,16 @@
 Each picture holds a few outlined shapes. The sketch is black outlines on white; the color image fills each shape
 with a color that follows from what the sketch shows (the kind of shape picks the hue, its size the shade) on a
 pale background, so a generator can learn the mapping from the sketch alone. Same seed, same pictures.
+
+With `colors="random"` each shape's fill is a random color instead, which the sketch does not imply: only
+color hints can tell a model which color goes where (the dataset that shows hints work, model/hints.py).
 """
 
 import os
 import random
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from PIL import Image, ImageDraw
 
@@ -21,6 +26,16 @@ FILL_COLORS = {
     "triangle": ((90, 210, 90), (20, 120, 40)),
 }
 LARGE_RADIUS = 48
+Colors = Literal["learnable", "random"]
+COLOR_MODES: tuple[str, ...] = ("learnable", "random")
+
+
+@dataclass(frozen=True)
+class Shape:
+    kind: str
+    center: tuple[int, int]  # x, y
+    radius: int
+    fill: tuple[int, int, int]
 
 
 def _shape_points(kind: str, center_x: int, center_y: int, radius: int) -> list[tuple[int, int]]:
@@ -38,8 +53,21 @@ def _shape_points(kind: str, center_x: int, center_y: int, radius: int) -> list[
     ]
 
 
-def draw_pair(rng: random.Random, size: int = PAIR_HEIGHT) -> tuple[Image.Image, Image.Image]:
+def draw_pair(
+    rng: random.Random, size: int = PAIR_HEIGHT, colors: Colors = "learnable"
+) -> tuple[Image.Image, Image.Image]:
     """One (color, sketch) pair of `size` x `size` images."""
+    color, sketch, _ = draw_pair_with_shapes(rng, size, colors)
+    return color, sketch
+
+
+def draw_pair_with_shapes(
+    rng: random.Random, size: int = PAIR_HEIGHT, colors: Colors = "learnable"
+) -> tuple[Image.Image, Image.Image, list[Shape]]:
+    """One (color, sketch) pair and the shapes drawn, later ones over earlier ones."""
+    if colors not in COLOR_MODES:
+        raise ValueError(f"colors must be one of {', '.join(COLOR_MODES)}, got {colors!r}")
+    shapes = []
     color = Image.new("RGB", (size, size), BACKGROUND)
     sketch = Image.new("RGB", (size, size), (255, 255, 255))
     color_pen, sketch_pen = ImageDraw.Draw(color), ImageDraw.Draw(sketch)
@@ -48,6 +76,9 @@ def draw_pair(rng: random.Random, size: int = PAIR_HEIGHT) -> tuple[Image.Image,
         radius = rng.randint(size // 16, size // 4)
         center_x, center_y = rng.randint(radius, size - radius), rng.randint(radius, size - radius)
         fill = FILL_COLORS[kind][radius >= LARGE_RADIUS * size // PAIR_HEIGHT]
+        if colors == "random":
+            fill = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
+        shapes.append(Shape(kind, (center_x, center_y), radius, fill))
         box = (center_x - radius, center_y - radius, center_x + radius, center_y + radius)
         for pen, shape_fill in ((color_pen, fill), (sketch_pen, (255, 255, 255))):
             if kind == "circle":
@@ -59,7 +90,7 @@ def draw_pair(rng: random.Random, size: int = PAIR_HEIGHT) -> tuple[Image.Image,
                     outline=(0, 0, 0),
                     width=OUTLINE_WIDTH,
                 )
-    return color, sketch
+    return color, sketch, shapes
 
 
 def make_pair_image(color: Image.Image, sketch: Image.Image) -> Image.Image:
@@ -70,19 +101,31 @@ def make_pair_image(color: Image.Image, sketch: Image.Image) -> Image.Image:
     return pair
 
 
+def pair_rng(seed: int, split: str, index: int) -> random.Random:
+    """The random source of one pair: redraw it with `draw_pair_with_shapes` to know its shapes."""
+    split_seed = seed if split == "train" else seed + 1_000_003
+    return random.Random(f"{split_seed}-{index}")
+
+
 def make_synthetic_dataset(
-    out: str | os.PathLike, train: int = 400, val: int = 40, seed: int = 0, size: int = PAIR_HEIGHT
+    out: str | os.PathLike,
+    train: int = 400,
+    val: int = 40,
+    seed: int = 0,
+    size: int = PAIR_HEIGHT,
+    colors: Colors = "learnable",
 ) -> dict[str, int]:
     """Write `out/train/*.png` and `out/val/*.png`; return the counts."""
     if train < 1 or val < 1:
         raise ValueError(f"need at least one train and one val pair, got train={train}, val={val}")
     out = Path(out)
     counts = {}
-    for split, count, split_seed in (("train", train, seed), ("val", val, seed + 1_000_003)):
+    for split, count in (("train", train), ("val", val)):
         folder = out / split
         folder.mkdir(parents=True, exist_ok=True)
         for index in range(count):
-            rng = random.Random(f"{split_seed}-{index}")
-            make_pair_image(*draw_pair(rng, size)).save(folder / f"{index:05d}.png", optimize=False)
+            make_pair_image(*draw_pair(pair_rng(seed, split, index), size, colors)).save(
+                folder / f"{index:05d}.png", optimize=False
+            )
         counts[split] = count
     return counts

@@ -22,12 +22,13 @@ from PIL import Image
 
 from model.data import list_pairs, make_dataset
 from model.export import publish_generator
+from model.hints import empty_hint_maps, validation_hint_maps
 from model.losses import ConstantThenLinearDecay, discriminator_loss, generator_loss
 from model.networks import IMAGE_SIZE, build_discriminator, build_generator
 from model.run_folder import RunFolder
 from model.samples import sample_grid, write_png_atomically, write_progress_gif
 from model.serving_policy import gate
-from model.train_config import ARCHITECTURE_FIELDS, TrainConfig
+from model.train_config import ARCHITECTURE_BEFORE_FIELD, ARCHITECTURE_FIELDS, TrainConfig
 
 __all__ = ["Pix2PixTrainer", "TrainConfig", "TrainResult", "train_pix2pix"]
 AUTO_LOG_SECONDS = 5.0
@@ -127,6 +128,8 @@ class Pix2PixTrainer:
         self.last_gate: dict[str, Any] | None = None
         self._summary_writer = tf.summary.create_file_writer(str(self.run.tensorboard))
         self._val_sketches, self._val_targets = self._validation_batch()
+        # Hint models are scored without hints and with a fixed set of hints per validation image.
+        self._val_hints = validation_hint_maps(self._val_targets) if config.hints else None
         self.train_step = self._build_step()
 
     # ---- setup -------------------------------------------------------------------------------------------
@@ -136,7 +139,7 @@ class Pix2PixTrainer:
         keras.mixed_precision.set_global_policy(self.precision)
         try:
             with self.strategy.scope():
-                self.generator = build_generator(config.ngf, config.norm)
+                self.generator = build_generator(config.ngf, config.norm, hints=config.hints)
                 self.discriminator = build_discriminator(config.ndf, config.norm)
                 decay_steps = round(self.total_steps * config.lr_decay_fraction)
                 self.generator_optimizer = self._make_optimizer(decay_steps)
@@ -170,7 +173,11 @@ class Pix2PixTrainer:
         current = {**self.config.model_dump(), "dataset": str(self.dataset_dir)}
         if saved_path.is_file() and self.run.checkpoints.is_dir():
             saved = json.loads(saved_path.read_text())
-            changed = [name for name in ARCHITECTURE_FIELDS if saved.get(name) != current[name]]
+            changed = [
+                name
+                for name in ARCHITECTURE_FIELDS
+                if saved.get(name, ARCHITECTURE_BEFORE_FIELD.get(name)) != current[name]
+            ]
             if changed:
                 details = ", ".join(f"{name} {saved.get(name)!r} -> {current[name]!r}" for name in changed)
                 raise ValueError(f"run folder {self.run_dir} holds checkpoints of other networks ({details})")
@@ -190,9 +197,10 @@ class Pix2PixTrainer:
         def average(per_example: tf.Tensor) -> tf.Tensor:
             return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
 
-        def replica_step(sketch, target):
+        def replica_step(generator_input, target):
+            sketch = generator_input[..., :3]  # the discriminator judges (sketch, image) pairs, hints aside
             with tf.GradientTape() as generator_tape, tf.GradientTape() as discriminator_tape:
-                fake = self.generator(sketch, training=True)
+                fake = self.generator(generator_input, training=True)
                 real_logits = tf.cast(self.discriminator([sketch, target], training=True), tf.float32)
                 fake_logits = tf.cast(self.discriminator([sketch, fake], training=True), tf.float32)
                 generator_losses = generator_loss(fake_logits, fake, target, config.lambda_l1)
@@ -227,18 +235,33 @@ class Pix2PixTrainer:
         return distributed_step
 
     # ---- evaluation and outputs --------------------------------------------------------------------------
+    def generator_input(self, sketches: tf.Tensor, hint_maps: tf.Tensor | None = None) -> tf.Tensor:
+        """What the generator reads: the sketches, plus the hint maps (none given: no hints) for a hint model."""
+        if not self.config.hints:
+            return sketches
+        if hint_maps is None:
+            hint_maps = empty_hint_maps(sketches)
+        return tf.concat([sketches, hint_maps], axis=-1)
+
     def evaluate(self) -> dict[str, float]:
-        """L1 (in [-1, 1] units), PSNR and SSIM of the generator in inference mode on the fixed val subset."""
-        outputs = tf.cast(self.generator(self._val_sketches, training=False), tf.float32)
+        """L1 (in [-1, 1] units), PSNR and SSIM of the generator in inference mode on the fixed val subset;
+        for a hint model also with its fixed 10 hints per image (`l1_hints10`, ...)."""
+        scores = self._scores(self.generator_input(self._val_sketches), "")
+        if self._val_hints is not None:
+            scores |= self._scores(self.generator_input(self._val_sketches, self._val_hints), "_hints10")
+        return scores
+
+    def _scores(self, generator_input: tf.Tensor, suffix: str) -> dict[str, float]:
+        outputs = tf.cast(self.generator(generator_input, training=False), tf.float32)
         predicted, truth = (outputs + 1.0) / 2.0, (self._val_targets + 1.0) / 2.0
         return {
-            "l1": float(tf.reduce_mean(tf.abs(outputs - self._val_targets))),
-            "psnr": float(tf.reduce_mean(tf.image.psnr(predicted, truth, max_val=1.0))),
-            "ssim": float(tf.reduce_mean(tf.image.ssim(predicted, truth, max_val=1.0))),
+            f"l1{suffix}": float(tf.reduce_mean(tf.abs(outputs - self._val_targets))),
+            f"psnr{suffix}": float(tf.reduce_mean(tf.image.psnr(predicted, truth, max_val=1.0))),
+            f"ssim{suffix}": float(tf.reduce_mean(tf.image.ssim(predicted, truth, max_val=1.0))),
         }
 
     def write_sample_grid(self, epoch: int, rows: int = 4) -> Path:
-        outputs = self.generator(self._val_sketches[:rows], training=False)
+        outputs = self.generator(self.generator_input(self._val_sketches[:rows]), training=False)
         grid = sample_grid(self._val_sketches[:rows], outputs, self._val_targets[:rows])
         path = self.run.sample_grid(epoch)
         write_png_atomically(grid, path)
@@ -260,11 +283,12 @@ class Pix2PixTrainer:
                 "ngf": self.config.ngf,
                 "ndf": self.config.ndf,
                 "norm": self.config.norm,
+                "hints": self.config.hints,
                 "image_size": IMAGE_SIZE,
             },
             "val": val,
         }
-        outputs = self.generator(self._val_sketches[:1], training=False)
+        outputs = self.generator(self.generator_input(self._val_sketches[:1]), training=False)
         thumbnail = sample_grid(self._val_sketches[:1], outputs, self._val_targets[:1])
         buffer = io.BytesIO()
         Image.fromarray(thumbnail).save(buffer, format="PNG")
@@ -283,7 +307,7 @@ class Pix2PixTrainer:
         if self.precision == "float32" and self.strategy.num_replicas_in_sync == 1:
             return self.generator
         if self._export_copy is None:
-            self._export_copy = build_generator(self.config.ngf, self.config.norm)
+            self._export_copy = build_generator(self.config.ngf, self.config.norm, hints=self.config.hints)
         self._export_copy.set_weights(self.generator.get_weights())
         return self._export_copy
 
@@ -347,7 +371,7 @@ class Pix2PixTrainer:
         config = self.config
         dataset = make_dataset(
             self.dataset_dir, "train", self.global_batch, training=True, shuffle_buffer=config.shuffle_buffer,
-            sketch_side=config.sketch_side, seed=config.seed + int(self.step.numpy()),
+            sketch_side=config.sketch_side, seed=config.seed + int(self.step.numpy()), hints=config.hints,
         )  # fmt: skip
         return iter(self.strategy.experimental_distribute_dataset(dataset))
 

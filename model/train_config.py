@@ -15,8 +15,10 @@ from model.serving_policy import Promote
 Norm = Literal["instance", "batch"]
 SketchSide = Literal["right", "left"]
 Precision = Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"]
-# What must match for a run folder's checkpoints to fit the networks being built.
-ARCHITECTURE_FIELDS = ("ngf", "ndf", "norm")
+# What must match for a run folder's checkpoints to fit the networks being built, and what a run folder
+# written before a field existed meant by it.
+ARCHITECTURE_FIELDS = ("ngf", "ndf", "norm", "hints")
+ARCHITECTURE_BEFORE_FIELD = {"hints": False}
 
 
 class TrainConfig(BaseModel):
@@ -49,6 +51,11 @@ class TrainConfig(BaseModel):
     ngf: int = Field(64, ge=1, le=1024, description="Generator width (64 = the paper).")
     ndf: int = Field(64, ge=1, le=1024, description="Discriminator width (64 = the paper).")
     norm: Norm = Field("instance", description="instance (default) or batch (the TF tutorial's).")
+    hints: bool = Field(
+        True,
+        description="Train the generator to follow color hints (simulated from the true colors); false "
+        "trains the plain sketch-only generator.",
+    )
     lr_decay_fraction: float = Field(
         0.0, ge=0, le=1, description="Decay the learning rate linearly to 0 over this last share of steps."
     )

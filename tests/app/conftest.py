@@ -62,6 +62,30 @@ def train_tiny_generator(data_dir: Path) -> int:
     return result.versions[0]
 
 
+def train_hinted_generator(data_dir: Path, steps: int = 30) -> int:
+    """Train a tiny hint model briefly on random-color shapes (only hints tell their colors) and publish it
+    under `data_dir/models`; return the version."""
+    from model.synthetic import make_synthetic_dataset
+    from model.train import train_pix2pix
+    from model.train_config import TrainConfig
+
+    dataset_dir = data_dir / "datasets" / "random-colors"
+    make_synthetic_dataset(dataset_dir, train=16, val=4, seed=0, colors="random")
+    config = TrainConfig(steps=steps, batch_size=2, ngf=TINY_WIDTH, ndf=TINY_WIDTH, hints=True,
+                         checkpoint_every=steps, val_samples=4)  # fmt: skip
+    result = train_pix2pix(dataset_dir, data_dir / "runs" / "hinted", config, models_dir=data_dir / "models")
+    assert result.status == "finished" and len(result.versions) == 1, f"training did not publish: {result}"
+    return result.versions[0]
+
+
+@pytest.fixture(scope="session")
+def hinted_models_dir(tmp_path_factory) -> Path:
+    """A models folder with one generator trained briefly WITH color hints (version 1): it follows hints."""
+    data_dir = tmp_path_factory.mktemp("hinted")
+    train_hinted_generator(data_dir)
+    return data_dir / "models"
+
+
 @dataclass
 class Server:
     base_url: str

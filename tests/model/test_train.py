@@ -33,7 +33,7 @@ def test_a_small_model_learns_to_color_synthetic_sketches(synthetic_dataset, tmp
         f"val L1 should fall below 35% in 600 steps: before {before:.3f}, after {after:.3f}"
     )
 
-    outputs = trainer.generator(trainer._val_sketches, training=False)
+    outputs = trainer.generator(trainer.generator_input(trainer._val_sketches), training=False)
     truth_saturation = tf.image.rgb_to_hsv((trainer._val_targets + 1.0) / 2.0).numpy()[..., 1]
     shapes = truth_saturation > 0.3  # inside the colored shapes
     sketch_saturation = _mean_saturation(trainer._val_sketches)
@@ -114,10 +114,15 @@ def test_progress_reports_the_design_fields_and_publishes_versions(synthetic_dat
         "gate",
     }
     assert (last["step"], last["total_steps"], last["version"], last["eta_seconds"]) == (10, 10, 2, 0)
-    assert set(last["losses"]) == {"gen_gan", "gen_l1", "disc"} and set(last["val"]) == {"l1", "psnr", "ssim"}
+    assert set(last["losses"]) == {"gen_gan", "gen_l1", "disc"}
+    # A hint model (the default) is scored without hints and with 10 fixed hints per validation image.
+    assert set(last["val"]) == {"l1", "psnr", "ssim", "l1_hints10", "psnr_hints10", "ssim_hints10"}
     manifest = json.loads((models_dir / "generator" / "2" / "manifest.json").read_text())
     assert (manifest["job_id"], manifest["step"], manifest["model"]["ngf"]) == ("job-1", 10, 8)
     assert manifest["dataset"] == synthetic_dataset.name and manifest["gate"]["passed"] in (True, False)
+    assert manifest["hints"] is True and manifest["model"]["hints"] is True
+    assert manifest["hints_signature"]["signature"] == "colorize_with_hints"
+    assert set(manifest["val"]) == set(last["val"])
     assert last["gate"] == manifest["gate"], "the job's progress says what the gate decided"
     assert (models_dir / "generator" / "2" / "sample.png").is_file(), "a sample thumbnail beside the model"
     assert (tmp_path / "run" / "samples" / "progress.gif").is_file()

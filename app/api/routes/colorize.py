@@ -1,6 +1,7 @@
-"""Routes: colorize one sketch.
+"""Routes: colorize one sketch, optionally steered by color hints.
 
-The image arrives as multipart field `file` or as the raw body. Decoding, inference and PNG encoding all
+The image arrives as multipart field `file` or as the raw body; color hints as the multipart field `hints`
+(an RGBA image, alpha > 0 marking a hint), mapped onto the sketch's square as the sketch is (model/imageio.py). Decoding, inference and PNG encoding all
 run in threads, never on the event loop; inference goes through the micro-batcher. Every way a client's
 bytes can be wrong maps to a 4xx with a JSON detail, never to a 500.
 """
@@ -25,8 +26,10 @@ from model.imageio import (
     BadImage,
     EmptyImage,
     ImageTooLarge,
+    NoHintAlpha,
     NotAnImage,
     UndecodableImage,
+    load_hints,
     load_sketch_and_original,
 )
 from model.serving_policy import LABEL_PATTERN, read_policy
@@ -43,19 +46,39 @@ RAW_MEDIA_TYPES = (
     "application/octet-stream",
 )
 FIELD_NAME = "file"
+HINTS_FIELD = "hints"
 
 
 _binary = {"schema": {"type": "string", "format": "binary"}}
 REQUEST_BODY: dict[str, Any] = {
     "required": True,
-    "description": "The sketch: multipart field `file`, or the raw image with an image content type.",
+    "description": "The sketch: multipart field `file`, or the raw image with an image content type. "
+    "Color hints: multipart field `hints`, beside `file`.",
     "content": {
         "multipart/form-data": {
             "schema": {
                 "type": "object",
                 "required": [FIELD_NAME],
-                "properties": {FIELD_NAME: _binary["schema"]},
-            }
+                "properties": {
+                    FIELD_NAME: {**_binary["schema"], "description": "The sketch."},
+                    HINTS_FIELD: {
+                        **_binary["schema"],
+                        "description": "Optional color hints: an RGBA image (PNG), best the sketch's own "
+                        "size, transparent except where the user painted a color (alpha > 0 marks a hint). "
+                        "It is mapped onto the sketch as the sketch is mapped onto 256x256; a thin stroke "
+                        "survives the downscale. Only versions with `hints: true` in GET /models accept it.",
+                    },
+                },
+            },
+            "encoding": {FIELD_NAME: {"contentType": "image/*"}, HINTS_FIELD: {"contentType": "image/png"}},
+            "examples": {
+                "sketch": {"summary": "A sketch alone", "value": {FIELD_NAME: "(sketch.png bytes)"}},
+                "with hints": {
+                    "summary": "A sketch and a red stroke where the hair is",
+                    "description": "curl -F file=@sketch.png -F hints=@hints.png localhost:8000/colorize",
+                    "value": {FIELD_NAME: "(sketch.png bytes)", HINTS_FIELD: "(hints.png: RGBA, same size)"},
+                },
+            },
         },
         **{media_type: _binary for media_type in RAW_MEDIA_TYPES},
     },
@@ -75,7 +98,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
             },
         },
     },
-    400: {"model": ErrorDetail, "description": "Empty, truncated or undecodable image."},
+    400: {"model": ErrorDetail, "description": "Empty, truncated or undecodable image (sketch or hints)."},
     404: {
         "model": ErrorDetail,
         "description": "The `version` is not published, or no version has that label.",
@@ -87,7 +110,8 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     415: {"model": ErrorDetail, "description": "Not an image, or a content type that is not an image."},
     422: {
         "model": ErrorDetail,
-        "description": "No multipart field `file`, or a bad `version`, `size` or `lines`.",
+        "description": "No multipart field `file`, a bad `version`, `size` or `lines`, hints without an alpha "
+        "channel, or hints sent to a version trained without them.",
     },
     503: {
         "model": ErrorDetail,
@@ -128,12 +152,22 @@ async def colorize(
 ) -> Response:
     """PNG, JPEG, WebP, BMP or GIF (first frame), any mode and size: scaled to fit a white 256x256 square and
     colorized. Returns a 256x256 RGB PNG, or with `size=original` the colors upsampled to the sketch's own
-    size (the padding cut away) with its lines kept crisp; the generator version is in `X-Model-Version`."""
+    size (the padding cut away) with its lines kept crisp; the generator version is in `X-Model-Version`.
+    Color hints (multipart field `hints`, an RGBA layer over the sketch) tell a hint model which colors go
+    where: a few dabs of color are spread into the regions under them."""
     model = await _pick_model(store, settings, await _version_number(version, settings))
     with batcher.announce() as ticket:
-        data = await _read_image_bytes(request, settings)
+        data, hints_data = await _read_image_bytes(request, settings)
+        if hints_data is not None and model.predict_with_hints is None:
+            raise HTTPException(
+                422,
+                f"generator version {model.version} was trained without color hints and does not accept them: "
+                "leave out the `hints` field, or serve a version trained with hints on (GET /models says "
+                "`hints: true`)",
+            )
         sketch, original = await _decode(data, settings)
-        colorized = await batcher.colorize(model, sketch, ticket)
+        hints = await _decode_hints(hints_data, settings) if hints_data is not None else None
+        colorized = await batcher.colorize(model, sketch, ticket, hints=hints)
     if size == "original":
         png, (width, height) = await asyncio.to_thread(_full_size_png, colorized, original, lines)
     else:
@@ -173,15 +207,26 @@ async def _pick_model(store: ModelStore, settings: Settings, version: int | None
     return model
 
 
-async def _read_image_bytes(request: Request, settings: Settings) -> bytes:
+async def _read_image_bytes(request: Request, settings: Settings) -> tuple[bytes, bytes | None]:
+    """The sketch's bytes, and the hint layer's when the request has one."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    hints: bytes | None = None
     if media_type == "multipart/form-data":
-        form = await request.form(max_files=1, max_fields=16)
+        form = await request.form(max_files=2, max_fields=16)
         try:
             upload = form.get(FIELD_NAME)
             if upload is None or isinstance(upload, str):
                 raise HTTPException(422, f"send the image as a file in the multipart field '{FIELD_NAME}'")
             data = await upload.read()
+            hints_upload = form.get(HINTS_FIELD)
+            if isinstance(hints_upload, str):
+                raise HTTPException(
+                    422, f"send the hints as a file (an RGBA PNG) in the multipart field '{HINTS_FIELD}'"
+                )
+            if hints_upload is not None:
+                hints = await hints_upload.read()
+                if len(hints) > settings.max_upload_bytes:
+                    raise HTTPException(413, "hints: " + too_large_detail(settings.max_upload_bytes))
         finally:
             await form.close()
     elif media_type.startswith("image/") or media_type == "application/octet-stream":
@@ -194,7 +239,7 @@ async def _read_image_bytes(request: Request, settings: Settings) -> bytes:
         )
     if len(data) > settings.max_upload_bytes:
         raise HTTPException(413, too_large_detail(settings.max_upload_bytes))
-    return data
+    return data, hints
 
 
 async def _decode(data: bytes, settings: Settings) -> tuple[np.ndarray, Image.Image]:
@@ -211,6 +256,23 @@ async def _decode(data: bytes, settings: Settings) -> tuple[np.ndarray, Image.Im
     except Exception as error:  # whatever else a hostile file makes Pillow raise is still the file's fault
         logger.warning("could not read an uploaded image: %r", error)
         raise HTTPException(400, f"cannot read the image: {type(error).__name__}") from error
+
+
+async def _decode_hints(data: bytes, settings: Settings) -> np.ndarray:
+    """The hint layer on the model's square; errors name the `hints` field, so a client knows which part."""
+    try:
+        return await asyncio.to_thread(load_hints, data, settings.max_pixels)
+    except NoHintAlpha as error:
+        raise HTTPException(422, f"hints: {error}") from error
+    except (EmptyImage, UndecodableImage) as error:
+        raise HTTPException(400, f"hints: {error}") from error
+    except NotAnImage as error:
+        raise HTTPException(415, f"hints: {error}") from error
+    except ImageTooLarge as error:
+        raise HTTPException(413, f"hints: {error}") from error
+    except Exception as error:  # whatever else a hostile file makes Pillow raise is still the file's fault
+        logger.warning("could not read uploaded hints: %r", error)
+        raise HTTPException(400, f"hints: cannot read the image: {type(error).__name__}") from error
 
 
 def _full_size_png(colorized: np.ndarray, original: Image.Image, lines: str) -> tuple[bytes, tuple[int, int]]:

@@ -55,7 +55,12 @@ class ModelVersion(BaseModel):
     job_id: str | None = None
     dataset: str | None = None
     step: int | None = None
-    val: dict[str, float] | None = Field(None, description="Validation metrics: l1, psnr, ssim.")
+    hints: bool = Field(False, description="Accepts color hints (POST /colorize's `hints` field).")
+    val: dict[str, float] | None = Field(
+        None,
+        description="Validation metrics: l1, psnr, ssim; a hint model also l1_hints10, psnr_hints10, "
+        "ssim_hints10 (with 10 simulated hints per image).",
+    )
     gate: Gate | None = Field(None, description="The quality gate's decision when it was published.")
     labels: list[str] = []
     has_sample: bool = Field(False, description="GET /models/{version}/sample.png has a thumbnail.")

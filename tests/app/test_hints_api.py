@@ -1,0 +1,116 @@
+"""POST /colorize's `hints` field on the shared server: version 2 is a hint model (trained with the default
+`hints: true`), version 1 a plain one. Answers are checked against the published SavedModel called directly."""
+
+import io
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+from PIL import Image, ImageDraw
+
+from model.export import load_serving_function
+from model.imageio import load_hints, load_sketch
+from tests.app.conftest import Server, draw_sketch, encode, png_pixels
+
+SKETCH_IMAGE = draw_sketch(320, 200, seed=5)
+SKETCH = encode(SKETCH_IMAGE)
+RED = (250, 10, 10)
+
+
+def hint_layer(color=RED, box=(140, 80, 180, 120), size=(320, 200), mode="RGBA") -> bytes:
+    layer = Image.new("RGBA", size, (0, 0, 0, 0))
+    ImageDraw.Draw(layer).rectangle(box, fill=(*color, 255))
+    return encode(layer.convert(mode) if mode != "RGBA" else layer)
+
+
+def post(
+    server: Server, hints: bytes | str | None, query: str = "", sketch: bytes = SKETCH
+) -> httpx.Response:
+    files: dict = {"file": ("sketch.png", sketch, "image/png")}
+    data = {}
+    if isinstance(hints, str):
+        data["hints"] = hints
+    elif hints is not None:
+        files["hints"] = ("hints.png", hints, "image/png")
+    return httpx.post(f"{server.base_url}/colorize{query}", files=files, data=data, timeout=60)
+
+
+def direct(server: Server, version: int, hints: bytes | None) -> np.ndarray:
+    colorize = load_serving_function(server.models_dir / "generator" / str(version))
+    layer = load_hints(hints)[np.newaxis] if hints is not None else None
+    return colorize(load_sketch(SKETCH)[np.newaxis], layer).numpy()[0]
+
+
+def test_models_say_which_versions_accept_hints(server: Server):
+    versions = {
+        entry["version"]: entry for entry in httpx.get(f"{server.base_url}/models").json()["versions"]
+    }
+    assert versions[2]["hints"] is True and versions[1]["hints"] is False
+    assert {"l1_hints10", "psnr_hints10", "ssim_hints10"} <= set(versions[2]["val"])
+
+
+def test_hints_steer_the_colors_where_they_are_painted(server: Server):
+    layer = hint_layer()
+    with_hints, without = post(server, layer), post(server, None)
+    assert with_hints.headers["X-Model-Version"] == "2"
+    steered, plain = png_pixels(with_hints).astype(int), png_pixels(without).astype(int)
+    np.testing.assert_allclose(steered, direct(server, 2, layer), atol=1)
+    np.testing.assert_allclose(plain, direct(server, 2, None), atol=1)
+    under = load_hints(layer)[..., 3] > 0
+    distance_with = np.abs(steered[under] - RED).mean()
+    distance_without = np.abs(plain[under] - RED).mean()
+    assert distance_with < distance_without - 20, (
+        f"under the hint the output should move toward {RED}: mean distance {distance_with:.1f} with hints, "
+        f"{distance_without:.1f} without"
+    )
+
+
+def test_hints_to_a_version_trained_without_them_get_422(server: Server):
+    response = post(server, hint_layer(), query="?version=1")
+    assert response.status_code == 422, response.text
+    assert "without color hints" in response.json()["detail"]
+    assert post(server, None, query="?version=1").status_code == 200  # plain requests still served
+
+
+def test_bad_hints_get_a_clear_4xx_naming_the_field(server: Server):
+    truncated = hint_layer()[:60]
+    cases = {
+        "not an image": (b"this is not a picture", 415),
+        "no alpha": (hint_layer(mode="RGB"), 422),
+        "truncated": (truncated, 400),
+        "empty": (b"", 400),
+        "a text field": ("red please", 422),
+    }
+    for name, (hints, status) in cases.items():
+        response = post(server, hints)
+        assert response.status_code == status, f"{name}: {response.status_code} {response.text}"
+        assert "hints" in response.json()["detail"], (
+            f"{name}: the detail must name the field: {response.text}"
+        )
+    huge = Image.new("RGBA", (2100, 2000), (0, 0, 0, 0))  # over the server's S2C_MAX_PIXELS
+    buffer = io.BytesIO()
+    huge.save(buffer, format="PNG", optimize=True)
+    assert post(server, buffer.getvalue()).status_code == 413
+    assert post(server, hint_layer()).status_code == 200, "the server must keep serving after bad hints"
+
+
+def test_hint_and_plain_requests_batched_together_each_get_their_own_answer(server: Server):
+    layers = [hint_layer(color) for color in ((250, 10, 10), (10, 10, 250))] + [None, None]
+    expected = [direct(server, 2, layer) for layer in layers]
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda index: post(server, layers[index % 4]), range(16)))
+    for index, response in enumerate(responses):
+        np.testing.assert_allclose(png_pixels(response).astype(int), expected[index % 4], atol=1)
+
+
+def test_hints_work_at_the_sketch_own_size(server: Server):
+    response = post(server, hint_layer(), query="?size=original")
+    assert response.status_code == 200 and response.headers["X-Image-Size"] == "320x200"
+
+
+def test_openapi_documents_the_hints_field_with_an_example(server: Server):
+    body = httpx.get(f"{server.base_url}/openapi.json").json()["paths"]["/colorize"]["post"]["requestBody"]
+    multipart = body["content"]["multipart/form-data"]
+    assert multipart["schema"]["properties"]["hints"]["format"] == "binary"
+    assert "alpha" in multipart["schema"]["properties"]["hints"]["description"]
+    assert "with hints" in multipart["examples"]
