@@ -4,6 +4,7 @@ size whose alpha marks the hint pixels. The tests only watch the requests the pa
 
 import base64
 import io
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,8 +14,8 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
-from tests.app.conftest import Server, draw_sketch, encode
-from tests.app.test_page import CHROMIUM, CHROMIUM_ARGS, FITS_THE_SCREEN, keep_screenshot
+from tests.app.conftest import Server, draw_sketch, encode, run_server, wait_for_version
+from tests.app.test_page import CHROMIUM, CHROMIUM_ARGS, FITS_THE_SCREEN, READ_RESULT_IMAGE, keep_screenshot
 
 RED = (229, 57, 53)  # the first swatch, #e53935
 BLUE = (30, 136, 229)  # #1e88e5
@@ -31,10 +32,14 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
-@pytest.fixture
-def hint_server(server: Server) -> Server:
-    """A server whose served version takes hints (or says nothing about them)."""
-    return server
+@pytest.fixture(scope="module")
+def hinted_server(hinted_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server of its own on a copy of the models folder with one generator trained briefly with hints."""
+    data_dir = tmp_path_factory.mktemp("page-hinted") / "data"
+    shutil.copytree(hinted_models_dir, data_dir / "models")
+    with run_server(data_dir) as running:
+        wait_for_version(running, 1)
+        yield running
 
 
 def open_page(browser: Browser, server: Server, **options) -> tuple[Page, list[str]]:
@@ -51,8 +56,8 @@ def open_page(browser: Browser, server: Server, **options) -> tuple[Page, list[s
 
 
 @pytest.fixture
-def page(browser: Browser, hint_server: Server) -> Iterator[Page]:
-    opened, errors = open_page(browser, hint_server)
+def page(browser: Browser, server: Server) -> Iterator[Page]:
+    opened, errors = open_page(browser, server)
     yield opened
     opened.context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
@@ -277,8 +282,11 @@ def test_an_uploaded_sketch_gets_its_hints_at_its_own_size(page: Page, tmp_path:
     expect(page.locator("#sketch-caption")).to_contain_text("wide.png")
     page.get_by_test_id("swatch-red").click()
     request = after(page, lambda: drag(page, [(0.45, 0.5), (0.55, 0.5)]))  # an upload colorizes as you paint
-    parts = multipart(request)
-    assert parts["file"] == sketch_file.read_bytes(), "the upload is sent as is"
+    # Chromium does not show the bytes of a file the user chose (only of blobs made in the page): its part's name.
+    assert b'name="file"; filename="wide.png"' in (request.post_data_buffer or b""), (
+        "the upload is sent as is"
+    )
+    expect(page.get_by_test_id("result-caption")).to_contain_text("with hints")
     hints = hint_layer(request)
     assert hints.shape == (220, 360, 4), "the hints have the uploaded image's own size"
     assert (hints[105:115, 170:190, 3] == 255).all(), "the stroke lands where it was painted over the preview"
@@ -286,32 +294,35 @@ def test_an_uploaded_sketch_gets_its_hints_at_its_own_size(page: Page, tmp_path:
     assert hints[:95, :, 3].max() == 0 and hints[125:, :, 3].max() == 0 and hints[:, :140, 3].max() == 0
 
 
-def test_a_version_that_ignores_hints_gets_a_note_and_no_hints_field(
-    browser: Browser, server: Server
-) -> None:
-    """The shared server's versions were trained without hints: GET /models says so, and the page sends none."""
+def test_a_version_that_ignores_hints_gets_a_note_and_no_hints_field(page: Page, server: Server) -> None:
+    """The shared server's version 1 was published without hints (GET /models says `hints: false`)."""
     with server.client() as client:
-        versions = client.get("/models").raise_for_status().json()["versions"]
-    if any("hints" not in version for version in versions) or any(version["hints"] for version in versions):
-        pytest.skip("this server's GET /models does not mark its versions as ignoring hints")
-    page, errors = open_page(browser, server)
-    try:
-        draw_a_sketch_and_colorize(page)
-        expect(page.get_by_test_id("hint-note")).to_be_hidden()  # nothing to say before the brush is used
-        page.get_by_test_id("swatch-red").click()
-        expect(page.get_by_test_id("hint-note")).to_contain_text("ignores hints")
-        request = after(page, lambda: drag(page, STROKE))
-        assert "hints" not in multipart(request), "a version that ignores hints gets no hints field"
-        expect(page.locator("#colorize-error")).to_be_hidden()
-    finally:
-        page.context.close()
-    assert not errors, errors
+        versions = {
+            entry["version"]: entry for entry in client.get("/models").raise_for_status().json()["versions"]
+        }
+    assert versions[1]["hints"] is False and versions[2]["hints"] is True
+    draw_a_sketch_and_colorize(page)
+    page.get_by_test_id("swatch-red").click()
+    assert hint_layer(after(page, lambda: drag(page, STROKE)))[256, 256, 3] == 255  # version 2 takes them
+    expect(page.get_by_test_id("hint-note")).to_be_hidden()
+
+    page.get_by_label("Model version").select_option("1")
+    expect(page.get_by_test_id("hint-note")).to_contain_text("version 1 ignores hints")
+    expect(page.get_by_test_id("hint-note")).to_contain_text("train with hints on")
+    request = after(page, lambda: drag(page, [(0.3, 0.6), (0.7, 0.6)]))  # the brush still paints
+    assert "hints" not in multipart(request), "a version that ignores hints gets no hints field"
+    expect(page.get_by_test_id("result-caption")).to_contain_text("model version 1")
+    expect(page.locator("#colorize-error")).to_be_hidden()
+    keep_screenshot(page, "page-hints-ignored.png")
+
+    page.get_by_label("Model version").select_option("")
+    expect(page.get_by_test_id("hint-note")).to_be_hidden()
 
 
 @pytest.mark.parametrize("width", [360, 390])
-def test_the_hint_controls_fit_a_phone(browser: Browser, hint_server: Server, width: int) -> None:
+def test_the_hint_controls_fit_a_phone(browser: Browser, server: Server, width: int) -> None:
     phone, errors = open_page(
-        browser, hint_server, viewport={"width": width, "height": 844}, is_mobile=True, has_touch=True
+        browser, server, viewport={"width": width, "height": 844}, is_mobile=True, has_touch=True
     )
     try:
         layout = phone.evaluate(FITS_THE_SCREEN)
@@ -346,3 +357,52 @@ def test_desktop_screenshot_with_hints(page: Page) -> None:
         after(page, lambda stroke=stroke: drag(page, stroke))
     page.locator("#colorize-title").scroll_into_view_if_needed()
     keep_screenshot(page, "page-hints-desktop.png")
+
+
+def shown_result(page: Page) -> np.ndarray:
+    return np.asarray(
+        Image.open(io.BytesIO(base64.b64decode(page.evaluate(READ_RESULT_IMAGE)))).convert("RGB")
+    )
+
+
+def test_a_red_stroke_turns_its_region_red(browser: Browser, hinted_server: Server) -> None:
+    """End to end with a generator trained with hints: a closed shape, colorized; a pure red stroke inside it; the
+    result colorized again as you paint is redder under the stroke and closer to red than it was."""
+    page, errors = open_page(browser, hinted_server)
+    try:
+        draw_a_sketch_and_colorize(page)  # a closed square from 0.15 to 0.85 of the canvas
+        plain = shown_result(page).astype(float)
+        page.get_by_test_id("hint-color").fill("#ff0000")
+        expect(page.get_by_test_id("tool-brush")).to_have_attribute("aria-pressed", "true")
+        request = after(page, lambda: drag(page, [(0.35, 0.5), (0.65, 0.5)]))
+        layer = hint_layer(request)
+        assert tuple(layer[256, 256]) == (255, 0, 0, 255)
+        expect(page.get_by_test_id("result-caption")).to_contain_text("with hints")
+        hinted = shown_result(page).astype(float)
+        keep_screenshot(page, "page-hints-red.png")
+    finally:
+        page.context.close()
+    assert not errors, errors
+    under = np.zeros((256, 256), bool)  # the stroke in the 256x256 result: 12 px wide along row 128
+    under[124:133, 94:163] = True
+    red_before, red_after = plain[under][:, 0].mean(), hinted[under][:, 0].mean()
+    distance_before = np.abs(plain[under] - (255, 0, 0)).mean()
+    distance_after = np.abs(hinted[under] - (255, 0, 0)).mean()
+    print(
+        f"under the red stroke: mean RGB {plain[under].mean(0).round(1)} -> {hinted[under].mean(0).round(1)}; "
+        f"mean red {red_before:.1f} -> {red_after:.1f}; mean distance to red {distance_before:.1f} -> "
+        f"{distance_after:.1f}"
+    )
+    near = np.zeros(
+        (256, 256), bool
+    )  # inside the square, beside the stroke: how far the color spreads (reported)
+    near[100:118, 94:163] = near[139:157, 94:163] = True
+    print(
+        f"beside it inside the square: mean RGB {plain[near].mean(0).round(1)} -> {hinted[near].mean(0).round(1)}"
+    )
+    assert red_after > red_before + 30, (
+        f"the region under the stroke turns red: {red_before:.1f} -> {red_after:.1f}"
+    )
+    assert distance_after < distance_before - 20, (
+        f"closer to red than before: mean distance {distance_before:.1f} -> {distance_after:.1f}"
+    )
