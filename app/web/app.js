@@ -55,21 +55,31 @@ function show(element, text) {
 }
 
 // ----------------------------------------------------------------------------------------- Drawing
+// Two canvases of the same size, stacked: the sketch (black on white), and over it a transparent layer of color
+// hints. The top one takes the pointer; the tool decides which canvas a stroke lands on.
 
 const canvas = $("sketch");
 const context = canvas.getContext("2d");
+const hintCanvas = $("hints");
+const hintContext = hintCanvas.getContext("2d", { willReadFrequently: true });
+const HINT_TOOLS = new Set(["brush", "hint-eraser"]);
+const TOOL_NAMES = { pen: "pen", eraser: "sketch eraser", brush: "color brush", "hint-eraser": "hint eraser" };
 const drawing = { tool: "pen", active: false, last: null };
 let uploadedFile = null;  // sent as is, unless the user draws over it
+let uploadedBox = null;  // where its preview lies on the canvas, and its own size: the hints are sent at that size
+let sketchDrawn = false;
 
 function clearCanvas() {
   context.fillStyle = "#ffffff";
   context.fillRect(0, 0, canvas.width, canvas.height);
   uploadedFile = null;
+  uploadedBox = null;
+  sketchDrawn = false;
   $("sketch-caption").textContent = "Your sketch";
 }
 
 function canvasPoint(event) {
-  const box = canvas.getBoundingClientRect();
+  const box = hintCanvas.getBoundingClientRect();
   return {
     x: ((event.clientX - box.left) / box.width) * canvas.width,
     y: ((event.clientY - box.top) / box.height) * canvas.height,
@@ -77,44 +87,67 @@ function canvasPoint(event) {
 }
 
 function strokeTo(point) {
-  const size = Number($("brush-size").value) * (canvas.width / 256);
-  context.strokeStyle = drawing.tool === "pen" ? "#000000" : "#ffffff";
-  context.lineWidth = drawing.tool === "pen" ? size : size * 4;
-  context.lineCap = "round";
-  context.lineJoin = "round";
-  context.beginPath();
-  context.moveTo(drawing.last.x, drawing.last.y);
-  context.lineTo(point.x + 0.01, point.y);
-  context.stroke();
+  const hint = HINT_TOOLS.has(drawing.tool);
+  const target = hint ? hintContext : context;
+  const size = Number($(hint ? "hint-size" : "brush-size").value) * (canvas.width / 256);
+  if (hint) {  // the hint eraser takes hint pixels away and leaves the sketch below alone
+    target.globalCompositeOperation = drawing.tool === "brush" ? "source-over" : "destination-out";
+    target.strokeStyle = drawing.tool === "brush" ? hintColor() : "#000000";
+    target.lineWidth = drawing.tool === "brush" ? size : size * 1.5;
+  } else {
+    target.strokeStyle = drawing.tool === "pen" ? "#000000" : "#ffffff";
+    target.lineWidth = drawing.tool === "pen" ? size : size * 4;
+  }
+  target.lineCap = "round";
+  target.lineJoin = "round";
+  target.beginPath();
+  target.moveTo(drawing.last.x, drawing.last.y);
+  target.lineTo(point.x + 0.01, point.y);
+  target.stroke();
   drawing.last = point;
 }
 
-canvas.addEventListener("pointerdown", (event) => {
-  canvas.setPointerCapture(event.pointerId);
+hintCanvas.addEventListener("pointerdown", (event) => {
+  hintCanvas.setPointerCapture(event.pointerId);
   drawing.active = true;
   drawing.last = canvasPoint(event);
-  if (uploadedFile) {  // drawing over an upload: send the canvas from now on
-    uploadedFile = null;
-    $("sketch-caption").textContent = "Your sketch (edited upload)";
+  if (HINT_TOOLS.has(drawing.tool)) {
+    cancelRecolor();  // the debounce counts from the end of the last stroke
+    saveHintsForUndo();
+  } else {
+    sketchDrawn = true;
+    if (uploadedFile) {  // drawing over an upload: send the canvas from now on
+      uploadedFile = null;
+      uploadedBox = null;
+      $("sketch-caption").textContent = "Your sketch (edited upload)";
+    }
   }
   strokeTo(drawing.last);
 });
-canvas.addEventListener("pointermove", (event) => {
+hintCanvas.addEventListener("pointermove", (event) => {
   if (drawing.active) strokeTo(canvasPoint(event));
 });
 for (const name of ["pointerup", "pointercancel"]) {
-  canvas.addEventListener(name, () => { drawing.active = false; });
+  hintCanvas.addEventListener(name, () => {
+    if (!drawing.active) return;
+    drawing.active = false;
+    if (HINT_TOOLS.has(drawing.tool)) hintsChanged();
+  });
 }
+
+const TOOL_BUTTONS = { pen: "tool-pen", eraser: "tool-eraser", brush: "tool-brush", "hint-eraser": "tool-hint-eraser" };
 
 function selectTool(tool) {
   drawing.tool = tool;
-  for (const [name, button] of [["pen", $("tool-pen")], ["eraser", $("tool-eraser")]]) {
-    button.classList.toggle("active", name === tool);
-    button.setAttribute("aria-pressed", String(name === tool));
+  for (const [name, id] of Object.entries(TOOL_BUTTONS)) {
+    $(id).classList.toggle("active", name === tool);
+    $(id).setAttribute("aria-pressed", String(name === tool));
   }
+  $("canvas-stack").dataset.tool = tool;
+  $("tool-caption").textContent = `Tool: ${TOOL_NAMES[tool]}`;
+  updateHintNote();
 }
-$("tool-pen").addEventListener("click", () => selectTool("pen"));
-$("tool-eraser").addEventListener("click", () => selectTool("eraser"));
+for (const [name, id] of Object.entries(TOOL_BUTTONS)) $(id).addEventListener("click", () => selectTool(name));
 $("clear").addEventListener("click", clearCanvas);
 
 $("upload").addEventListener("change", async (event) => {
@@ -130,7 +163,12 @@ $("upload").addEventListener("change", async (event) => {
     const scale = Math.min(canvas.width / bitmap.width, canvas.height / bitmap.height);
     const width = bitmap.width * scale;
     const height = bitmap.height * scale;
-    context.drawImage(bitmap, (canvas.width - width) / 2, (canvas.height - height) / 2, width, height);
+    const x = (canvas.width - width) / 2;
+    const y = (canvas.height - height) / 2;
+    context.drawImage(bitmap, x, y, width, height);
+    if (uploadedFile === file) {
+      uploadedBox = { x, y, width, height, naturalWidth: bitmap.width, naturalHeight: bitmap.height };
+    }
   } catch (_) {
     // Say so at once: this browser reads every format the server takes, so the server will refuse it too.
     $("sketch-caption").textContent = `Chosen: ${file.name} (not an image)`;
@@ -138,7 +176,153 @@ $("upload").addEventListener("change", async (event) => {
   }
 });
 
+// ------------------------------------------------------------------------------------ Color hints
+// Strokes of color on the hint layer; the model spreads each color into the region around it. Sent with the sketch
+// as multipart field `hints`: an RGBA PNG of the sketch's size whose alpha marks the hint pixels.
+
+const HINT_COLORS = [
+  ["red", "#e53935"], ["orange", "#fb8c00"], ["yellow", "#fdd835"], ["green", "#43a047"],
+  ["blue", "#1e88e5"], ["purple", "#8e24aa"], ["skin", "#f1c27d"], ["brown", "#6d4c41"],
+];
+const UNDO_STEPS = 30;
+const hintUndo = [];  // the hint layer before each stroke or clear, newest last
+let hintsEmpty = true;
+
+function hintColor() {
+  return $("hint-color").value;
+}
+
+function setHintColor(color, { select = true } = {}) {
+  $("hint-color").value = color;
+  $("tool-brush").style.setProperty("--hint", color);
+  for (const swatch of $("swatches").children) {
+    swatch.setAttribute("aria-pressed", String(swatch.dataset.color === color));
+  }
+  if (select) selectTool("brush");
+}
+
+$("swatches").append(...HINT_COLORS.map(([name, color]) => {
+  const swatch = document.createElement("button");
+  swatch.type = "button";
+  swatch.className = "swatch";
+  swatch.style.background = color;
+  swatch.dataset.color = color;
+  swatch.dataset.testid = `swatch-${name}`;
+  swatch.title = name;
+  swatch.setAttribute("aria-label", `${name} hint color`);
+  swatch.setAttribute("aria-pressed", "false");
+  swatch.addEventListener("click", () => setHintColor(color));
+  return swatch;
+}));
+$("hint-color").addEventListener("input", () => setHintColor(hintColor()));
+
+function hintPixels() {
+  return hintContext.getImageData(0, 0, hintCanvas.width, hintCanvas.height);
+}
+
+function saveHintsForUndo() {
+  hintUndo.push(hintPixels());
+  hintUndo.splice(0, Math.max(0, hintUndo.length - UNDO_STEPS));
+}
+
+function hintsChanged() {  // after a stroke, an undo, a clear or the toggle: look again, and colorize again
+  const alpha = hintPixels().data;
+  hintsEmpty = true;
+  for (let i = 3; i < alpha.length; i += 4) {
+    if (alpha[i] > 0) { hintsEmpty = false; break; }
+  }
+  $("hint-undo").disabled = !hintUndo.length;
+  updateHintNote();
+  scheduleRecolor();
+}
+
+function undoHint() {
+  if (!hintUndo.length) return;
+  hintContext.putImageData(hintUndo.pop(), 0, 0);
+  hintsChanged();
+}
+
+$("hint-undo").addEventListener("click", undoHint);
+$("hint-clear").addEventListener("click", () => {
+  if (hintsEmpty) return;
+  saveHintsForUndo();
+  hintContext.clearRect(0, 0, hintCanvas.width, hintCanvas.height);
+  hintsChanged();
+});
+$("hints-on").addEventListener("change", () => {
+  $("canvas-stack").classList.toggle("hints-off", !$("hints-on").checked);
+  if (!hintsEmpty) scheduleRecolor();
+  updateHintNote();
+});
+document.addEventListener("keydown", (event) => {  // Ctrl+Z (Cmd+Z) undoes a hint stroke, outside text fields
+  if (!(event.ctrlKey || event.metaKey) || event.shiftKey || event.key.toLowerCase() !== "z") return;
+  if (event.target.closest("input, select, textarea") || !hintUndo.length) return;
+  event.preventDefault();
+  undoHint();
+});
+
+let lastModels = null;  // the last GET /models answer: which versions accept hints
+
+function chosenVersion() {
+  if (!lastModels) return null;
+  const choice = $("model-choice").value;
+  if (!choice) return lastModels.active_version;
+  if (/^[0-9]+$/.test(choice)) return Number(choice);
+  return (lastModels.policy.labels || {})[choice] ?? null;
+}
+
+// true or false from GET /models; null when unknown (an older server): then the hints are sent and the server says.
+function versionTakesHints() {
+  const number = chosenVersion();
+  const entry = lastModels && lastModels.versions.find((version) => version.version === number);
+  return entry && typeof entry.hints === "boolean" ? entry.hints : null;
+}
+
+function updateHintNote() {
+  const using = HINT_TOOLS.has(drawing.tool) || !hintsEmpty;
+  const ignored = using && $("hints-on").checked && versionTakesHints() === false;
+  show($("hint-note"), ignored
+    ? `Model version ${chosenVersion()} ignores hints — train with hints on to use them. Your hints are kept but not sent.`
+    : "");
+}
+$("model-choice").addEventListener("change", updateHintNote);
+
+function sendsHints() {
+  return $("hints-on").checked && !hintsEmpty && versionTakesHints() !== false;
+}
+
+function hintsBlob() {  // the hint layer at the size of the sketch that is sent
+  let layer = hintCanvas;
+  if (uploadedFile && uploadedBox) {  // the upload is sent as is: its part of the layer, at its own size
+    layer = document.createElement("canvas");
+    layer.width = uploadedBox.naturalWidth;
+    layer.height = uploadedBox.naturalHeight;
+    layer.getContext("2d").drawImage(hintCanvas, uploadedBox.x, uploadedBox.y, uploadedBox.width,
+      uploadedBox.height, 0, 0, layer.width, layer.height);
+  }
+  return new Promise((resolve) => layer.toBlob(resolve, "image/png"));
+}
+
 // --------------------------------------------------------------------------------------- Colorize
+// Painting hints colorizes again RECOLOR_DELAY_MS after the last stroke ends, once there is something to colorize.
+// One request at a time: a change while one is out sends the latest state when it is back.
+
+const RECOLOR_DELAY_MS = 400;
+const recolor = { timer: null, inFlight: false, pending: false, done: false };
+
+function cancelRecolor() {
+  clearTimeout(recolor.timer);
+  recolor.timer = null;
+}
+
+function scheduleRecolor() {
+  if (!(recolor.done || uploadedFile || sketchDrawn)) return;
+  cancelRecolor();
+  recolor.timer = setTimeout(() => {
+    recolor.timer = null;
+    colorize({ auto: true });
+  }, RECOLOR_DELAY_MS);
+}
 
 function canvasBlob() {
   return new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
@@ -146,7 +330,13 @@ function canvasBlob() {
 
 let resultUrl = null;
 
-async function colorize() {
+async function colorize({ auto = false } = {}) {
+  if (recolor.inFlight) {
+    recolor.pending = true;
+    return;
+  }
+  cancelRecolor();
+  recolor.inFlight = true;
   const button = $("colorize");
   button.disabled = true;
   show($("colorize-error"), "");
@@ -156,6 +346,8 @@ async function colorize() {
     const form = new FormData();
     if (uploadedFile) form.append("file", uploadedFile, uploadedFile.name);
     else form.append("file", await canvasBlob(), "sketch.png");
+    const withHints = sendsHints();
+    if (withHints) form.append("hints", await hintsBlob(), "hints.png");
     const query = new URLSearchParams({ size: $("result-size").value });
     if ($("model-choice").value) query.set("version", $("model-choice").value);
     const response = await api(`colorize?${query}`, { method: "POST", body: form, auth: false });
@@ -164,26 +356,35 @@ async function colorize() {
     const image = await response.blob();
     resultUrl = URL.createObjectURL(image);  // kept while it is in the history
     const milliseconds = Math.round(performance.now() - started);
-    const caption = `${dimensions} · model version ${version} · ${milliseconds} ms`;
+    const caption = `${dimensions} · model version ${version}${withHints ? " · with hints" : ""} · ${milliseconds} ms`;
     const stem = uploadedFile ? uploadedFile.name.replace(/\.[^.]*$/, "") : "sketch";
     const entry = { url: resultUrl, name: `${stem}-colored-v${version}-${dimensions}.png`,
-                    caption, version, dimensions };
+                    caption, version, dimensions, auto };
     remember(entry);
     showResult(entry);
+    recolor.done = true;
   } catch (error) {
     $("result-caption").textContent = "\u00a0";
     show($("colorize-error"), `Could not colorize: ${error.message}`);
   } finally {
     button.disabled = false;
+    recolor.inFlight = false;
+    if (recolor.pending) {  // changed meanwhile: send the latest state now (or when the stroke under way ends)
+      recolor.pending = false;
+      if (drawing.active) scheduleRecolor();
+      else colorize({ auto: true });
+    }
   }
 }
-$("colorize").addEventListener("click", colorize);
+$("colorize").addEventListener("click", () => colorize());
 
-// The last few results stay at hand: a click shows one again (and offers it for download).
+// The last few results stay at hand: a click shows one again (and offers it for download). Results of painting
+// hints replace each other in the history, so that a few strokes do not push everything else out.
 const HISTORY_SIZE = 6;
 const history = [];
 
 function remember(entry) {
+  if (entry.auto && history.length && history[0].auto) URL.revokeObjectURL(history.shift().url);
   history.unshift(entry);
   for (const old of history.splice(HISTORY_SIZE)) URL.revokeObjectURL(old.url);
   $("history").replaceChildren(...history.map((item) => {
@@ -220,7 +421,9 @@ async function refreshModelStatus() {
     const active = models.active_version;
     pill.textContent = active ? `model version ${active}` : (models.loading_version ? "loading a model…" : "no model yet");
     pill.classList.toggle("ready", Boolean(active));
+    lastModels = models;
     renderModels(models);
+    updateHintNote();
   } catch (error) {
     pill.textContent = `models: ${error.message}`;
     pill.classList.remove("ready");
@@ -665,6 +868,8 @@ async function drawChart(jobId) {
 // ----------------------------------------------------------------------------------------- Start
 
 clearCanvas();
+setHintColor(HINT_COLORS[0][1], { select: false });
+selectTool("pen");
 refreshModelStatus();
 loadDatasets();
 refreshJobs();

@@ -250,8 +250,8 @@ def test_the_page_works_at_phone_width(browser: Browser, server: Server, tmp_pat
         expect(phone.locator("#jobs-body tr.job").first).to_be_visible(timeout=15_000)
         layout = phone.evaluate(FITS_THE_SCREEN)
         assert layout["scroll"] <= width and not layout["wide"], f"wider than a {width} px screen: {layout}"
-        for name in ("Eraser", "Pen", "Clear"):
-            phone.get_by_role("button", name=name).click()
+        for name in ("Eraser", "Pen", "Clear"):  # exact: "Hint eraser" and "Clear hints" are buttons too
+            phone.get_by_role("button", name=name, exact=True).click()
         sketch_file = tmp_path / "tall.png"
         draw_sketch(240, 420, seed=4).save(sketch_file)
         phone.locator("#upload").set_input_files(str(sketch_file))
