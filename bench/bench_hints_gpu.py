@@ -115,8 +115,12 @@ class Run:
         def objectives(g_train, d_train, g_other, d_other, generator_input, target):
             sketch = generator_input[..., :3]
             fake, g_other = generator.stateless_call(g_train, g_other, generator_input, training=True)
-            real_logits, d_other = discriminator.stateless_call(d_train, d_other, [sketch, target], training=True)
-            fake_logits, d_other = discriminator.stateless_call(d_train, d_other, [sketch, fake], training=True)
+            real_logits, d_other = discriminator.stateless_call(
+                d_train, d_other, [sketch, target], training=True
+            )
+            fake_logits, d_other = discriminator.stateless_call(
+                d_train, d_other, [sketch, fake], training=True
+            )
             gan = bce_with_logits(fake_logits, 1.0)
             l1 = jnp.mean(jnp.abs(target - fake.astype(jnp.float32)))
             disc = 0.5 * (bce_with_logits(real_logits, 1.0) + bce_with_logits(fake_logits, 0.0))
@@ -165,16 +169,25 @@ def main() -> None:
     started = time.perf_counter()
     train_sketches, train_colors, _ = pairs("train", args.train_pairs)
     val_sketches, val_colors, val_dots = pairs("val", args.val_pairs)
-    print(f"data: {args.train_pairs} + {args.val_pairs} pairs in {time.perf_counter() - started:.0f} s", flush=True)
+    print(
+        f"data: {args.train_pairs} + {args.val_pairs} pairs in {time.perf_counter() - started:.0f} s",
+        flush=True,
+    )
     train_sketches = jnp.asarray(train_sketches, jnp.float32)
     train_colors = jnp.asarray(train_colors, jnp.float32)
     val_sketches, val_colors = jnp.asarray(val_sketches, jnp.float32), jnp.asarray(val_colors, jnp.float32)
     dot_maps = rgba_to_hint_map(jnp.asarray(val_dots, jnp.float32))
-    runs = {"hints": Run(True, args.width, args.learning_rate), "plain": Run(False, args.width, args.learning_rate)}
+    runs = {
+        "hints": Run(True, args.width, args.learning_rate),
+        "plain": Run(False, args.width, args.learning_rate),
+    }
     rng = np.random.default_rng(0)
     key = jax.random.PRNGKey(0)
     rows = []
-    print("| step | hint model L1, no hints | hint model L1, 1 dot per shape | ratio | plain model L1 |", flush=True)
+    print(
+        "| step | hint model L1, no hints | hint model L1, 1 dot per shape | ratio | plain model L1 |",
+        flush=True,
+    )
     started = time.perf_counter()
     for step in range(1, args.steps + 1):
         chosen = rng.integers(0, args.train_pairs, args.batch_size)
@@ -188,7 +201,10 @@ def main() -> None:
         plain = runs["plain"].l1(val_sketches, val_colors)
         rows.append({"step": step, "hints_none": without, "hints_dots": with_dots, "plain": plain,
                      "seconds": time.perf_counter() - started})  # fmt: skip
-        print(f"| {step} | {without:.4f} | {with_dots:.4f} | {with_dots / without:.2f} | {plain:.4f} |", flush=True)
+        print(
+            f"| {step} | {without:.4f} | {with_dots:.4f} | {with_dots / without:.2f} | {plain:.4f} |",
+            flush=True,
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "hints_gpu.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
                                                          "device": str(jax.devices()[0]), "rows": rows}, indent=1))  # fmt: skip

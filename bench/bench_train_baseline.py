@@ -4,7 +4,7 @@ The baseline is the tutorial's step as published: batch-normalized generator and
 built with norm="batch"), batch 1, a plain `tf.function` (no XLA, float32), Adam 2e-4 with beta1 0.5 for both
 networks, generator loss = sigmoid cross-entropy GAN loss + 100 x L1, discriminator loss = the sum of its real and
 fake cross-entropies. Ours is `model.train.Pix2PixTrainer` at the settings given (batch size, precision, XLA).
-Both run in this process, one after the other, on the same synthetic pairs through the same tf.data pipeline
+Both run in this process, their timed windows taking turns, on the same synthetic pairs through the same tf.data pipeline
 (`model.data.make_dataset`), and both are timed the same way: a warm-up, then several timed windows of steps;
 each figure is the median (min-max) over the windows.
 
@@ -80,9 +80,11 @@ def our_step(dataset: Path, run_dir: Path, config: TrainConfig) -> Step:
     return Pix2PixTrainer(dataset, run_dir, config).train_step
 
 
-def timed_windows(step: Step, batches, batch_size: int, windows: int, steps: int) -> list[float]:
+def timed_windows(
+    step: Step, batches, batch_size: int, windows: int, steps: int, warm_up: bool = True
+) -> list[float]:
     """Images/s of `windows` windows of `steps` steps each, after two untimed steps (tracing, compiling)."""
-    for _ in range(2):
+    for _ in range(2 if warm_up else 0):
         step(next(batches))["disc"].numpy()
     speeds = []
     for _ in range(windows):
@@ -103,34 +105,42 @@ def batches_of(dataset: Path, batch_size: int, seed: int = 0):
 
 
 def measure_speed(dataset: Path, scratch: Path, args) -> dict:
-    baseline = timed_windows(
-        tutorial_step(args.ngf, args.ngf), batches_of(dataset, 1), 1, args.windows, args.steps
-    )
-    result = {"baseline": summary(baseline), "ours": []}
-    print(f"speed, ngf=ndf={args.ngf}, median (min-max) images/s over {args.windows} windows:", flush=True)
-    print(
-        f"  {'baseline (tutorial step, batch norm, batch 1, float32)':58}{_fmt(result['baseline'])}",
-        flush=True,
-    )
-    for precision, xla, batch_size in itertools.product(args.precisions, args.xla, args.batch_sizes):
+    """Every setting is built and warmed up first; then the timed windows take turns (baseline, ours at each
+    setting, baseline, ...), so a change in the machine's load lands on all of them alike."""
+    settings: dict[str, tuple[Step, object, int, int]] = {
+        "baseline": (tutorial_step(args.ngf, args.ngf), batches_of(dataset, 1), 1, args.steps)
+    }
+    ours = list(itertools.product(args.precisions, args.xla, args.batch_sizes))
+    for precision, xla, batch_size in ours:
+        # hints off: the same task as the tutorial's (a hint model reads 4 more input channels).
         config = TrainConfig(steps=10**6, batch_size=batch_size, ngf=args.ngf, ndf=args.ngf,
-                             precision=precision, xla=xla)  # fmt: skip
+                             precision=precision, xla=xla, hints=False)  # fmt: skip
         run_dir = scratch / f"speed-{precision}-{xla}-{batch_size}"
         # Fewer steps at larger batches: each window covers about the same number of images.
         steps = max(2, args.steps // batch_size) if batch_size > 1 else args.steps
-        speeds = timed_windows(
-            our_step(dataset, run_dir, config),
+        step = our_step(dataset, run_dir, config)
+        settings[f"{precision}-{xla}-{batch_size}"] = (
+            step,
             batches_of(dataset, batch_size),
             batch_size,
-            args.windows,
             steps,
         )
-        figure = summary(speeds)
+    speeds: dict[str, list[float]] = {name: [] for name in settings}
+    for step, batches, _, _ in settings.values():
+        for _ in range(2):  # tracing and compiling, untimed
+            step(next(batches))["disc"].numpy()
+    for _ in range(args.windows):
+        for name, (step, batches, batch_size, steps) in settings.items():
+            speeds[name] += timed_windows(step, batches, batch_size, 1, steps, warm_up=False)
+
+    result = {"baseline": summary(speeds["baseline"]), "ours": []}
+    print(f"speed, ngf=ndf={args.ngf}, median (min-max) images/s over {args.windows} interleaved windows:")
+    print(f"  {'baseline (tutorial step, batch norm, batch 1, float32)':58}{_fmt(result['baseline'])}")
+    for precision, xla, batch_size in ours:
+        figure = summary(speeds[f"{precision}-{xla}-{batch_size}"])
         result["ours"].append({"precision": precision, "xla": xla, "batch_size": batch_size, **figure})
         label = f"ours: instance norm, batch {batch_size}, {precision}{', XLA' if xla else ''}"
-        print(
-            f"  {label:58}{_fmt(figure)}  {figure['median'] / result['baseline']['median']:.2f}x", flush=True
-        )
+        print(f"  {label:58}{_fmt(figure)}  {figure['median'] / result['baseline']['median']:.2f}x")
     best = max(result["ours"], key=lambda row: row["median"])
     result["best"] = best
     result["ratio"] = best["median"] / result["baseline"]["median"]
@@ -162,7 +172,8 @@ def measure_curves(dataset: Path, scratch: Path, args) -> dict:
     for name in ["baseline (tutorial, batch norm, float32)"] + [f"ours ({n} norm, {p})" for n, p in settings]:
         if name not in runs:
             norm, precision = settings[[f"ours ({n} norm, {p})" for n, p in settings].index(name)]
-            config = TrainConfig(steps=steps, ngf=ngf, ndf=ngf, norm=norm, precision=precision, seed=0)
+            config = TrainConfig(steps=steps, ngf=ngf, ndf=ngf, norm=norm, precision=precision, seed=0,
+                                 hints=False)  # fmt: skip
             runs[name] = our_step(dataset, scratch / f"curve-{norm}-{precision}", config)
         started = time.perf_counter()
         curves[name] = loss_curve(runs[name], batches_of(dataset, 1, seed=0), steps, every)
