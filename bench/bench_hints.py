@@ -7,7 +7,8 @@ the validation pairs: L1 without hints, and for the hint model L1 with one 7x7 h
 shape (its color the mean true color under the dot, as a user would dab it). Targets (the issue's): the hint
 model's L1 with dots <= 0.6x its L1 without, and its L1 without hints no worse than the plain model's.
 
-Prints a table over steps and writes it as Markdown to `--out` (default bench/HINTS.md).
+Prints a table over steps and writes it as Markdown to `--out` (default bench/hints_cpu.md; bench/HINTS.md
+sums up the measured runs).
 
     .venv/bin/python bench/bench_hints.py [--steps 10000] [--width 8] [--batch-size 4] [--learning-rate 1e-3]
 """
@@ -44,7 +45,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--train-pairs", type=int, default=2000)
     parser.add_argument("--val-pairs", type=int, default=32)
     parser.add_argument("--eval-every", type=int, default=500)
-    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("HINTS.md"))
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("hints_cpu.md"))
     return parser.parse_args()
 
 

@@ -2,7 +2,9 @@
 `hints: true`), version 1 a plain one. Answers are checked against the published SavedModel called directly."""
 
 import io
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -10,7 +12,9 @@ from PIL import Image, ImageDraw
 
 from model.export import load_serving_function
 from model.imageio import load_hints, load_sketch
-from tests.app.conftest import Server, draw_sketch, encode, png_pixels
+from tests.app.conftest import Server, draw_sketch, encode, png_pixels, run_server, wait_for_version
+from tests.conftest import publish_tiny_generator
+from tests.support import wait_until
 
 SKETCH_IMAGE = draw_sketch(320, 200, seed=5)
 SKETCH = encode(SKETCH_IMAGE)
@@ -114,3 +118,42 @@ def test_openapi_documents_the_hints_field_with_an_example(server: Server):
     assert multipart["schema"]["properties"]["hints"]["format"] == "binary"
     assert "alpha" in multipart["schema"]["properties"]["hints"]["description"]
     assert "with hints" in multipart["examples"]
+
+
+def test_a_hint_model_is_hot_loaded_under_hint_requests_without_a_failure(tmp_path: Path):
+    """Plain version 1 answers hint requests with 422; a hint model published meanwhile is swapped in and
+    answers them with 200, and no request in between fails any other way."""
+    import keras
+
+    from model.export import publish_generator
+    from model.networks import build_generator
+
+    data_dir = tmp_path / "data"
+    publish_tiny_generator(data_dir / "models", seed=1)
+    layer = hint_layer()
+    outcomes: list[tuple[int, str | None]] = []
+    halt = threading.Event()
+    with run_server(data_dir) as running:
+        wait_for_version(running, 1)
+
+        def keep_asking() -> None:
+            with httpx.Client(base_url=running.base_url, timeout=60) as client:
+                while not halt.is_set():
+                    files = {"file": ("s.png", SKETCH, "image/png"), "hints": ("h.png", layer, "image/png")}
+                    response = client.post("/colorize", files=files)
+                    outcomes.append((response.status_code, response.headers.get("X-Model-Version")))
+
+        asker = threading.Thread(target=keep_asking)
+        asker.start()
+        try:
+            wait_until(lambda: len(outcomes) >= 3, 60, "answers from version 1")
+            keras.utils.set_random_seed(3)
+            publish_generator(build_generator(8, hints=True), data_dir / "models", {"job_id": None})
+            wait_until(lambda: (200, "2") in outcomes[-3:], 60, f"version 2 to answer; log:\n{running.log()}")
+        finally:
+            halt.set()
+            asker.join(timeout=60)
+    statuses = [status for status, _ in outcomes]
+    assert set(statuses) == {422, 200}, f"only 422 (plain v1) and 200 (hint v2) expected, got {set(statuses)}"
+    first_ok = statuses.index(200)
+    assert all(status == 200 for status in statuses[first_ok:]), f"went back after the swap: {statuses}"
