@@ -38,7 +38,7 @@ stamp=.venv/.sketch2color-installed
 wanted="$(sha256sum pyproject.toml | cut -d' ' -f1) $(.venv/bin/python --version 2>&1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ] || ! .venv/bin/python -c 'import cli.main' 2>/dev/null; then
     echo "installing sketch2color and its dependencies into .venv (the first time takes a few minutes)..."
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check --editable ".[test]"
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --editable ".[test,onnx]"
     echo "$wanted" > "$stamp"
 fi
 

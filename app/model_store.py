@@ -4,7 +4,8 @@ A background task looks at `models/generator/` and the serving policy (model/ser
 `poll_seconds`. The policy names the version to serve: a pinned one, or the newest that passed the quality
 gate. When that is not the version being served (a new one passed the gate, a pin, a rollback, or the served
 version's files changed on disk), it is loaded with `tf.saved_model.load` in a worker thread, warmed up with
-one batch, checked, and only then made current by replacing a single reference. A request takes that reference once when it starts, so requests already in
+one batch, checked (and its ONNX copy, if any, weighed against it for batches of one: model/onnx_engine.py),
+and only then made current by replacing a single reference. A request takes that reference once when it starts, so requests already in
 flight finish on the model they started with. A version that fails to load is logged once and remembered by
 its files' modification times, so it is skipped on later polls (and tried again only if its files change).
 """
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from model.networks import IMAGE_SIZE
+from model.onnx_engine import choose_batch1_engine
 from model.serving_policy import (
     ServingPolicy,
     labels_of,
@@ -46,6 +48,7 @@ class LoadedModel:
     predict: Callable[[np.ndarray], np.ndarray]
     load_seconds: float
     predict_with_hints: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+    engine: dict[str, Any] = field(default_factory=dict)  # which engine serves a batch of one, and why
     loaded_at: float = field(default_factory=time.time)
     files: "Fingerprint" = ()  # what was on disk when it was loaded: new files under the same number reload
 
@@ -83,11 +86,23 @@ def load_version(published: PublishedVersion) -> LoadedModel:
     files = fingerprint(published.path)
     serving_function = load_serving_function(published.path)
 
+    def tensorflow_predict(sketches: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:
+        return serving_function(sketches, hints).numpy()
+
+    tensorflow_predict(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8))  # trace before timing
+    choice, onnx_predict = choose_batch1_engine(
+        published.path, tensorflow_predict, serving_function.accepts_hints
+    )
+
     def predict(sketches: np.ndarray) -> np.ndarray:
-        return serving_function(sketches).numpy()
+        if onnx_predict is not None and len(sketches) == 1:
+            return onnx_predict(sketches)
+        return tensorflow_predict(sketches)
 
     def predict_with_hints(sketches: np.ndarray, hints: np.ndarray) -> np.ndarray:
-        return serving_function(sketches, hints).numpy()
+        if onnx_predict is not None and len(sketches) == 1:
+            return onnx_predict(sketches, hints)
+        return tensorflow_predict(sketches, hints)
 
     warm_up = predict(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8))
     if warm_up.shape != (1, IMAGE_SIZE, IMAGE_SIZE, 3) or warm_up.dtype != np.uint8:
@@ -102,6 +117,7 @@ def load_version(published: PublishedVersion) -> LoadedModel:
         load_seconds=time.perf_counter() - started,
         files=files,
         predict_with_hints=predict_with_hints if serving_function.accepts_hints else None,
+        engine=choice.to_json(),
     )
 
 
@@ -297,6 +313,11 @@ class ModelStore:
 
     # Reporting -------------------------------------------------------------------------------------------
 
+    def _engine_of(self, version: int) -> dict[str, Any] | None:
+        loaded = self.current if self.current is not None and self.current.version == version else None
+        loaded = loaded or self._pinned.get(version)
+        return loaded.engine if loaded is not None else None
+
     def describe(self) -> dict[str, Any]:
         """What GET /models shows: the policy, every complete version with its metrics, gate and labels, which
         one is served, why any failed to load. Blocking."""
@@ -320,6 +341,7 @@ class ModelStore:
                     "labels": labels_of(policy, published.version),
                     "has_sample": (published.path / "sample.png").is_file(),
                     "error": failure[1] if failure else None,
+                    "engine": self._engine_of(published.version),
                     "manifest": manifest,
                 }
             )

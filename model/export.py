@@ -7,6 +7,7 @@ The layout is TensorFlow Serving's base path, so TF Serving can serve the same f
 """
 
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -22,6 +23,7 @@ from filelock import FileLock
 from model.atomic import write_atomically
 from model.hints import rgba_to_hint_map
 from model.networks import HINT_CHANNELS, IMAGE_SIZE
+from model.onnx_engine import onnx_export_available, write_onnx
 from model.serving_policy import LOCK_NAME
 from model.versions import MANIFEST, PublishedVersion, generator_dir, numbered_versions
 
@@ -52,6 +54,7 @@ HINTS_SIGNATURE_DESCRIPTION = {
 _SKETCH_INPUT = tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 3], tf.uint8, name=INPUT_NAME)
 _HINTS_INPUT = tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 4], tf.uint8, name=HINTS_NAME)
 _COUNTER_NAME = ".last_version"
+logger = logging.getLogger("sketch2color.export")
 
 
 def sketch_to_float(images: tf.Tensor) -> tf.Tensor:
@@ -119,12 +122,14 @@ def publish_generator(
     manifest: dict[str, Any],
     gate: Callable[[], dict[str, Any]] | None = None,
     extra_files: dict[str, bytes] | None = None,
+    onnx: bool = False,
 ) -> PublishedVersion:
     """Write the generator as the next version, atomically; return what was published.
 
     `gate()` runs under the publish lock (so no other version or policy change slips in between) and its
     answer is the manifest's `gate` (model/serving_policy.py). `extra_files` go beside the SavedModel
-    (e.g. `sample.png`); TF Serving ignores them.
+    (e.g. `sample.png`); TF Serving ignores them. With `onnx` (and the onnx extra installed) an ONNX copy
+    goes beside them too (model/onnx_engine.py); a conversion that fails only leaves it out.
     """
     directory = generator_dir(models_dir)
     directory.mkdir(parents=True, exist_ok=True)
@@ -134,6 +139,7 @@ def publish_generator(
         tf.saved_model.save(module, str(staging), signatures=module.signatures())
         for name, content in (extra_files or {}).items():
             (staging / name).write_bytes(content)
+        onnx_record = _onnx_copy(module, staging) if onnx else None
         with FileLock(str(directory / LOCK_NAME)):
             version = _next_version(directory)
             full_manifest = {
@@ -142,6 +148,7 @@ def publish_generator(
                 **manifest,
                 **({"gate": gate()} if gate is not None else {}),
                 "hints": module.hints,
+                **({"onnx": onnx_record} if onnx_record else {}),
                 "signature": SIGNATURE_DESCRIPTION,
                 **({"hints_signature": HINTS_SIGNATURE_DESCRIPTION} if module.hints else {}),
             }
@@ -152,6 +159,17 @@ def publish_generator(
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return PublishedVersion(version, directory / str(version), full_manifest)
+
+
+def _onnx_copy(module: ServingGenerator, staging: Path) -> dict[str, Any] | None:
+    if not onnx_export_available():
+        return None
+    try:
+        return write_onnx(module, staging)
+    except Exception:  # the SavedModel is what matters; TensorFlow serves a version without an ONNX copy
+        logger.exception("could not write the ONNX copy; publishing the SavedModel alone")
+        (staging / "model.onnx").unlink(missing_ok=True)
+        return None
 
 
 def _next_version(directory: Path) -> int:

@@ -298,6 +298,7 @@ class Pix2PixTrainer:
             manifest,
             gate=lambda: gate(models_dir, self.dataset_dir.name, val, self.config.promote),
             extra_files={"sample.png": buffer.getvalue()},
+            onnx=self.config.onnx,
         )
         self.last_gate = published.manifest.get("gate")
         return published.version

@@ -90,6 +90,11 @@ class TrainConfig(BaseModel):
         description="Serve the published versions: auto (only if no worse than the served one on the same "
         "dataset), always, or never (publish only).",
     )
+    onnx: bool = Field(
+        True,
+        description="Also write an ONNX copy of each published version (when the onnx extra is installed); "
+        "the API serves lone requests with it where it is faster.",
+    )
     precision: Precision = Field(
         "auto", description="auto (mixed_float16 on GPUs), float32, mixed_float16 or mixed_bfloat16."
     )

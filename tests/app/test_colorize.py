@@ -2,11 +2,20 @@
 
 import io
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.app.conftest import DirectModels, Server, draw_sketch, encode, png_pixels
+from tests.app.conftest import (
+    DirectModels,
+    Server,
+    draw_sketch,
+    encode,
+    png_pixels,
+    run_server,
+    wait_for_version,
+)
 
 
 def test_colorize_equals_the_direct_savedmodel_output_of_the_padded_input(
@@ -20,9 +29,14 @@ def test_colorize_equals_the_direct_savedmodel_output_of_the_padded_input(
     version = int(response.headers["X-Model-Version"])
     assert version == 2, f"the newest published version should serve, got {version}"
     expected = direct_models.colorize(server.models_dir / "generator" / "2", sketch)
-    assert np.array_equal(pixels, expected), (
+    # Within 1 level: a lone request may be served by the version's ONNX copy (model/onnx_engine.py).
+    assert within_one_level(pixels, expected), (
         f"{np.count_nonzero(pixels != expected)} channel values differ from the SavedModel's own output"
     )
+
+
+def within_one_level(pixels: np.ndarray, expected: np.ndarray) -> bool:
+    return int(np.abs(pixels.astype(int) - expected.astype(int)).max()) <= 1
 
 
 def _mode_image(mode: str) -> Image.Image:
@@ -66,7 +80,7 @@ def test_every_accepted_format_and_mode_is_colorized(
     expected = direct_models.colorize(
         server.models_dir / "generator" / response.headers["X-Model-Version"], data
     )
-    assert np.array_equal(pixels, expected), (
+    assert within_one_level(pixels, expected), (
         f"{image_format} {mode}: output differs from the direct SavedModel call"
     )
 
@@ -159,7 +173,7 @@ def test_square_sketch_s_256_result_is_the_model_s_output_of_a_plain_resize(serv
     assert response.headers["X-Image-Size"] == "256x256"
     model_input = np.asarray(square.resize((256, 256), Image.Resampling.BICUBIC))[np.newaxis]
     serve = load_serving_function(server.models_dir / "generator" / response.headers["X-Model-Version"])
-    assert np.array_equal(pixels, serve(model_input).numpy()[0])
+    assert within_one_level(pixels, serve(model_input).numpy()[0])
 
 
 @pytest.mark.parametrize("query", ["size=512", "size=", "lines=bold", "size=original&lines=thin"])
@@ -171,3 +185,32 @@ def test_bad_size_or_lines_is_a_422_in_the_one_error_shape(server: Server, query
     assert response.status_code == 422, response.text
     detail = response.json()["detail"]
     assert isinstance(detail, str) and ("size" in detail or "lines" in detail), detail
+
+
+def test_the_served_version_says_which_engine_serves_a_batch_of_one(server: Server) -> None:
+    """Version 2 was published with an ONNX copy (the trainer's default); the store weighed it at load."""
+    versions = {
+        entry["version"]: entry for entry in httpx.get(f"{server.base_url}/models").json()["versions"]
+    }
+    engine = versions[2]["engine"]
+    assert engine["batch_1"] in ("onnxruntime", "tensorflow") and engine["reason"], engine
+    assert engine["onnx_ms"] is not None and engine["tensorflow_ms"] is not None, engine
+    assert (engine["batch_1"] == "onnxruntime") == (engine["onnx_ms"] < engine["tensorflow_ms"]), engine
+    assert (server.models_dir / "generator" / "2" / "model.onnx").is_file()
+
+
+def test_a_broken_onnx_copy_only_means_tensorflow_serves(tmp_path) -> None:
+    from model.export import publish_generator
+    from model.networks import build_generator
+
+    data_dir = tmp_path / "data"
+    published = publish_generator(build_generator(8), data_dir / "models", {"job_id": None}, onnx=True)
+    (published.path / "model.onnx").write_bytes(b"\x00 not a graph")
+    with run_server(data_dir) as running:
+        wait_for_version(running, 1)
+        entry = httpx.get(f"{running.base_url}/models").json()["versions"][0]
+        assert entry["engine"]["batch_1"] == "tensorflow" and "does not run" in entry["engine"]["reason"]
+        response = httpx.post(
+            f"{running.base_url}/colorize", files={"file": ("s.png", encode(draw_sketch()), "image/png")}
+        )
+        assert response.status_code == 200, response.text

@@ -65,6 +65,11 @@ class ModelVersion(BaseModel):
     labels: list[str] = []
     has_sample: bool = Field(False, description="GET /models/{version}/sample.png has a thumbnail.")
     error: str | None = Field(None, description="Why the version could not be loaded, if it could not.")
+    engine: dict[str, Any] | None = Field(
+        None,
+        description="For a loaded version: which engine serves a batch of one (`onnxruntime` when the "
+        "version's ONNX copy agrees with the SavedModel and is faster, else `tensorflow`), why, and the timings.",
+    )
     manifest: dict[str, Any]
 
 
