@@ -96,7 +96,9 @@ class TrainConfig(BaseModel):
         "the API serves lone requests with it where it is faster.",
     )
     precision: Precision = Field(
-        "auto", description="auto (mixed_float16 on GPUs), float32, mixed_float16 or mixed_bfloat16."
+        "auto",
+        description="auto (mixed_float16 on GPUs; mixed_bfloat16 on CPUs with AVX512-BF16 or AMX at width >= 32; "
+        "else float32), float32, mixed_float16 or mixed_bfloat16.",
     )
 
     @model_validator(mode="after")

@@ -76,3 +76,20 @@ def test_epochs_become_steps_in_one_place():
     assert TrainConfig(epochs=3, batch_size=4).total_steps(10) == 8  # ceil(3 * 10 / 4)
     assert TrainConfig(steps=7).total_steps(10) == 7
     assert TrainConfig(steps=7, lr=1e-3).learning_rate == 1e-3, "the API's alias `lr` is accepted"
+
+
+def test_auto_precision_uses_bfloat16_units_only_where_they_win(tmp_path):
+    from model.train import choose_precision, cpu_has_bf16
+
+    with_bf16 = tmp_path / "bf16"
+    with_bf16.write_text("processor : 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 amx_tile\n")
+    without = tmp_path / "plain"
+    without.write_text("processor : 0\nflags\t\t: fpu sse2 avx2\n")
+    assert cpu_has_bf16(with_bf16) and not cpu_has_bf16(without) and not cpu_has_bf16(tmp_path / "missing")
+    assert (
+        choose_precision("float32", 64) == "float32"
+        and choose_precision("mixed_bfloat16", 8) == "mixed_bfloat16"
+    )
+    assert choose_precision("auto", 8) == "float32", "tiny widths train faster in float32"
+    expected = "mixed_bfloat16" if cpu_has_bf16() else "float32"
+    assert choose_precision("auto", 64) == expected
