@@ -26,7 +26,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 LEASE_SECONDS = 4.0
 STARTUP_TIMEOUT_SECONDS = 120.0
 JOB_TIMEOUT_SECONDS = 180.0
-TINY_JOB = {"dataset": "demo", "batch_size": 2, "ngf": 8, "ndf": 8, "log_every": 2}
+# No ONNX copies in these tiny jobs: converting costs seconds per version and is tested on its own.
+TINY_JOB = {"dataset": "demo", "batch_size": 2, "ngf": 8, "ndf": 8, "log_every": 2, "onnx": False}
 
 
 def free_port() -> int:

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from model.train import Pix2PixTrainer, TrainConfig, train_pix2pix
 
-TINY = {"batch_size": 4, "ngf": 8, "ndf": 8, "log_every": 5}
+TINY = {"batch_size": 4, "ngf": 8, "ndf": 8, "log_every": 5, "onnx": False}  # ONNX: tests/model/test_onnx.py
 
 
 def _metrics(run_dir):
