@@ -29,6 +29,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench_gpu_jax import bce_with_logits  # noqa: E402  (bench/ is this script's folder)
+
 from model.networks import build_discriminator, build_generator  # noqa: E402
 from model.synthetic import draw_pair_with_shapes, pair_rng  # noqa: E402
 
@@ -92,11 +94,6 @@ def simulated_hint_maps(key, targets):
     mask = patches.max(axis=1)[..., None]
     hint_rgb = jax.vmap(lambda table, index: table[index])(colors, winner)
     return jnp.concatenate([hint_rgb * mask, mask], axis=-1)
-
-
-def bce_with_logits(logits, label: float):
-    logits = logits.astype(jnp.float32)
-    return jnp.mean(jnp.maximum(logits, 0) - logits * label + jnp.log1p(jnp.exp(-jnp.abs(logits))))
 
 
 class Run:

@@ -36,20 +36,15 @@ def onnx_runtime_available() -> bool:
 def write_onnx(module: Any, folder: str | os.PathLike) -> dict[str, Any]:
     """Convert a `model.export.ServingGenerator`'s signature graph into `folder/model.onnx`; return what the
     manifest records about it."""
-    import tensorflow as tf
     import tf2onnx
 
     started = time.perf_counter()
-    sketch = tf.TensorSpec([None, 256, 256, 3], tf.uint8, name="sketch")
-    if module.hints:
-        function, spec = (
-            module.serve_with_hints,
-            [sketch, tf.TensorSpec([None, 256, 256, 4], tf.uint8, name="hints")],
-        )
-    else:
-        function, spec = module.serve, [sketch]
+    function = module.serve_with_hints if module.hints else module.serve
     tf2onnx.convert.from_function(
-        function, input_signature=spec, opset=OPSET, output_path=str(Path(folder) / ONNX_FILE)
+        function,
+        input_signature=function.input_signature,
+        opset=OPSET,
+        output_path=str(Path(folder) / ONNX_FILE),
     )
     return {"file": ONNX_FILE, "opset": OPSET, "tf2onnx": tf2onnx.__version__,
             "convert_seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
