@@ -31,7 +31,7 @@ if [ -z "${SKIP_INSTALL:-}" ]; then
 fi
 
 if [ $# -eq 0 ]; then
-    packages=(app worker model contracts cli tests bench)
+    packages=(app worker model contracts storage cli tests bench)
     .venv/bin/ruff check "${packages[@]}"
     .venv/bin/ruff format --check "${packages[@]}"
     .venv/bin/mypy  # the packages listed in pyproject.toml, not the tests

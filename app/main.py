@@ -22,7 +22,7 @@ from app.model_store import LoadedModel, ModelStore
 from app.observability import Metrics, MetricsMiddleware
 from app.uploads import UploadLimitMiddleware
 from contracts.settings import Settings, get_settings
-from model.train_config import describe_problems
+from contracts.train_config import describe_problems
 
 logger = logging.getLogger("sketch2color")
 

@@ -1,6 +1,6 @@
 """The model store: serves the version the serving policy chooses, and swaps without dropping a request.
 
-A background task looks at `models/generator/` and the serving policy (model/serving_policy.py) every
+A background task looks at `models/generator/` and the serving policy (storage/serving_policy.py) every
 `poll_seconds`. The policy names the version to serve: a pinned one, or the newest that passed the quality
 gate. When that is not the version being served (a new one passed the gate, a pin, a rollback, or the served
 version's files changed on disk), it is loaded with `tf.saved_model.load` in a worker thread, warmed up with
@@ -23,13 +23,13 @@ import numpy as np
 
 from model.networks import IMAGE_SIZE
 from model.onnx_engine import choose_batch1_engine
-from model.serving_policy import (
+from storage.serving_policy import (
     ServingPolicy,
     labels_of,
     passed_gate,
     read_policy,
 )
-from model.versions import MANIFEST, PublishedVersion, list_versions
+from storage.versions import MANIFEST, PublishedVersion, list_versions
 
 logger = logging.getLogger("sketch2color.models")
 SLOW_LOAD_WARNING_SECONDS = 60.0

@@ -227,7 +227,7 @@ def measure_throughput(base_url: str, image: bytes, clients: int, seconds: float
 def main(args: argparse.Namespace) -> None:
     from model.export import load_serving_function
     from model.imageio import load_sketch
-    from model.versions import latest_version
+    from storage.versions import latest_version
 
     with tempfile.TemporaryDirectory(prefix="bench-http-") as temporary:
         data_dir = Path(temporary) / "data"

@@ -10,8 +10,8 @@ from typing import Any
 
 from cli.api_client import ApiClient, detail
 from contracts.settings import Settings
-from model.layout import pair_files
-from model.versions import latest_version
+from storage.layout import pair_files
+from storage.versions import latest_version
 
 DEMO_DATASET = "demo"
 ACTIVE_STATES = ("queued", "running", "cancelling")

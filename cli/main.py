@@ -1,5 +1,5 @@
 """The `sketch2color` command line. Heavy imports (TensorFlow, FastAPI, Celery) happen inside each command;
-`train`'s options are generated from the one hyper-parameter schema (model/train_config.py)."""
+`train`'s options are generated from the one hyper-parameter schema (contracts/train_config.py)."""
 
 import shutil
 import sys
@@ -15,7 +15,7 @@ from cli.errors import fail as _fail
 from cli.models import models_cli
 from cli.remote import remote_cli
 from cli.schema_options import with_options_of
-from model.train_config import TrainConfig
+from contracts.train_config import TrainConfig
 
 cli = typer.Typer(
     name="sketch2color",
@@ -91,7 +91,7 @@ def train(
 ) -> None:
     """Train pix2pix on a pair dataset, checkpointing and publishing generator versions."""
     from model.train import train_pix2pix
-    from model.train_config import TrainConfig, explain
+    from contracts.train_config import TrainConfig, explain
 
     given = {name: value for name, value in hyperparameters.items() if value is not None}
     try:
@@ -183,7 +183,7 @@ def colorize(
     from model.export import load_serving_function
     from model.fullsize import full_size_result
     from model.imageio import BadImage, load_hints, load_sketch_and_original
-    from model.versions import resolve_model_path
+    from storage.versions import resolve_model_path
 
     try:
         version_path = resolve_model_path(model)

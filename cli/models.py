@@ -1,6 +1,6 @@
 """`sketch2color models ...`: the serving policy on the data folder directly, for a machine without the API.
 
-The same file the API changes (model/serving_policy.py), so a running API follows within one poll.
+The same file the API changes (storage/serving_policy.py), so a running API follows within one poll.
 """
 
 from pathlib import Path
@@ -30,7 +30,7 @@ def _models_dir(models_dir: Path | None) -> Path:
 
 
 def _check_published(models_dir: Path, version: int) -> None:
-    from model.versions import list_versions
+    from storage.versions import list_versions
 
     if not any(published.version == version for published in list_versions(models_dir)):
         _fail(
@@ -41,8 +41,8 @@ def _check_published(models_dir: Path, version: int) -> None:
 @models_cli.command("list")
 def list_models(models_dir: ModelsDir = None) -> None:
     """Every published version: metrics, quality gate, labels, and which one is served."""
-    from model.serving_policy import labels_of, read_policy, served_version
-    from model.versions import list_versions
+    from storage.serving_policy import labels_of, read_policy, served_version
+    from storage.versions import list_versions
 
     folder = _models_dir(models_dir)
     versions = list_versions(folder)
@@ -76,7 +76,7 @@ def pin(
     models_dir: ModelsDir = None,
 ) -> None:
     """Serve this version (or `latest`: the newest that passed the quality gate)."""
-    from model.serving_policy import change_policy
+    from storage.serving_policy import change_policy
 
     folder = _models_dir(models_dir)
     if version != "latest":
@@ -115,7 +115,7 @@ def label(
     """Point a label at a version (`POST /colorize?version=LABEL` uses it), or remove it with --delete."""
     import re
 
-    from model.serving_policy import LABEL_PATTERN, change_policy
+    from storage.serving_policy import LABEL_PATTERN, change_policy
 
     folder = _models_dir(models_dir)
     if not re.fullmatch(LABEL_PATTERN, name):
@@ -141,7 +141,7 @@ def delete(
     models_dir: ModelsDir = None,
 ) -> None:
     """Delete a version that is neither served nor labelled."""
-    from model.serving_policy import VersionInUse, delete_version
+    from storage.serving_policy import VersionInUse, delete_version
 
     try:
         delete_version(_models_dir(models_dir), version)
@@ -158,8 +158,8 @@ def tf_serving_config_command(
     models_dir: ModelsDir = None,
 ) -> None:
     """Print the same choice as a TensorFlow Serving model config (for --model_config_file)."""
-    from model.serving_policy import read_policy, served_version, tf_serving_config
-    from model.versions import list_versions
+    from storage.serving_policy import read_policy, served_version, tf_serving_config
+    from storage.versions import list_versions
 
     folder = _models_dir(models_dir)
     policy = read_policy(folder)

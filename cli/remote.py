@@ -13,7 +13,7 @@ import typer
 from cli.api_client import ApiClient, detail
 from cli.errors import fail as _fail
 from cli.schema_options import with_options_of
-from model.train_config import TrainConfig
+from contracts.train_config import TrainConfig
 
 remote_cli = typer.Typer(
     rich_markup_mode=None,

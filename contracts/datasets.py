@@ -1,6 +1,6 @@
 """Datasets under `<data_dir>/datasets/<name>/{train,val}/`: what a name may be, and what a folder holds.
 
-Pair counts follow the trainer's own rule (model/layout.py), so a count here is what a job will train on.
+Pair counts follow the trainer's own rule (storage/layout.py), so a count here is what a job will train on.
 Uploaded datasets are imported by a worker (worker/imports.py) into a hidden staging folder, renamed into place
 when complete; their import record says `importing`, `ready` or `failed` (with the file and the reason).
 """
@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from model.atomic import write_atomically
-from model.layout import pair_files
+from storage.atomic import write_atomically
+from storage.layout import pair_files
 
 # A dataset is named by one plain folder name: no separators, no "..", nothing hidden, never a path.
 DATASET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")

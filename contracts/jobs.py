@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from filelock import FileLock
 
-from model.atomic import write_atomically
+from storage.atomic import write_atomically
 from model.run_folder import RunFolder
 
 FINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})

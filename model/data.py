@@ -17,7 +17,7 @@ import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
 from model.hints import training_hint_map
-from model.layout import pair_files
+from storage.layout import pair_files
 from model.networks import IMAGE_SIZE
 
 JITTER_SIZE = 286

@@ -1,4 +1,4 @@
-"""Publishing generators as numbered SavedModel versions (finding them is model/versions.py, without TF).
+"""Publishing generators as numbered SavedModel versions (finding them is storage/versions.py, without TF).
 
 Layout (DESIGN.md section 2): `<models_dir>/generator/<version>/` holds a TF SavedModel plus `manifest.json`.
 A version is written into a hidden temporary folder and renamed into place when complete, with the number
@@ -20,12 +20,12 @@ import keras
 import tensorflow as tf
 from filelock import FileLock
 
-from model.atomic import write_atomically
+from storage.atomic import write_atomically
 from model.hints import rgba_to_hint_map
 from model.networks import HINT_CHANNELS, IMAGE_SIZE
 from model.onnx_engine import onnx_export_available, write_onnx
-from model.serving_policy import LOCK_NAME
-from model.versions import MANIFEST, PublishedVersion, generator_dir, numbered_versions
+from storage.serving_policy import LOCK_NAME
+from storage.versions import MANIFEST, PublishedVersion, generator_dir, numbered_versions
 
 SIGNATURE_KEY = "serving_default"
 HINTS_SIGNATURE_KEY = "colorize_with_hints"
@@ -127,7 +127,7 @@ def publish_generator(
     """Write the generator as the next version, atomically; return what was published.
 
     `gate()` runs under the publish lock (so no other version or policy change slips in between) and its
-    answer is the manifest's `gate` (model/serving_policy.py). `extra_files` go beside the SavedModel
+    answer is the manifest's `gate` (storage/serving_policy.py). `extra_files` go beside the SavedModel
     (e.g. `sample.png`); TF Serving ignores them. With `onnx` (and the onnx extra installed) an ONNX copy
     goes beside them too (model/onnx_engine.py); a conversion that fails only leaves it out.
     """

@@ -7,7 +7,7 @@ them take the names from here, so a file is renamed in one place. Plain paths, n
 from dataclasses import dataclass
 from pathlib import Path
 
-from model.layout import sample_grids
+from storage.layout import sample_grids
 
 
 @dataclass(frozen=True)

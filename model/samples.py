@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from model.atomic import write_with
+from storage.atomic import write_with
 from model.export import float_to_uint8
-from model.layout import sample_grids
+from storage.layout import sample_grids
 
 
 def sample_grid(sketches, outputs, targets) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 One compiled step (optionally XLA) under a tf.distribute strategy: MirroredStrategy across several GPUs, the
 default strategy otherwise, and mixed precision by itself on GPUs. A run folder that has checkpoints is
-continued from the newest one. The hyper-parameters are model/train_config.py, the objective model/losses.py,
+continued from the newest one. The hyper-parameters are contracts/train_config.py, the objective model/losses.py,
 the run folder's file names model/run_folder.py.
 """
 
@@ -27,8 +27,8 @@ from model.losses import ConstantThenLinearDecay, discriminator_loss, generator_
 from model.networks import IMAGE_SIZE, build_discriminator, build_generator
 from model.run_folder import RunFolder
 from model.samples import sample_grid, write_png_atomically, write_progress_gif
-from model.serving_policy import gate
-from model.train_config import ARCHITECTURE_BEFORE_FIELD, ARCHITECTURE_FIELDS, TrainConfig
+from storage.serving_policy import gate
+from contracts.train_config import ARCHITECTURE_BEFORE_FIELD, ARCHITECTURE_FIELDS, TrainConfig
 
 __all__ = ["Pix2PixTrainer", "TrainConfig", "TrainResult", "train_pix2pix"]
 AUTO_LOG_SECONDS = 5.0

@@ -1,5 +1,6 @@
 """The dependency rule, read from the source: `cli` on top; `app` and `worker` never import each other;
-`contracts` imports only `model`; `model` imports nothing of ours."""
+`model` (TensorFlow) imports only `contracts` and `storage`; `contracts` imports only `storage`; `storage`
+imports nothing of ours. See docs/ARCHITECTURE.md."""
 
 import ast
 from pathlib import Path
@@ -7,13 +8,14 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-OURS = ("app", "worker", "model", "contracts", "cli")
+OURS = ("app", "worker", "model", "contracts", "storage", "cli")
 ALLOWED = {
-    "cli": {"cli", "app", "worker", "contracts", "model"},
-    "app": {"app", "contracts", "model"},
-    "worker": {"worker", "contracts", "model"},
-    "contracts": {"contracts", "model"},
-    "model": {"model"},
+    "cli": {"cli", "app", "worker", "contracts", "model", "storage"},
+    "app": {"app", "contracts", "model", "storage"},
+    "worker": {"worker", "contracts", "model", "storage"},
+    "model": {"model", "contracts", "storage"},
+    "contracts": {"contracts", "storage"},
+    "storage": {"storage"},
 }
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from model.atomic import write_atomically
+from storage.atomic import write_atomically
 from model.run_folder import RunFolder
 
 # A holder gives up this share of the lease early, so it has stopped before the lease can be taken over.

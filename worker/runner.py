@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from contracts import jobs
 from contracts.queue import enqueue_job
 from contracts.settings import Settings
-from model.train_config import TrainConfig, explain
+from contracts.train_config import TrainConfig, explain
 from worker.leases import Heartbeat, Lease, LeaseLost
 
 logger = logging.getLogger("sketch2color.worker")

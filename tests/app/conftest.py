@@ -35,7 +35,7 @@ def train_tiny_generator(data_dir: Path) -> int:
     from contracts.jobs import create_record, new_job_id, new_record, update_record, utc_now
     from model.synthetic import make_synthetic_dataset
     from model.train import train_pix2pix
-    from model.train_config import TrainConfig
+    from contracts.train_config import TrainConfig
 
     dataset_dir = data_dir / "datasets" / DATASET
     make_synthetic_dataset(dataset_dir, train=16, val=4, seed=0)
@@ -67,7 +67,7 @@ def train_hinted_generator(data_dir: Path, steps: int = 30) -> int:
     under `data_dir/models`; return the version."""
     from model.synthetic import make_synthetic_dataset
     from model.train import train_pix2pix
-    from model.train_config import TrainConfig
+    from contracts.train_config import TrainConfig
 
     dataset_dir = data_dir / "datasets" / "random-colors"
     make_synthetic_dataset(dataset_dir, train=16, val=4, seed=0, colors="random")

@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from model.versions import numbered_versions
+from storage.versions import numbered_versions
 from tests.app.conftest import (
     POLL_SECONDS,
     DirectModels,

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from model.serving_policy import gate
+from storage.serving_policy import gate
 from tests.app.conftest import POLL_SECONDS, Server, draw_sketch, encode, run_server
 from tests.conftest import publish_tiny_generator
 from tests.support import wait_until

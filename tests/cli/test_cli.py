@@ -88,7 +88,7 @@ def test_prepare_turns_pictures_into_pairs(tmp_path):
 
 
 def test_models_commands_choose_what_is_served_on_the_data_folder(tmp_path):
-    from model.serving_policy import gate
+    from storage.serving_policy import gate
     from tests.conftest import publish_tiny_generator
 
     models = tmp_path / "models"

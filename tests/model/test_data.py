@@ -80,7 +80,7 @@ def test_wrong_aspect_ratio_is_named(tmp_path):
 
 
 def test_sample_grids_are_ordered_by_epoch_number(tmp_path):
-    from model.layout import sample_grids
+    from storage.layout import sample_grids
 
     for name in (
         "epoch_9999.png",

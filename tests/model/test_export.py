@@ -8,7 +8,7 @@ from PIL import Image
 
 from model.export import colorize_in_memory, publish_generator
 from model.networks import build_generator
-from model.versions import latest_version, list_versions, resolve_model_path
+from storage.versions import latest_version, list_versions, resolve_model_path
 
 MANIFEST = {"job_id": "test", "step": 0, "epoch": 0, "model": {"ngf": 8}}
 

@@ -32,7 +32,7 @@ from model.imageio import (
     load_hints,
     load_sketch_and_original,
 )
-from model.serving_policy import LABEL_PATTERN, read_policy
+from storage.serving_policy import LABEL_PATTERN, read_policy
 
 router = APIRouter(tags=["colorize"])
 logger = logging.getLogger("sketch2color.colorize")

@@ -23,8 +23,8 @@ from contracts import datasets, jobs
 from contracts.queue import enqueue_import
 from contracts.settings import Settings
 from model.dataset_import import BadArchive, ImportLimits, inspect_archive
-from model.layout import pair_files
-from model.train_config import explain
+from storage.layout import pair_files
+from contracts.train_config import explain
 
 router = APIRouter(tags=["datasets"], dependencies=[ApiTokenDep], responses=error_responses(401))
 DatasetName = Path(pattern=f"^{datasets.DATASET_NAME.pattern}$", description="A dataset's folder name.")

@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from model.train_config import TrainConfig
+from contracts.train_config import TrainConfig
 
 JobState = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]
 

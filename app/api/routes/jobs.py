@@ -30,7 +30,7 @@ from contracts.datasets import DATASET_NAME, BadDatasetName, check_dataset_name,
 from contracts.queue import broker_problem, create_celery_app, enqueue_job
 from contracts.settings import Settings
 from model.run_folder import RunFolder
-from model.train_config import TrainConfig, explain
+from contracts.train_config import TrainConfig, explain
 
 logger = logging.getLogger("sketch2color.jobs")
 
@@ -55,7 +55,7 @@ NO_JOB = error_responses(404, e404="No such job.")
 
 
 class JobLaunch(TrainConfig):
-    """POST /jobs: a dataset name plus the trainer's hyper-parameters (model/train_config.py), by the same names."""
+    """POST /jobs: a dataset name plus the trainer's hyper-parameters (contracts/train_config.py), by the same names."""
 
     dataset: str = Field(
         description="A folder name under <data_dir>/datasets (GET /datasets lists them).",

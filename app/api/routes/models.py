@@ -1,7 +1,7 @@
 """Routes: the published generator versions and the serving policy (which one is served, labels, deletion).
 
 Reads are public, like /colorize; changes need the API token when one is set. The policy is a file in the data
-folder (model/serving_policy.py), so every API replica follows a change on its next poll, and it survives
+folder (storage/serving_policy.py), so every API replica follows a change on its next poll, and it survives
 restarts. File work blocks, so these routes are plain `def` (FastAPI runs them in its thread pool).
 """
 
@@ -18,7 +18,7 @@ from app.api.errors import error_responses
 from app.model_store import ModelStore
 from contracts.jobs import list_records
 from contracts.settings import Settings
-from model.serving_policy import (
+from storage.serving_policy import (
     LABEL_PATTERN,
     VersionInUse,
     change_policy,
@@ -27,7 +27,7 @@ from model.serving_policy import (
     served_version,
     tf_serving_config,
 )
-from model.versions import generator_dir, list_versions
+from storage.versions import generator_dir, list_versions
 
 router = APIRouter(tags=["models"])
 

@@ -1,10 +1,10 @@
-"""The serving policy and the quality gate (model/serving_policy.py), on real published folders."""
+"""The serving policy and the quality gate (storage/serving_policy.py), on real published folders."""
 
 import json
 
 import pytest
 
-from model.serving_policy import (
+from storage.serving_policy import (
     VersionInUse,
     change_policy,
     delete_version,
@@ -13,7 +13,7 @@ from model.serving_policy import (
     served_version,
     tf_serving_config,
 )
-from model.versions import list_versions
+from storage.versions import list_versions
 from tests.conftest import publish_tiny_generator
 
 
@@ -80,7 +80,7 @@ def test_an_unreadable_policy_means_latest(models_dir):
 
 
 def test_the_tf_serving_config_names_the_served_and_labelled_versions():
-    from model.serving_policy import ServingPolicy
+    from storage.serving_policy import ServingPolicy
 
     text = tf_serving_config(ServingPolicy("latest", {"stable": 2}), served=5, base_path="/models/generator")
     assert "specific { versions: 2 versions: 5 }" in text

@@ -7,7 +7,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from model.train_config import TrainConfig
+from contracts.train_config import TrainConfig
 
 RUNNER = CliRunner()
 

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from filelock import FileLock
+from pydantic import BaseModel
 
-from model.atomic import write_atomically
-from model.versions import PublishedVersion, generator_dir, list_versions
+from storage.atomic import write_atomically
+from storage.versions import PublishedVersion, generator_dir, list_versions
 
 POLICY_NAME = "serving_policy.json"
 LOCK_NAME = ".publish.lock"  # the lock version numbers are allocated under (model/export.py)
@@ -35,6 +36,14 @@ GATE_RELATIVE_TOLERANCE = 0.02
 GATE_ABSOLUTE_TOLERANCE = 0.002
 Promote = Literal["auto", "always", "never"]
 LABEL_PATTERN = r"[A-Za-z][A-Za-z0-9_-]{0,63}"
+
+
+class GateDecision(BaseModel):
+    """The quality gate's answer for a version about to be published: its manifest's `gate` and the job's."""
+
+    passed: bool
+    reason: str
+    compared_with: int | None = None
 
 
 class VersionInUse(Exception):

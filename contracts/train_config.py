@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from model.serving_policy import Promote
+from storage.serving_policy import Promote
 
 Norm = Literal["instance", "batch"]
 SketchSide = Literal["right", "left"]
