@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from cli.api_client import ApiClient, detail
+from contracts.job_states import FINAL_STATES, JobState
 from contracts.settings import Settings
 from storage.layout import pair_files
 from storage.versions import latest_version
 
 DEMO_DATASET = "demo"
-ACTIVE_STATES = ("queued", "running", "cancelling")
+ACTIVE_STATES = frozenset(JobState) - FINAL_STATES  # states read from the job contract, not spelled here
 PROGRESS_SECONDS = 30.0
 
 
@@ -132,7 +133,7 @@ class DemoBootstrap:
                 version = f", published version {progress['version']}" if progress.get("version") else ""
                 error = f": {job['error']}" if job.get("error") else ""
                 self.echo(f"demo job {state}{steps}{version}{error}")
-            if (progress.get("version") or state == "succeeded") and not self.model_announced:
+            if (progress.get("version") or state == JobState.SUCCEEDED) and not self.model_announced:
                 self.waiting_for_model = True
             if state not in ACTIVE_STATES:
                 self.demo_job_id = None

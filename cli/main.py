@@ -15,6 +15,7 @@ from cli.errors import fail as _fail
 from cli.models import models_cli
 from cli.remote import remote_cli
 from cli.schema_options import with_options_of
+from contracts.job_record import Progress
 from contracts.train_config import TrainConfig
 
 cli = typer.Typer(
@@ -90,8 +91,8 @@ def train(
     **hyperparameters: Any,
 ) -> None:
     """Train pix2pix on a pair dataset, checkpointing and publishing generator versions."""
-    from model.train import train_pix2pix
     from contracts.train_config import TrainConfig, explain
+    from model.train import train_pix2pix
 
     given = {name: value for name, value in hyperparameters.items() if value is not None}
     try:
@@ -108,20 +109,19 @@ def train(
 cli.command()(with_options_of(TrainConfig, train))
 
 
-def _print_progress(progress: dict) -> None:
+def _print_progress(progress: Progress) -> None:
     """On a terminal, one line redrawn in place with a bar; into a file or pipe, one plain line per log point."""
-    step, total = progress["step"], progress["total_steps"]
-    losses = progress["losses"]
-    val = progress.get("val") or {}
-    eta = progress.get("eta_seconds")
-    parts = [f"step {step}/{total}", f"epoch {progress['epoch']}"]
-    if progress.get("images_per_second"):
-        parts.append(f"{progress['images_per_second']:.1f} img/s")
-    if eta is not None:
-        parts.append(f"eta {_duration(eta)}")
-    parts.append(f"gen_gan {losses['gen_gan']:.3f} gen_l1 {losses['gen_l1']:.4f} disc {losses['disc']:.3f}")
-    if val:
-        parts.append(f"val_l1 {val['l1']:.4f} psnr {val['psnr']:.2f}")
+    step, total = progress.step, progress.total_steps
+    parts = [f"step {step}/{total}", f"epoch {progress.epoch}"]
+    if progress.images_per_second:
+        parts.append(f"{progress.images_per_second:.1f} img/s")
+    if progress.eta_seconds is not None:
+        parts.append(f"eta {_duration(progress.eta_seconds)}")
+    if progress.losses is not None:
+        losses = progress.losses
+        parts.append(f"gen_gan {losses.gen_gan:.3f} gen_l1 {losses.gen_l1:.4f} disc {losses.disc:.3f}")
+    if progress.val is not None:
+        parts.append(f"val_l1 {progress.val.l1:.4f} psnr {progress.val.psnr:.2f}")
     line = " ".join(parts)
     if not sys.stdout.isatty():
         typer.echo(line)
@@ -129,7 +129,7 @@ def _print_progress(progress: dict) -> None:
     width = 24
     filled = round(width * step / total) if total else 0
     bar = "[" + "#" * filled + "." * (width - filled) + "]"
-    end = "\n" if step >= total else ""
+    end = "\n" if total is None or step >= total else ""
     typer.echo(f"\r\x1b[2K{bar} {line}"[: shutil.get_terminal_size().columns + 8] + end, nl=False)
 
 

@@ -5,7 +5,8 @@ queued --(a worker takes it)--> running --(trainer ends)--> succeeded | failed |
 queued --(cancel, or a cancel seen as a worker takes it)--> cancelled
 running --(cancel)--> cancelling --(checkpointed, or its worker lost)--> cancelled
 cancelling --(the trainer ended before it saw the cancel)--> succeeded | failed
-running --(worker shuts down, or its lease expires)--> queued
+running | cancelling --(worker shuts down: checkpointed, handed back)--> queued (a cancel flag then ends it)
+running --(its lease expires)--> queued
 running --(a worker takes it again after its worker was lost)--> running
 cancelled | failed --(resume)--> queued
 ```
@@ -36,7 +37,9 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
             JobState.CANCELLED,
         }
     ),
-    JobState.CANCELLING: frozenset({JobState.CANCELLED, JobState.SUCCEEDED, JobState.FAILED}),
+    JobState.CANCELLING: frozenset(
+        {JobState.CANCELLED, JobState.SUCCEEDED, JobState.FAILED, JobState.QUEUED}
+    ),
     JobState.SUCCEEDED: frozenset(),
     JobState.FAILED: frozenset({JobState.QUEUED}),
     JobState.CANCELLED: frozenset({JobState.QUEUED}),

@@ -17,8 +17,8 @@ import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
 from model.hints import training_hint_map
-from storage.layout import pair_files
 from model.networks import IMAGE_SIZE
+from storage.layout import pair_files
 
 JITTER_SIZE = 286
 SketchSide = Literal["right", "left"]

@@ -20,10 +20,10 @@ import keras
 import tensorflow as tf
 from filelock import FileLock
 
-from storage.atomic import write_atomically
 from model.hints import rgba_to_hint_map
 from model.networks import HINT_CHANNELS, IMAGE_SIZE
 from model.onnx_engine import onnx_export_available, write_onnx
+from storage.atomic import write_atomically
 from storage.serving_policy import LOCK_NAME
 from storage.versions import MANIFEST, PublishedVersion, generator_dir, numbered_versions
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from storage.atomic import write_with
 from model.export import float_to_uint8
+from storage.atomic import write_with
 from storage.layout import sample_grids
 
 

@@ -3,7 +3,7 @@
 One compiled step (optionally XLA) under a tf.distribute strategy: MirroredStrategy across several GPUs, the
 default strategy otherwise, and mixed precision by itself on GPUs. A run folder that has checkpoints is
 continued from the newest one. The hyper-parameters are contracts/train_config.py, the objective model/losses.py,
-the run folder's file names model/run_folder.py.
+the run folder's file names storage/run_folder.py.
 """
 
 import io
@@ -20,15 +20,16 @@ import keras
 import tensorflow as tf
 from PIL import Image
 
+from contracts.job_record import Progress
+from contracts.train_config import ARCHITECTURE_BEFORE_FIELD, ARCHITECTURE_FIELDS, TrainConfig
 from model.data import list_pairs, make_dataset
 from model.export import publish_generator
 from model.hints import empty_hint_maps, validation_hint_maps
 from model.losses import ConstantThenLinearDecay, discriminator_loss, generator_loss
 from model.networks import IMAGE_SIZE, build_discriminator, build_generator
-from model.run_folder import RunFolder
 from model.samples import sample_grid, write_png_atomically, write_progress_gif
+from storage.run_folder import RunFolder
 from storage.serving_policy import gate
-from contracts.train_config import ARCHITECTURE_BEFORE_FIELD, ARCHITECTURE_FIELDS, TrainConfig
 
 __all__ = ["Pix2PixTrainer", "TrainConfig", "TrainResult", "train_pix2pix"]
 AUTO_LOG_SECONDS = 5.0
@@ -336,7 +337,7 @@ class Pix2PixTrainer:
     # ---- the loop ----------------------------------------------------------------------------------------
     def fit(
         self,
-        on_progress: Callable[[dict[str, Any]], None] | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
         before_write: Callable[[], None] | None = None,
     ) -> TrainResult:
@@ -373,7 +374,11 @@ class Pix2PixTrainer:
             if "checkpoint" in due:
                 last_saved_step = step
             if on_progress is not None:
-                on_progress(self._progress(record, latest_val, versions, speed.images_per_second))
+                on_progress(
+                    Progress.model_validate(
+                        self._progress(record, latest_val, versions, speed.images_per_second)
+                    )
+                )
             speed.restart()
 
         if status == "stopped" and step != last_saved_step:
@@ -473,7 +478,7 @@ def train_pix2pix(
     run_dir: str | os.PathLike,
     config: TrainConfig,
     models_dir: str | os.PathLike | None = None,
-    on_progress: Callable[[dict[str, Any]], None] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     job_id: str | None = None,
 ) -> TrainResult:

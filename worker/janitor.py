@@ -39,7 +39,7 @@ def recover_lost_job(celery_app: Celery, run_dir: Path, hostname: str, lease: di
     try:
         enqueue_job(celery_app, run_dir.name)
     except Exception:
-        jobs.unqueue_unsent(run_dir)  # running without a lease again, so that the next sweep retries
+        jobs.mark_unsent(run_dir)  # queued without a message: the next sweep sends it
         raise
     logger.warning("job %s lost its worker; re-queued to resume from its newest checkpoint", run_dir.name)
     return True
@@ -86,11 +86,17 @@ class Janitor(threading.Thread):
             self.clean_leftovers()
             self._last_prune = time.time()
 
-    def _requeue_if_message_lost(self, run_dir: Path, record: dict) -> None:
+    def _requeue_if_message_lost(self, run_dir: Path, record: jobs.Job) -> None:
         """A queued job with no message in the broker on two sweeps in a row is queued again (its message was
-        lost). Two sweeps: the API writes the record just before it sends the message. A stray duplicate is
-        harmless: the lease lets one delivery run it."""
+        lost). Two sweeps: the API writes the record just before it sends the message. A job flagged unsent
+        (its message could not be sent) is sent at once. A stray duplicate is harmless: the lease lets one
+        delivery run it."""
         job_id = run_dir.name
+        if not record.message_sent:
+            enqueue_job(self.celery_app, job_id)
+            jobs.mark_sent(run_dir)
+            logger.warning("job %s: its queue message could not be sent before; sent it now", job_id)
+            return
         if message_waiting(self.celery_app, job_id):
             self._missing_messages.discard(job_id)
             return
@@ -104,9 +110,9 @@ class Janitor(threading.Thread):
 
     def _recover_if_lost(self, run_dir: Path) -> None:
         record = jobs.read_record(run_dir)
-        if record is not None and record["state"] == "queued":
+        if record is not None and record.state == jobs.JobState.QUEUED:
             self._requeue_if_message_lost(run_dir, record)
-        if record is None or record["state"] not in jobs.WORKING_STATES:
+        if record is None or record.state not in jobs.WORKING_STATES:
             self.watch.forget(run_dir)
             return
         lease = read_lease(run_dir)
@@ -126,7 +132,7 @@ class Janitor(threading.Thread):
             if not jobs.is_job_id(run_dir.name) or lease_is_live(read_lease(run_dir)):
                 continue
             record = jobs.read_record(run_dir)
-            if record is not None and record["state"] in jobs.WORKING_STATES:
+            if record is not None and record.state in jobs.WORKING_STATES:
                 continue  # its worker may be starting: the lease comes first, then the writes
             for leftover in (run_dir / "checkpoints").glob("*_temp*"):
                 _remove(leftover)
@@ -140,8 +146,8 @@ class Janitor(threading.Thread):
             if _older_than(leftover, old):  # a publish in progress writes for minutes at most
                 _remove(leftover)
         for leftover in settings.datasets_dir.glob(".importing-*") if settings.datasets_dir.is_dir() else []:
-            record = datasets.read_import(settings.datasets_dir, leftover.name.removeprefix(".importing-"))
-            if (record is None or record["state"] != "importing") and _older_than(leftover, old):
+            imported = datasets.read_import(settings.datasets_dir, leftover.name.removeprefix(".importing-"))
+            if (imported is None or imported["state"] != "importing") and _older_than(leftover, old):
                 _remove(leftover)
         for leftover in settings.datasets_dir.glob(".deleting-*") if settings.datasets_dir.is_dir() else []:
             _remove(leftover)

@@ -19,8 +19,8 @@ from typing import Any
 
 from filelock import FileLock
 
+from contracts.job_files import JobFiles
 from storage.atomic import write_atomically
-from model.run_folder import RunFolder
 
 # A holder gives up this share of the lease early, so it has stopped before the lease can be taken over.
 SAFETY_SHARE = 0.2
@@ -34,7 +34,7 @@ class LeaseLost(RuntimeError):
 
 def read_lease(run_dir: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(RunFolder(run_dir).lease.read_text())
+        return json.loads(JobFiles(run_dir).lease.read_text())
     except (OSError, ValueError):
         return None
 
@@ -73,7 +73,7 @@ class LeaseWatch:
 def revoke(run_dir: Path, observed: dict[str, Any] | None) -> bool:
     """Mark the lease dead for everyone (the fence against a holder whose clock disagrees), unless it changed
     since it was observed. True if the lease is now revoked or gone."""
-    files = RunFolder(run_dir)
+    files = JobFiles(run_dir)
     with FileLock(str(files.lease_lock), timeout=30):
         current = read_lease(run_dir)
         if current is None or current.get("revoked"):
@@ -92,7 +92,7 @@ class Lease:
         self.owner = owner
         self.seconds = seconds
         self.valid_until = 0.0
-        self.files = RunFolder(self.run_dir)
+        self.files = JobFiles(self.run_dir)
         self._lock = FileLock(str(self.files.lease_lock), timeout=30)
 
     def acquire(self) -> tuple[bool, dict[str, Any] | None]:

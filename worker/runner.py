@@ -16,24 +16,16 @@ from typing import Any
 
 from celery import Task
 from celery.exceptions import Ignore
-from pydantic import ValidationError
 
 from contracts import jobs
+from contracts.job_record import Job, Progress
+from contracts.job_states import FINAL_STATES, JobState
 from contracts.queue import enqueue_job
 from contracts.settings import Settings
-from contracts.train_config import TrainConfig, explain
 from worker.leases import Heartbeat, Lease, LeaseLost
 
 logger = logging.getLogger("sketch2color.worker")
 PROGRESS_LOG_SECONDS = 30.0
-
-
-def train_config_from(params: dict[str, Any]) -> TrainConfig:
-    """The job's parameters as the trainer's config; one it does not know fails the job instead of vanishing."""
-    try:
-        return TrainConfig.model_validate(params)
-    except ValidationError as error:
-        raise ValueError(f"job parameters the trainer does not accept: {explain(error)}") from None
 
 
 def failure_reason(error: Exception, job_id: str) -> str:
@@ -72,8 +64,8 @@ class JobRun:
                 "job %s has no record under %s; dropping its message", self.job_id, self.settings.runs_dir
             )
             raise Ignore()
-        if record["state"] in jobs.FINAL_STATES:
-            logger.info("job %s is already %s; ignoring a repeated delivery", self.job_id, record["state"])
+        if record.state in FINAL_STATES:
+            logger.info("job %s is already %s; ignoring a repeated delivery", self.job_id, record.state.value)
             raise Ignore()
         taken, previous_lease = self.lease.acquire()
         if not taken:
@@ -98,14 +90,14 @@ class JobRun:
             self.heartbeat.stop()
 
     # ---- training ----------------------------------------------------------------------------------------
-    def _train(self, record: dict[str, Any]) -> dict[str, Any]:
+    def _train(self, record: Job) -> dict[str, Any]:
         try:
             from model.train import Pix2PixTrainer
 
             trainer = Pix2PixTrainer(
-                self.settings.datasets_dir / record["dataset"],
+                self.settings.datasets_dir / record.dataset,
                 self.run_dir,
-                train_config_from(record["params"]),
+                record.params,
                 models_dir=self.settings.models_dir,
                 job_id=self.job_id,
             )
@@ -113,7 +105,7 @@ class JobRun:
             logger.info(
                 "job %s: training on %s from step %d",
                 self.job_id,
-                record["dataset"],
+                record.dataset,
                 trainer.resumed_from_step,
             )
             result = trainer.fit(
@@ -128,10 +120,10 @@ class JobRun:
             raise Ignore() from error
         except Exception as error:
             logger.exception("job %s failed", self.job_id)
-            self._finish("failed", error=failure_reason(error, self.job_id))
+            self._finish(JobState.FAILED, error=failure_reason(error, self.job_id))
             raise
         if result.status == "finished":
-            self._finish("succeeded", step=result.step)
+            self._finish(JobState.SUCCEEDED, step=result.step)
             logger.info(
                 "job %s succeeded at step %d; published versions %s",
                 self.job_id,
@@ -145,7 +137,7 @@ class JobRun:
                 "versions": result.versions,
             }
         if jobs.cancel_requested(self.run_dir):
-            self._finish("cancelled", step=result.step)
+            self._finish(JobState.CANCELLED, step=result.step)
             logger.info("job %s cancelled; checkpoint at step %d", self.job_id, result.step)
             return {
                 "job_id": self.job_id,
@@ -169,29 +161,27 @@ class JobRun:
             raise self.heartbeat.disk_full
         self.lease.check()
 
-    def _report_progress(self, progress: dict[str, Any]) -> None:
+    def _report_progress(self, progress: Progress) -> None:
         """Into the job record, the one place progress is kept; a log line per version and every half minute."""
         if self.heartbeat is not None and self.heartbeat.lost.is_set():
             raise LeaseLost(f"the lease of job {self.job_id} was taken over")
         jobs.record_progress(self.run_dir, self.owner, progress)
-        version, gate = progress.get("version"), progress.get("gate") or {}
+        version, gate = progress.version, progress.gate
         if version is not None and version != self._logged_version:
             self._logged_version = version
-            held = "" if gate.get("passed", True) else f" but held back: {gate.get('reason')}"
-            logger.info(
-                "job %s published version %s at step %d%s", self.job_id, version, progress["step"], held
-            )
+            held = "" if gate is None or gate.passed else f" but held back: {gate.reason}"
+            logger.info("job %s published version %s at step %d%s", self.job_id, version, progress.step, held)
         if (
             time.monotonic() - self._logged_at >= PROGRESS_LOG_SECONDS
-            or progress["step"] == progress["total_steps"]
+            or progress.step == progress.total_steps
         ):
             self._logged_at = time.monotonic()
-            speed = progress.get("images_per_second") or 0.0
-            logger.info("job %s at step %d/%d (%.1f images/s)", self.job_id, progress["step"],
-                        progress["total_steps"], speed)  # fmt: skip
+            speed = progress.images_per_second or 0.0
+            logger.info("job %s at step %d/%s (%.1f images/s)", self.job_id, progress.step,
+                        progress.total_steps, speed)  # fmt: skip
 
     # ---- endings -----------------------------------------------------------------------------------------
-    def _finish(self, state: str, step: int | None = None, error: str | None = None) -> None:
+    def _finish(self, state: JobState, step: int | None = None, error: str | None = None) -> None:
         jobs.finish(self.run_dir, self.owner, state, step=step, error=error)
         self._release_lease()
 
@@ -211,6 +201,6 @@ class JobRun:
                 "job %s: worker shutting down; checkpointed at step %d and re-queued", self.job_id, step
             )
         except Exception as error:
-            # No message in the queue: show it as running without a lease, which a janitor re-enqueues later.
-            jobs.unqueue_unsent(self.run_dir)
+            # No message in the queue: the job stays queued, flagged unsent, and a janitor sends it later.
+            jobs.mark_unsent(self.run_dir)
             logger.error("job %s: could not re-queue (%s); a janitor will re-queue it", self.job_id, error)

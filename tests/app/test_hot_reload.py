@@ -50,17 +50,24 @@ def test_503_before_any_version_then_200_without_a_restart(empty_server: Server)
 
         # A job on its way: the 503 says so, and when its first version is due (from the job record).
         from contracts import jobs
+        from contracts.job_record import Progress
+        from contracts.job_states import JobState
+        from contracts.train_config import TrainConfig
 
         job_id = jobs.new_job_id()
         run_dir = empty_server.data_dir / "runs" / job_id
-        params = {"steps": 400, "batch_size": 4, "export_every": 100}
+        params = TrainConfig(steps=400, batch_size=4, export_every=100)
         jobs.create_record(run_dir, jobs.new_record(job_id, "demo", params, total_steps=400))
         assert "is queued and will publish one" in _colorize(client).json()["detail"]
-        progress = {**jobs.empty_progress(400), "step": 40, "images_per_second": 8.0}
-        jobs.update_record(run_dir, lambda record: record.update(state="running", progress=progress))
+        progress = Progress(total_steps=400, step=40, images_per_second=8.0)
+
+        def start_running(record: jobs.Job) -> None:
+            record.state, record.progress = JobState.RUNNING, progress
+
+        jobs.update_record(run_dir, start_running)
         detail = _colorize(client).json()["detail"]
         assert "training (step 40 of 400)" in detail and "at step 100, in about 30 s" in detail, detail
-        jobs.update_record(run_dir, lambda record: record.update(state="failed"))
+        jobs.update_record(run_dir, lambda record: setattr(record, "state", JobState.FAILED))
 
         assert publish_tiny_generator(empty_server.models_dir, seed=1) == 1
         response = wait_until(

@@ -1,18 +1,23 @@
-"""The job record's state machine (contracts/jobs.py): every transition, on real files, no broker needed."""
+"""The job record's state machine (contracts/jobs.py, contracts/job_states.py): every transition, on real
+files, no broker needed."""
 
+import itertools
 import json
 from pathlib import Path
 
 import pytest
 
 from contracts import jobs
+from contracts.job_record import Job, Progress
+from contracts.job_states import TRANSITIONS, JobState, WrongState, check_transition
+from contracts.train_config import TrainConfig
 
 
 @pytest.fixture
 def run_dir(tmp_path):
     job_id = jobs.new_job_id()
     path = tmp_path / "runs" / job_id
-    jobs.create_record(path, jobs.new_record(job_id, "demo", {"steps": 10}, total_steps=10))
+    jobs.create_record(path, jobs.new_record(job_id, "demo", TrainConfig(steps=10), total_steps=10))
     return path
 
 
@@ -20,17 +25,50 @@ def state(run_dir) -> str:
     return json.loads((run_dir / "job.json").read_text())["state"]
 
 
-def test_a_new_job_is_queued_and_cannot_be_created_twice(run_dir):
+def read(run_dir) -> Job:
     record = jobs.read_record(run_dir)
-    assert (record["state"], record["progress"]["total_steps"], record["attempts"]) == ("queued", 10, [])
+    assert record is not None, f"no readable record in {run_dir}"
+    return record
+
+
+def test_a_new_job_is_queued_and_cannot_be_created_twice(run_dir):
+    record = read(run_dir)
+    assert (record.state, record.progress.total_steps, record.attempts) == (JobState.QUEUED, 10, [])
+    assert state(run_dir) == "queued", "the file keeps the plain state name"
     with pytest.raises(FileExistsError):
         jobs.create_record(run_dir, record)
 
 
+def test_the_table_is_the_only_way_between_states():
+    for current, wanted in itertools.product(JobState, JobState):
+        if wanted in TRANSITIONS[current]:
+            check_transition("j", current, wanted)
+        else:
+            with pytest.raises(WrongState, match=f"is {current.value}; it cannot become {wanted.value}"):
+                check_transition("j", current, wanted)
+    assert set(TRANSITIONS) == set(JobState), "every state has its row"
+    assert not TRANSITIONS[JobState.SUCCEEDED], "nothing leaves succeeded"
+
+
+def test_a_stored_record_keeps_keys_it_does_not_know(run_dir):
+    raw = json.loads((run_dir / "job.json").read_text())
+    raw["from_a_newer_version"] = {"kept": True}
+    (run_dir / "job.json").write_text(json.dumps(raw))
+    jobs.note_event(run_dir, "touched")
+    assert json.loads((run_dir / "job.json").read_text())["from_a_newer_version"] == {"kept": True}
+
+
+def test_a_record_written_before_the_unsent_flag_existed_is_read(run_dir):
+    raw = json.loads((run_dir / "job.json").read_text())
+    del raw["message_sent"]
+    (run_dir / "job.json").write_text(json.dumps(raw))
+    assert read(run_dir).message_sent is True
+
+
 def test_cancel_ends_a_queued_job_at_once_and_refuses_a_finished_one(run_dir):
     record = jobs.request_cancel(run_dir)
-    assert (record["state"], record["cancel_requested"]) == ("cancelled", True)
-    assert jobs.cancel_requested(run_dir) and record["finished_at"]
+    assert (record.state, record.cancel_requested) == (JobState.CANCELLED, True)
+    assert jobs.cancel_requested(run_dir) and record.finished_at
     with pytest.raises(jobs.JobFinished, match="already cancelled"):
         jobs.request_cancel(run_dir)
 
@@ -38,19 +76,27 @@ def test_cancel_ends_a_queued_job_at_once_and_refuses_a_finished_one(run_dir):
 def test_a_delivery_runs_the_job_and_finishes_it(run_dir):
     assert jobs.begin_attempt(run_dir, "w1:1:a", "w1", previous_lease=None) == "run"
     assert state(run_dir) == "running"
-    jobs.record_progress(run_dir, "w1:1:a", {**jobs.empty_progress(10), "step": 4, "version": 3})
-    jobs.record_progress(run_dir, "w1:1:a", {**jobs.empty_progress(10), "step": 8, "version": None})
-    record = jobs.read_record(run_dir)
-    assert record["progress"]["version"] == 3, "a log point without a new version keeps the last one"
-    assert record["attempts"][-1]["last_step"] == 8
-    jobs.finish(run_dir, "w1:1:a", "succeeded", step=10)
-    record = jobs.read_record(run_dir)
-    assert (record["state"], record["attempts"][-1]["outcome"], record["progress"]["eta_seconds"]) == (
-        "succeeded", "succeeded", 0.0,
+    jobs.record_progress(run_dir, "w1:1:a", Progress(total_steps=10, step=4, version=3))
+    jobs.record_progress(run_dir, "w1:1:a", Progress(total_steps=10, step=8, version=None))
+    record = read(run_dir)
+    assert record.progress.version == 3, "a log point without a new version keeps the last one"
+    assert record.attempts[-1].last_step == 8
+    jobs.finish(run_dir, "w1:1:a", JobState.SUCCEEDED, step=10)
+    record = read(run_dir)
+    assert (record.state, record.attempts[-1].outcome, record.progress.eta_seconds) == (
+        JobState.SUCCEEDED, "succeeded", 0.0,
     )  # fmt: skip
     assert jobs.begin_attempt(run_dir, "w2:1:b", "w2", previous_lease=None) == "succeeded"
     with pytest.raises(ValueError, match="not a final state"):
-        jobs.finish(run_dir, "w1:1:a", "running")
+        jobs.finish(run_dir, "w1:1:a", JobState.RUNNING)
+
+
+def test_finish_refuses_a_job_that_is_not_running(run_dir):
+    jobs.begin_attempt(run_dir, "w1:1:a", "w1", previous_lease=None)
+    jobs.finish(run_dir, "w1:1:a", JobState.FAILED, error="boom")
+    with pytest.raises(WrongState, match="is failed; it cannot become succeeded"):
+        jobs.finish(run_dir, "w1:1:a", JobState.SUCCEEDED)
+    assert (read(run_dir).state, read(run_dir).error) == (JobState.FAILED, "boom"), "the record is untouched"
 
 
 def test_a_cancel_that_comes_first_wins_over_the_delivery(run_dir):
@@ -68,11 +114,23 @@ def test_a_lost_worker_s_job_is_requeued_only_without_a_live_lease(run_dir):
     assert not jobs.requeue_lost(run_dir, lambda: True, "janitor", lease={"owner": "w1:1:a"})
     assert state(run_dir) == "running"
     assert jobs.requeue_lost(run_dir, lambda: False, "janitor", lease=None)
-    record = jobs.read_record(run_dir)
-    assert (record["state"], record["attempts"][-1]["outcome"]) == ("queued", "worker lost")
-    assert "worker lost" in record["events"][-1]["event"]
-    jobs.unqueue_unsent(run_dir)
-    assert state(run_dir) == "running", "a job whose message could not be sent waits for the next sweep"
+    record = read(run_dir)
+    assert (record.state, record.attempts[-1].outcome) == (JobState.QUEUED, "worker lost")
+    assert "worker lost" in record.events[-1].event
+
+
+def test_a_job_whose_message_could_not_be_sent_stays_queued_and_flagged(run_dir):
+    jobs.mark_unsent(run_dir)
+    record = read(run_dir)
+    assert (record.state, record.message_sent) == (JobState.QUEUED, False), (
+        "queued, not running: nobody runs it"
+    )
+    assert "not sent" in record.events[-1].event
+    jobs.mark_sent(run_dir)
+    assert read(run_dir).message_sent
+    jobs.begin_attempt(run_dir, "w1:1:a", "w1", previous_lease=None)
+    jobs.mark_unsent(run_dir)
+    assert (read(run_dir).state, read(run_dir).message_sent) == (JobState.RUNNING, True), "only a queued job"
 
 
 def test_job_ids_are_exactly_uuids():
@@ -89,12 +147,12 @@ def test_resume_requeues_a_cancelled_or_failed_job_and_delete_removes_a_finished
         jobs.resume(run_dir)
     jobs.request_cancel(run_dir)
     record = jobs.resume(run_dir)
-    assert (record["state"], record["cancel_requested"], record["finished_at"]) == ("queued", False, None)
+    assert (record.state, record.cancel_requested, record.finished_at) == (JobState.QUEUED, False, None)
     assert not jobs.cancel_requested(run_dir), "the cancel flag is gone, or the next delivery would cancel it"
     with pytest.raises(jobs.WrongState, match="cancel it first"):
         jobs.delete_run(run_dir)
     jobs.begin_attempt(run_dir, "w1:1:a", "w1", previous_lease=None)
-    jobs.finish(run_dir, "w1:1:a", "failed", error="boom")
+    jobs.finish(run_dir, "w1:1:a", JobState.FAILED, error="boom")
     jobs.delete_run(run_dir)
     assert not run_dir.exists() and not list(run_dir.parent.iterdir()), "renamed away, then removed"
 
@@ -104,3 +162,10 @@ def test_a_worker_lost_while_cancelling_ends_the_job_cancelled(run_dir):
     jobs.request_cancel(run_dir)
     assert not jobs.requeue_lost(run_dir, lambda: False, "janitor", lease=None), "nothing to queue"
     assert state(run_dir) == "cancelled"
+
+
+def test_unknown_job_parameters_make_no_readable_record(run_dir):
+    raw = json.loads((run_dir / "job.json").read_text())
+    raw["params"]["stepz"] = 1
+    (run_dir / "job.json").write_text(json.dumps(raw))
+    assert jobs.read_record(run_dir) is None

@@ -7,8 +7,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from contracts import jobs
+from contracts.job_files import JobFiles
 from contracts.settings import Settings
-from model.run_folder import RunFolder
+from contracts.train_config import TrainConfig
 from worker.janitor import Janitor
 from worker.leases import Lease, LeaseWatch, read_lease
 
@@ -18,7 +19,7 @@ LEASE_SECONDS = 0.6
 def running_job(settings: Settings) -> Path:
     job_id = jobs.new_job_id()
     run_dir = settings.runs_dir / job_id
-    jobs.create_record(run_dir, jobs.new_record(job_id, "demo", {"steps": 4}, 4))
+    jobs.create_record(run_dir, jobs.new_record(job_id, "demo", TrainConfig(steps=4), 4))
     jobs.begin_attempt(run_dir, "w:1:a", "w", previous_lease=None)
     return run_dir
 
@@ -27,7 +28,7 @@ def skewed_lease(run_dir: Path, clock_offset: float, renewed: float) -> None:
     """A lease written by a holder whose clock is `clock_offset` seconds off."""
     stamp = time.time() + clock_offset + renewed
     lease = {"owner": "w:1:a", "acquired_at": stamp, "renewed_at": stamp, "expires_at": stamp + LEASE_SECONDS}
-    RunFolder(run_dir).lease.write_text(json.dumps(lease))
+    JobFiles(run_dir).lease.write_text(json.dumps(lease))
 
 
 def janitor(settings: Settings, enqueued: list) -> Janitor:
@@ -45,10 +46,10 @@ def test_a_dead_holder_whose_clock_runs_an_hour_ahead_is_still_recovered(tmp_pat
     enqueued: list = []
     sweeper = janitor(settings, enqueued)
     sweeper.sweep()
-    assert enqueued == [] and jobs.read_record(run_dir)["state"] == "running", "first sight: not judged yet"
+    assert enqueued == [] and jobs.read_record(run_dir).state == "running", "first sight: not judged yet"
     time.sleep(LEASE_SECONDS * 1.5)
     sweeper.sweep()
-    assert enqueued == [run_dir.name] and jobs.read_record(run_dir)["state"] == "queued"
+    assert enqueued == [run_dir.name] and jobs.read_record(run_dir).state == "queued"
     assert read_lease(run_dir)["revoked"] is True, "revoked: the old holder is fenced off"
     successor = Lease(run_dir, "w:2:b", LEASE_SECONDS)
     assert successor.acquire()[0], "the next worker takes a revoked lease whatever the clocks say"
@@ -63,7 +64,7 @@ def test_a_live_holder_whose_clock_runs_an_hour_behind_is_left_alone(tmp_path: P
         skewed_lease(run_dir, clock_offset=-3600, renewed=beat * 0.001)
         sweeper.sweep()
         time.sleep(LEASE_SECONDS / 3)
-    assert enqueued == [] and jobs.read_record(run_dir)["state"] == "running", "a renewing holder is alive"
+    assert enqueued == [] and jobs.read_record(run_dir).state == "running", "a renewing holder is alive"
 
 
 def test_a_revoked_lease_cannot_be_renewed_by_its_old_holder(tmp_path: Path):

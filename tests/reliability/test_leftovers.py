@@ -6,7 +6,9 @@ import time
 from pathlib import Path
 
 from contracts import jobs
+from contracts.job_states import JobState
 from contracts.settings import Settings
+from contracts.train_config import TrainConfig
 from worker.janitor import Janitor
 from worker.leases import Lease
 
@@ -22,8 +24,8 @@ def test_leftovers_go_and_live_work_stays(tmp_path: Path):
     idle, held = jobs.new_job_id(), jobs.new_job_id()
     for job_id, state in ((idle, "failed"), (held, "running")):
         run_dir = settings.runs_dir / job_id
-        jobs.create_record(run_dir, jobs.new_record(job_id, "demo", {"steps": 4}, 4))
-        jobs.update_record(run_dir, lambda record, state=state: record.update(state=state))
+        jobs.create_record(run_dir, jobs.new_record(job_id, "demo", TrainConfig(steps=4), 4))
+        jobs.update_record(run_dir, lambda record, state=state: setattr(record, "state", JobState(state)))
         (run_dir / "checkpoints" / "ckpt-5_temp").mkdir(parents=True)
         (run_dir / "checkpoints" / "ckpt-4.index").write_text("kept")
     assert Lease(settings.runs_dir / held, "w:1:x", 30).acquire()[0]

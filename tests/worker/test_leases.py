@@ -1,13 +1,16 @@
 """The lease and the record, in-process: who may run a job, and the janitor's rule for lost jobs."""
 
+import json
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from contracts.job_states import JobState
 from contracts.jobs import create_record, new_job_id, new_record, read_record, update_record
 from contracts.settings import Settings
+from contracts.train_config import TrainConfig
 from worker.janitor import Janitor
 from worker.leases import Heartbeat, Lease, LeaseLost, lease_is_live, read_lease
 
@@ -53,19 +56,22 @@ def test_the_heartbeat_keeps_a_lease_alive_and_notices_a_takeover(tmp_path: Path
 def test_record_updates_are_atomic_read_modify_writes(tmp_path: Path):
     job_id = new_job_id()
     run_dir = tmp_path / job_id
-    create_record(run_dir, new_record(job_id, "demo", {"steps": 10}, total_steps=10))
+    create_record(run_dir, new_record(job_id, "demo", TrainConfig(steps=10), total_steps=10))
     with pytest.raises(FileExistsError):
-        create_record(run_dir, new_record(job_id, "demo", {}, total_steps=1))
-    assert update_record(run_dir, lambda record: record.update(state="running") or "changed") == "changed"
+        create_record(run_dir, new_record(job_id, "demo", TrainConfig(steps=1), total_steps=1))
+    assert (
+        update_record(run_dir, lambda record: setattr(record, "state", JobState.RUNNING) or "changed")
+        == "changed"
+    )
 
-    def change_then_fail(record: dict) -> None:
-        record["state"] = "failed"
+    def change_then_fail(record) -> None:
+        record.state = JobState.FAILED
         raise RuntimeError("changed my mind")
 
     with pytest.raises(RuntimeError):
         update_record(run_dir, change_then_fail)  # leaves the record as it was
     record = read_record(run_dir)
-    assert record["state"] == "running" and record["progress"]["total_steps"] == 10
+    assert record.state == JobState.RUNNING and record.progress.total_steps == 10
     assert sorted(path.name for path in run_dir.iterdir()) == [".job.lock", ".reserve", "job.json"]
 
 
@@ -80,11 +86,17 @@ def test_an_expired_lease_stays_expired_for_a_late_heartbeat(tmp_path: Path):
         lease.check()
 
 
-def lost_job(settings: Settings, record: dict | None = None) -> str:
+def lost_job(settings: Settings, malformed: dict | None = None) -> str:
     """A job whose record says running while nobody holds its lease: its worker died."""
     job_id = new_job_id()
-    record = record or {**new_record(job_id, "demo", {"steps": 10}, total_steps=10), "state": "running"}
-    create_record(settings.runs_dir / job_id, record)
+    run_dir = settings.runs_dir / job_id
+    if malformed is not None:
+        run_dir.mkdir(parents=True)
+        (run_dir / "job.json").write_text(json.dumps(malformed))
+        return job_id
+    record = new_record(job_id, "demo", TrainConfig(steps=10), total_steps=10)
+    record.state = JobState.RUNNING
+    create_record(run_dir, record)
     return job_id
 
 
@@ -103,8 +115,9 @@ def test_one_bad_job_does_not_keep_the_janitor_from_the_others(tmp_path: Path):
     celery_app = SimpleNamespace(send_task=send_task, sketch2color_broker=SimpleNamespace(embedded=False))
     janitor = Janitor(celery_app, settings, "janitor@test")
     janitor.sweep()
-    states = {job_id: read_record(settings.runs_dir / job_id)["state"] for job_id in (first, second)}
-    assert sorted(states.values()) == ["queued", "running"], states  # one re-queued, one left for next time
+    records = [read_record(settings.runs_dir / job_id) for job_id in (first, second)]
+    assert [record.state for record in records] == ["queued", "queued"], records
+    assert sorted(record.message_sent for record in records) == [False, True], "one sent, one flagged unsent"
     janitor.sweep()
     assert sorted(enqueued[1:]) == sorted([first, second])
-    assert all(read_record(settings.runs_dir / job_id)["state"] == "queued" for job_id in (first, second))
+    assert all(read_record(settings.runs_dir / job_id).state == "queued" for job_id in (first, second))

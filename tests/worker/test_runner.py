@@ -10,7 +10,7 @@ import pytest
 from contracts.jobs import begin_attempt, create_record, new_job_id, new_record
 from contracts.settings import Settings
 from worker.leases import Heartbeat, LeaseLost, read_lease
-from worker.runner import JobRun, train_config_from
+from worker.runner import JobRun
 
 
 def started_run(data_dir: Path, lease_seconds: float = 30.0) -> JobRun:
@@ -62,9 +62,3 @@ def test_a_run_whose_lease_expired_stops_without_checkpointing(tmp_path: Path):
             run._should_stop()
     finally:
         run.heartbeat.stop()
-
-
-def test_unknown_job_parameters_fail_the_job_and_are_named():
-    assert train_config_from({"steps": 5}).steps == 5
-    with pytest.raises(ValueError, match="stepz: Extra inputs are not permitted"):
-        train_config_from({"steps": 5, "stepz": 1})

@@ -22,9 +22,9 @@ from app.api.routes.jobs import require_broker
 from contracts import datasets, jobs
 from contracts.queue import enqueue_import
 from contracts.settings import Settings
+from contracts.train_config import explain
 from model.dataset_import import BadArchive, ImportLimits, inspect_archive
 from storage.layout import pair_files
-from contracts.train_config import explain
 
 router = APIRouter(tags=["datasets"], dependencies=[ApiTokenDep], responses=error_responses(401))
 DatasetName = Path(pattern=f"^{datasets.DATASET_NAME.pattern}$", description="A dataset's folder name.")
@@ -257,9 +257,9 @@ def remove_dataset(settings: SettingsDep, name: str = DatasetName) -> dict[str, 
     if record is not None and record["state"] == "importing":
         raise HTTPException(409, f"dataset {name!r} is being imported; wait for it to finish")
     users = [
-        job["id"]
+        job.id
         for job in jobs.list_records(settings.runs_dir)
-        if job.get("dataset") == name and job.get("state") not in jobs.FINAL_STATES
+        if job.dataset == name and job.state not in jobs.FINAL_STATES
     ]
     if users:
         raise HTTPException(409, f"dataset {name!r} is used by job {users[0]}; cancel it first")

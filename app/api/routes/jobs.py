@@ -24,13 +24,14 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import ApiTokenDep, SettingsDep
 from app.api.errors import error_responses
-from app.api.routes.job_schemas import Deleted, JobMetrics, JobRecord
+from app.api.routes.job_schemas import Deleted, JobMetrics
 from contracts import jobs
 from contracts.datasets import DATASET_NAME, BadDatasetName, check_dataset_name, summarize
+from contracts.job_record import Job
 from contracts.queue import broker_problem, create_celery_app, enqueue_job
 from contracts.settings import Settings
-from model.run_folder import RunFolder
 from contracts.train_config import TrainConfig, explain
+from storage.run_folder import RunFolder
 
 logger = logging.getLogger("sketch2color.jobs")
 
@@ -107,7 +108,7 @@ def run_dir_of(settings: Settings, job_id: str) -> Path:
     "/jobs",
     status_code=202,
     openapi_extra={"requestBody": LAUNCH_BODY},
-    response_model=JobRecord,
+    response_model=Job,
     responses={**error_responses(400, 404, 415, e404="No such dataset."), **BROKER_DOWN},
 )
 async def launch_job(request: Request, settings: SettingsDep) -> JSONResponse:
@@ -127,10 +128,10 @@ async def launch_job(request: Request, settings: SettingsDep) -> JSONResponse:
         raise HTTPException(422, explain(error)) from None
     # Walking the dataset, the broker check, the fsync'ed record and the publish all block: not on the loop.
     record = await run_in_threadpool(queue_job, request, settings, launch)
-    return JSONResponse(record, status_code=202, headers={"Location": f"/jobs/{record['id']}"})
+    return JSONResponse(record.stored(), status_code=202, headers={"Location": f"/jobs/{record.id}"})
 
 
-def queue_job(request: Request, settings: Settings, launch: JobLaunch) -> dict[str, Any]:
+def queue_job(request: Request, settings: Settings, launch: JobLaunch) -> Job:
     """Check the dataset and the broker, write the job's record and enqueue it; returns the record."""
     try:
         check_dataset_name(launch.dataset)
@@ -150,7 +151,7 @@ def queue_job(request: Request, settings: Settings, launch: JobLaunch) -> dict[s
 
     job_id = jobs.new_job_id()
     run_dir = settings.runs_dir / job_id
-    params = launch.model_dump(exclude={"dataset"})
+    params = TrainConfig.model_validate(launch.model_dump(exclude={"dataset"}))
     record = jobs.new_record(job_id, launch.dataset, params, launch.total_steps(counts["train"]))
     jobs.create_record(run_dir, record)
     try:
@@ -163,10 +164,8 @@ def queue_job(request: Request, settings: Settings, launch: JobLaunch) -> dict[s
     return record
 
 
-@router.get(
-    "/jobs", dependencies=[Depends(require_broker)], response_model=list[JobRecord], responses=BROKER_DOWN
-)
-def get_jobs(settings: SettingsDep, limit: int = 100) -> list[dict[str, Any]]:
+@router.get("/jobs", dependencies=[Depends(require_broker)], response_model=list[Job], responses=BROKER_DOWN)
+def get_jobs(settings: SettingsDep, limit: int = 100) -> list[Job]:
     """Job records, newest first (503 while the broker is down: nothing listed could run meanwhile)."""
     return jobs.list_records(settings.runs_dir)[: max(limit, 0)]
 
@@ -174,22 +173,25 @@ def get_jobs(settings: SettingsDep, limit: int = 100) -> list[dict[str, Any]]:
 @router.get(
     "/jobs/{job_id}",
     dependencies=[Depends(require_broker)],
-    response_model=JobRecord,
+    response_model=Job,
     responses={**NO_JOB, **BROKER_DOWN},
 )
-def get_job(job_id: str, settings: SettingsDep) -> dict[str, Any]:
+def get_job(job_id: str, settings: SettingsDep) -> Job:
     """One job record: state, parameters, times, error, attempts and progress."""
-    return jobs.read_record(run_dir_of(settings, job_id)) or {}
+    record = jobs.read_record(run_dir_of(settings, job_id))
+    if record is None:  # deleted since run_dir_of looked
+        raise HTTPException(404, f"no job {job_id!r}; GET /jobs lists them")
+    return record
 
 
 @router.post(
     "/jobs/{job_id}/cancel",
     status_code=202,
     dependencies=[Depends(require_broker)],
-    response_model=JobRecord,
+    response_model=Job,
     responses={**NO_JOB, **error_responses(409, e409="The job is already finished."), **BROKER_DOWN},
 )
-def cancel_job(job_id: str, settings: SettingsDep) -> dict[str, Any]:
+def cancel_job(job_id: str, settings: SettingsDep) -> Job:
     """Cooperative cancel: a queued job ends at once; a running one checkpoints and stops within a step."""
     try:
         return jobs.request_cancel(run_dir_of(settings, job_id))
@@ -200,14 +202,14 @@ def cancel_job(job_id: str, settings: SettingsDep) -> dict[str, Any]:
 @router.post(
     "/jobs/{job_id}/resume",
     status_code=202,
-    response_model=JobRecord,
+    response_model=Job,
     responses={
         **NO_JOB,
         **error_responses(409, e409="Only a cancelled or failed job resumes."),
         **BROKER_DOWN,
     },
 )
-def resume_job(job_id: str, request: Request, settings: SettingsDep) -> dict[str, Any]:
+def resume_job(job_id: str, request: Request, settings: SettingsDep) -> Job:
     """Queue a cancelled or failed job again: it continues from its newest checkpoint in the same run folder,
     with the same step counter (409 for a job in another state)."""
     run_dir = run_dir_of(settings, job_id)
@@ -219,8 +221,9 @@ def resume_job(job_id: str, request: Request, settings: SettingsDep) -> dict[str
     try:
         enqueue_job(celery_app, job_id)
     except Exception as error:
-        jobs.unqueue_unsent(run_dir)  # a janitor queues it once the broker answers again
+        jobs.mark_unsent(run_dir)  # stays queued, flagged: a janitor sends it once the broker answers again
         logger.error("could not queue resumed job %s: %s", job_id, error)
+        record = jobs.read_record(run_dir) or record
     logger.info("resumed job %s", job_id)
     return record
 

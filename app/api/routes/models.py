@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.api.deps import ApiTokenDep, ModelStoreDep, SettingsDep
 from app.api.errors import error_responses
 from app.model_store import ModelStore
+from contracts.job_states import JobState
 from contracts.jobs import list_records
 from contracts.settings import Settings
 from storage.serving_policy import (
@@ -211,17 +212,17 @@ def no_generator_error(store: ModelStore, settings: Settings) -> HTTPException:
 def first_version_on_its_way(settings: Settings) -> str | None:
     """What the newest queued or running job says about its first version, from its record alone."""
     for record in list_records(settings.runs_dir)[:20]:
-        if record.get("state") not in ("queued", "running"):
+        if record.state not in (JobState.QUEUED, JobState.RUNNING):
             continue
-        job = f"job {str(record.get('id'))[:8]} on dataset {record.get('dataset')!r}"
-        if record["state"] == "queued":
+        job = f"job {record.id[:8]} on dataset {record.dataset!r}"
+        if record.state == JobState.QUEUED:
             return f"no generator is published yet; {job} is queued and will publish one when it has trained"
-        progress, params = record.get("progress") or {}, record.get("params") or {}
-        step, total = progress.get("step") or 0, progress.get("total_steps") or 0
-        every = params.get("export_every") or 0
+        progress, params = record.progress, record.params
+        step, total = progress.step, progress.total_steps or 0
+        every = params.export_every
         due = min(total, (step // every + 1) * every) if every else total
-        speed = progress.get("images_per_second") or 0
-        batch = params.get("batch_size") or 1
+        speed = progress.images_per_second or 0
+        batch = params.batch_size
         when = (
             f"in about {math.ceil((due - step) * batch / speed)} s"
             if speed

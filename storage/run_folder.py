@@ -1,7 +1,8 @@
-"""The run folder `runs/<job_id>/`: one object that names every file of a training run.
+"""The run folder `runs/<job_id>/`: one object that names the files a training run writes.
 
-The trainer writes these, the worker keeps its record and lease beside them, and the API reads them; all of
-them take the names from here, so a file is renamed in one place. Plain paths, no TensorFlow.
+The trainer writes these and the API reads them; both take the names from here, so a file is renamed in one
+place. The job system's own files beside them (record, lease, cancel flag) are named by contracts/job_files.py.
+Plain paths, no TensorFlow (docs/ARCHITECTURE.md, "The data folder").
 """
 
 from dataclasses import dataclass
@@ -21,7 +22,6 @@ class RunFolder:
     def name(self) -> str:
         return self.root.name
 
-    # ---- written by the trainer (model/) ---------------------------------------------------------------
     @property
     def config(self) -> Path:
         """The hyper-parameters the run was started with (resuming with other network shapes is refused)."""
@@ -59,32 +59,3 @@ class RunFolder:
     @property
     def progress_gif(self) -> Path:
         return self.samples / "progress.gif"
-
-    # ---- kept by the job system (contracts/ and worker/) -------------------------------------------------
-    @property
-    def record(self) -> Path:
-        """The job record `job.json` (contracts/jobs.py)."""
-        return self.root / "job.json"
-
-    @property
-    def record_lock(self) -> Path:
-        return self.root / ".job.lock"
-
-    @property
-    def cancel_flag(self) -> Path:
-        """Present once a cancel was requested: the trainer looks for it before every step."""
-        return self.root / "cancel"
-
-    @property
-    def lease(self) -> Path:
-        """Which worker may train the job right now (worker/leases.py)."""
-        return self.root / "lease.json"
-
-    @property
-    def lease_lock(self) -> Path:
-        return self.root / ".lease.lock"
-
-    @property
-    def reserve(self) -> Path:
-        """A little disk space set aside: freed to record a failure when the disk is full."""
-        return self.root / ".reserve"
