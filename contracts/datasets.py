@@ -84,9 +84,10 @@ def staging_dir(datasets_dir: Path, name: str) -> Path:
 
 def read_import(datasets_dir: Path, name: str) -> dict[str, Any] | None:
     try:
-        return json.loads(import_record_path(datasets_dir, name).read_text())
+        record = json.loads(import_record_path(datasets_dir, name).read_text())
     except (OSError, ValueError):
         return None
+    return record if isinstance(record, dict) else None
 
 
 def write_import(datasets_dir: Path, record: dict[str, Any]) -> None:

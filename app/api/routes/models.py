@@ -21,6 +21,7 @@ from contracts.jobs import list_records
 from contracts.settings import Settings
 from storage.serving_policy import (
     LABEL_PATTERN,
+    GateDecision,
     VersionInUse,
     change_policy,
     delete_version,
@@ -43,12 +44,6 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     )
 
 
-class Gate(BaseModel):
-    passed: bool
-    reason: str
-    compared_with: int | None = None
-
-
 class ModelVersion(BaseModel):
     version: int
     active: bool = Field(description="Served now by this API process.")
@@ -62,7 +57,7 @@ class ModelVersion(BaseModel):
         description="Validation metrics: l1, psnr, ssim; a hint model also l1_hints10, psnr_hints10, "
         "ssim_hints10 (with 10 simulated hints per image).",
     )
-    gate: Gate | None = Field(None, description="The quality gate's decision when it was published.")
+    gate: GateDecision | None = Field(None, description="The quality gate's decision when it was published.")
     labels: list[str] = []
     has_sample: bool = Field(False, description="GET /models/{version}/sample.png has a thumbnail.")
     error: str | None = Field(None, description="Why the version could not be loaded, if it could not.")
