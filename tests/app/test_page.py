@@ -212,7 +212,7 @@ def test_the_token_is_kept_and_sent_to_the_job_endpoints(page: Page) -> None:
     page.reload()
     expect(page.locator("#token")).to_have_value("secret-token")
     with page.expect_request(lambda request: request.url.endswith("/jobs")) as jobs_request:
-        page.evaluate("refreshJobs()")
+        pass  # the reloaded page asks for the jobs again within a few seconds
     assert jobs_request.value.headers.get("authorization") == "Bearer secret-token"
 
 
@@ -220,9 +220,40 @@ def test_job_endpoint_errors_show_the_servers_detail(page: Page) -> None:
     detail = "the job broker is unreachable: connection refused. Start it"
     for path in ("**/datasets", "**/jobs"):
         page.route(path, lambda route: route.fulfill(status=503, json={"detail": detail}))
-    page.evaluate("Promise.all([loadDatasets(), refreshJobs()])")
+    page.locator("#token").dispatch_event("change")  # a new token: the page asks for both again
     expect(page.locator("#dataset option")).to_have_text(f"datasets unavailable — 503: {detail}")
     expect(page.locator("#jobs-error")).to_have_text(f"Jobs unavailable — 503: {detail}")
+
+
+def test_the_job_states_come_from_the_openapi_document(page: Page, server: Server) -> None:
+    """The page groups the states /openapi.json lists: one it does not know of yet counts as active."""
+    with server.client() as client:
+        [job] = [job for job in client.get("/jobs").raise_for_status().json() if job["state"] == "succeeded"]
+        openapi = client.get("/openapi.json").raise_for_status().json()
+    listed = openapi["components"]["schemas"].get("JobState", {}).get("enum")
+    listed = listed or openapi["components"]["schemas"]["JobRecord"]["properties"]["state"]["enum"]
+    assert "succeeded" in listed, listed
+    openapi["components"]["schemas"]["JobState"] = {"type": "string", "enum": [*listed, "waiting"]}
+    waiting = {**job, "state": "waiting", "progress": {**job["progress"], "eta_seconds": 30}}
+    page.route("**/openapi.json", lambda route: route.fulfill(json=openapi))
+    page.route("**/jobs", lambda route: route.fulfill(json=[waiting]))
+    page.reload()
+    row = page.locator(f"#jobs-body tr.job[data-job-id='{job['id']}']")
+    expect(row.locator("td").nth(2)).to_have_text("waiting")
+    expect(row.locator("td").nth(4)).to_have_text("30 s")  # an ETA, as for any active job
+    expect(row.get_by_role("button", name="Cancel")).to_have_count(1)
+    expect(row.get_by_role("button", name="Delete")).to_have_count(0)
+
+
+def test_a_missing_job_state_list_is_said_in_the_console(page: Page) -> None:
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.route("**/openapi.json", lambda route: route.fulfill(json={"openapi": "3.1.0"}))
+    page.reload()
+    row = page.locator("#jobs-body tr.job").first
+    expect(row).to_contain_text("succeeded")
+    expect(row.get_by_role("button", name="Delete")).to_have_count(1)  # the page's own list still works
+    assert any("lists no job states" in error for error in errors), errors
 
 
 FITS_THE_SCREEN = """() => {

@@ -21,6 +21,8 @@ RED = (229, 57, 53)  # the first swatch, #e53935
 BLUE = (30, 136, 229)  # #1e88e5
 STROKE = [(0.3, 0.5), (0.7, 0.5)]  # a horizontal stroke across the middle, in fractions of the canvas
 DEBOUNCE_SECONDS = 0.4
+# The Colorize button says whether a colorize request is due or out (see app/web/colorize.js).
+RECOLOR_IDLE = "() => document.getElementById('colorize').dataset.recolor === 'idle'"
 LATENCY_MS = 3000  # a slow network, for the test of one request at a time
 
 
@@ -118,7 +120,7 @@ def draw_a_sketch_and_colorize(page: Page) -> Request:
 
 def settle(page: Page) -> None:
     """Wait until no colorize request is due or out, and the result is on screen."""
-    page.wait_for_function("() => !recolor.inFlight && recolor.timer === null && !recolor.pending")
+    page.wait_for_function(RECOLOR_IDLE)
     expect(page.locator("#result")).to_be_visible()
 
 
@@ -263,9 +265,7 @@ def test_one_request_at_a_time_and_the_latest_state_after_it(page: Page) -> None
         "Network.emulateNetworkConditions",
         {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
     )
-    page.wait_for_function(
-        "() => !recolor.inFlight && recolor.timer === null && !recolor.pending", timeout=15_000
-    )
+    page.wait_for_function(RECOLOR_IDLE, timeout=15_000)
     page.wait_for_timeout(300)
     kinds = [kind for kind, _ in events]
     assert kinds == ["sent", "back", "sent", "back"], f"two requests, one after the other: {kinds}"

@@ -1,22 +1,37 @@
-"""Routes: the browser page. One static page (HTML, CSS, JS under app/web/) that talks to the JSON API."""
+"""Routes: the browser page. One static page (HTML, CSS, JS modules under app/web/) that talks to the JSON API."""
 
 from importlib import resources
+from pathlib import PurePosixPath
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse, Response
 
 router = APIRouter(include_in_schema=False)
 
-ASSETS = {
-    "app.js": "text/javascript; charset=utf-8",
-    "style.css": "text/css; charset=utf-8",
-    "favicon.svg": "image/svg+xml",
+# Served by suffix: module scripts run only when served as JavaScript. index.html is served at "/" only.
+MEDIA_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
 }
 NO_CACHE = {"Cache-Control": "no-cache"}
 
 
+def _web_folder() -> resources.abc.Traversable:
+    return resources.files("app").joinpath("web")
+
+
 def _read_asset(name: str) -> str:
-    return resources.files("app").joinpath("web", name).read_text(encoding="utf-8")
+    return _web_folder().joinpath(name).read_text(encoding="utf-8")
+
+
+def _asset_names() -> set[str]:
+    """The files of app/web/ that /web/{name} serves: only names listed there, never a path built from the request."""
+    return {
+        entry.name
+        for entry in _web_folder().iterdir()
+        if entry.is_file() and PurePosixPath(entry.name).suffix in MEDIA_TYPES
+    }
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -27,12 +42,13 @@ async def index() -> HTMLResponse:
 
 @router.get("/web/{name}")
 async def asset(name: str) -> Response:
-    if name not in ASSETS:
+    if name not in _asset_names():
         raise HTTPException(404, f"no asset named {name!r}")
-    return Response(_read_asset(name), media_type=ASSETS[name], headers=NO_CACHE)
+    media_type = MEDIA_TYPES[PurePosixPath(name).suffix]
+    return Response(_read_asset(name), media_type=media_type, headers=NO_CACHE)
 
 
 @router.get("/favicon.ico")
 async def favicon() -> Response:
     """Browsers ask for it on every visit: the page's icon, not a 404 in the console."""
-    return Response(_read_asset("favicon.svg"), media_type=ASSETS["favicon.svg"], headers=NO_CACHE)
+    return Response(_read_asset("favicon.svg"), media_type=MEDIA_TYPES[".svg"], headers=NO_CACHE)

@@ -1,0 +1,123 @@
+// Colorize: send the sketch (and the hints) to POST /colorize and show the result, with the last few results at hand.
+// Painting hints colorizes again RECOLOR_DELAY_MS after the last stroke ends, once there is something to colorize.
+// One request at a time: a change while one is out sends the latest state when it is back. The Colorize button's
+// data-recolor says "idle" when no request is due or out, "busy" otherwise.
+
+import { api } from "./api.js";
+import { $, show } from "./dom.js";
+import { hintsBlob, sendsHints } from "./hints.js";
+import { canvas } from "./sketch.js";
+import { state } from "./state.js";
+
+const RECOLOR_DELAY_MS = 400;
+const HISTORY_SIZE = 6;
+const { recolor, results } = state;
+
+function recolorChanged() {
+  const idle = !recolor.inFlight && recolor.timer === null && !recolor.pending;
+  $("colorize").dataset.recolor = idle ? "idle" : "busy";
+}
+
+export function cancelRecolor() {
+  clearTimeout(recolor.timer);
+  recolor.timer = null;
+  recolorChanged();
+}
+
+export function scheduleRecolor() {
+  if (!(recolor.done || state.sketch.file || state.sketch.drawn)) return;
+  cancelRecolor();
+  recolor.timer = setTimeout(() => {
+    recolor.timer = null;
+    colorize({ auto: true });
+  }, RECOLOR_DELAY_MS);
+  recolorChanged();
+}
+
+function canvasBlob() {
+  return new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+}
+
+async function colorize({ auto = false } = {}) {
+  if (recolor.inFlight) {
+    recolor.pending = true;
+    recolorChanged();
+    return;
+  }
+  cancelRecolor();
+  recolor.inFlight = true;
+  recolorChanged();
+  const button = $("colorize");
+  button.disabled = true;
+  show($("colorize-error"), "");
+  $("result-caption").textContent = "Colorizing…";
+  const started = performance.now();
+  const upload = state.sketch.file;
+  try {
+    const form = new FormData();
+    if (upload) form.append("file", upload, upload.name);
+    else form.append("file", await canvasBlob(), "sketch.png");
+    const withHints = sendsHints();
+    if (withHints) form.append("hints", await hintsBlob(), "hints.png");
+    const query = new URLSearchParams({ size: $("result-size").value });
+    if ($("model-choice").value) query.set("version", $("model-choice").value);
+    const response = await api(`colorize?${query}`, { method: "POST", body: form, auth: false });
+    const version = response.headers.get("X-Model-Version");
+    const dimensions = response.headers.get("X-Image-Size") || "";
+    const image = await response.blob();
+    const url = URL.createObjectURL(image);  // kept while it is in the history
+    const milliseconds = Math.round(performance.now() - started);
+    const caption = `${dimensions} · model version ${version}${withHints ? " · with hints" : ""} · ${milliseconds} ms`;
+    const stem = state.sketch.file ? state.sketch.file.name.replace(/\.[^.]*$/, "") : "sketch";
+    const entry = { url, name: `${stem}-colored-v${version}-${dimensions}.png`, caption, version, dimensions, auto };
+    remember(entry);
+    showResult(entry);
+    recolor.done = true;
+  } catch (error) {
+    $("result-caption").textContent = "\u00a0";
+    show($("colorize-error"), `Could not colorize: ${error.message}`);
+  } finally {
+    button.disabled = false;
+    recolor.inFlight = false;
+    if (recolor.pending) {  // changed meanwhile: send the latest state now (or when the stroke under way ends)
+      recolor.pending = false;
+      if (state.drawing.active) scheduleRecolor();
+      else colorize({ auto: true });
+    }
+    recolorChanged();
+  }
+}
+$("colorize").addEventListener("click", () => colorize());
+
+// A click on a recent result shows it again (and offers it for download). Results of painting hints replace each
+// other in the history, so that a few strokes do not push everything else out.
+function remember(entry) {
+  if (entry.auto && results.length && results[0].auto) URL.revokeObjectURL(results.shift().url);
+  results.unshift(entry);
+  for (const old of results.splice(HISTORY_SIZE)) URL.revokeObjectURL(old.url);
+  $("history").replaceChildren(...results.map((item) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.title = item.caption;
+    const thumb = document.createElement("img");
+    thumb.src = item.url;
+    thumb.alt = `result of model version ${item.version}, ${item.dimensions}`;
+    button.append(thumb);
+    button.addEventListener("click", () => showResult(item));
+    return button;
+  }));
+}
+
+function showResult(entry) {
+  const result = $("result");
+  result.src = entry.url;
+  result.hidden = false;
+  result.dataset.version = entry.version;
+  result.dataset.size = entry.dimensions;
+  $("result-placeholder").hidden = true;
+  $("result-caption").textContent = entry.caption;
+  const download = $("download");
+  download.href = entry.url;
+  download.download = entry.name;
+  download.hidden = false;
+}

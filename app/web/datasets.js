@@ -1,0 +1,118 @@
+// The Datasets panel: the datasets (GET /datasets), their imports, previews and deletion, and the zip upload. It
+// also fills the training form's dataset choice with the ready ones.
+
+import { api, describeDetail, savedToken } from "./api.js";
+import { $, actionButton, cell, emptyRow, show } from "./dom.js";
+import { state } from "./state.js";
+
+export async function loadDatasets() {  // GET /datasets: [{name, train, val, state}, ...]
+  const select = $("dataset");
+  try {
+    const datasets = await (await api("datasets")).json();
+    const ready = datasets.filter((dataset) => (dataset.state || "ready") === "ready");
+    const chosen = select.value;
+    select.replaceChildren();
+    for (const dataset of ready) {
+      select.append(new Option(`${dataset.name} (${dataset.train} train / ${dataset.val} val)`, dataset.name));
+    }
+    if (!ready.length) select.append(new Option("no datasets yet: upload one above", ""));
+    if (ready.some((dataset) => dataset.name === chosen)) select.value = chosen;
+    await renderDatasets(datasets);
+  } catch (error) {
+    select.replaceChildren(new Option(`datasets unavailable — ${error.message}`, ""));
+  }
+}
+
+async function renderDatasets(datasets) {
+  state.datasets.importing = datasets.some((dataset) => dataset.state === "importing");
+  const body = $("datasets-body");
+  const rows = [];
+  for (const dataset of datasets) {
+    const row = document.createElement("tr");
+    row.dataset.dataset = dataset.name;
+    const badge = document.createElement("span");
+    badge.className = `state ${dataset.state === "ready" ? "succeeded" : dataset.state === "failed" ? "failed" : "running"}`;
+    badge.textContent = dataset.state;
+    let pairs = `${dataset.train} train / ${dataset.val} val`;
+    let preview = "–";
+    if (dataset.state !== "ready") {
+      try {
+        const detail = await (await api(`datasets/${encodeURIComponent(dataset.name)}`)).json();
+        const progress = detail.import ? detail.import.progress : null;
+        pairs = dataset.state === "failed" ? (detail.import && detail.import.error) || "failed"
+          : `${progress ? progress.done : 0} / ${progress && progress.total ? progress.total : "?"} files`;
+      } catch (_) { /* the row still shows the state */ }
+    } else {
+      preview = previewLink(dataset.name);
+    }
+    const actions = document.createElement("span");
+    if (dataset.state !== "importing") {
+      actions.append(actionButton("Delete", async () => {
+        try {
+          await api(`datasets/${encodeURIComponent(dataset.name)}`, { method: "DELETE" });
+        } catch (error) {
+          show($("datasets-error"), `Could not delete ${dataset.name}: ${error.message}`);
+        }
+        loadDatasets();
+      }));
+    }
+    row.append(cell(dataset.name), cell(badge), cell(pairs), cell(preview), cell(actions));
+    rows.push(row);
+  }
+  body.replaceChildren(...rows);
+  if (!rows.length) {
+    body.append(emptyRow("No datasets yet: upload a zip above.", 5));
+  }
+}
+
+function previewLink(name) {  // "show": replaced by the dataset's preview picture when clicked
+  const link = document.createElement("a");
+  link.textContent = "show";
+  link.href = "#";
+  link.addEventListener("click", async (event) => {
+    event.preventDefault();
+    const image = await (await api(`datasets/${encodeURIComponent(name)}/preview.png`)).blob();
+    const img = document.createElement("img");
+    img.className = "preview";
+    img.alt = `pairs of ${name}`;
+    img.src = URL.createObjectURL(image);
+    link.replaceWith(img);
+  });
+  return link;
+}
+
+// The upload itself goes through XMLHttpRequest: fetch() cannot report upload progress.
+$("dataset-upload").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const bar = $("upload-progress");
+  show($("datasets-error"), "");
+  show($("datasets-message"), "");
+  const request = new XMLHttpRequest();
+  request.open("POST", "datasets");
+  const token = savedToken();
+  if (token) request.setRequestHeader("Authorization", `Bearer ${token}`);
+  request.upload.addEventListener("progress", (progress) => {
+    if (progress.lengthComputable) bar.value = (100 * progress.loaded) / progress.total;
+  });
+  request.addEventListener("load", () => {
+    bar.hidden = true;
+    let answer = {};
+    try { answer = JSON.parse(request.responseText); } catch (_) { /* keep the status */ }
+    if (request.status === 202) {
+      show($("datasets-message"), `Uploaded ${form.get("name")}: importing…`);
+      event.target.reset();
+    } else {
+      const detail = answer.detail !== undefined ? describeDetail(answer.detail) : request.statusText;
+      show($("datasets-error"), `Upload refused (${request.status}): ${detail}`);
+    }
+    loadDatasets();
+  });
+  request.addEventListener("error", () => {
+    bar.hidden = true;
+    show($("datasets-error"), "Upload failed: the server cannot be reached");
+  });
+  bar.value = 0;
+  bar.hidden = false;
+  request.send(form);
+});

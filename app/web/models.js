@@ -1,0 +1,106 @@
+// The Models panel and the status pill: the published versions (GET /models), which one is served, pins and labels.
+
+import { api } from "./api.js";
+import { $, actionButton, cell, emptyRow, show } from "./dom.js";
+import { updateHintNote } from "./hints.js";
+import { state } from "./state.js";
+
+export async function refreshModelStatus() {
+  const pill = $("model-status");
+  try {
+    const models = await (await api("models", { auth: false })).json();
+    const active = models.active_version;
+    pill.textContent = active ? `model version ${active}` : (models.loading_version ? "loading a model…" : "no model yet");
+    pill.classList.toggle("ready", Boolean(active));
+    state.models = models;
+    renderModels(models);
+    updateHintNote();
+  } catch (error) {
+    pill.textContent = `models: ${error.message}`;
+    pill.classList.remove("ready");
+  }
+}
+
+function renderModels(models) {  // GET /models: {active_version, policy: {served, labels}, problem, versions}
+  const policy = models.policy || { served: "latest", labels: {} };
+  const served = models.active_version;
+  $("policy-line").textContent = (policy.served === "latest"
+    ? `Serving the newest version that passed the quality gate${served ? ` (version ${served})` : ""}.`
+    : `Pinned: serving version ${policy.served}.`) + (models.problem ? ` ${models.problem}` : "");
+  $("back-to-latest").hidden = policy.served === "latest";
+  const body = $("models-body");
+  body.replaceChildren(...models.versions.map((version) => modelRow(version, served)));
+  if (!models.versions.length) {
+    body.append(emptyRow("No published versions yet: train one below.", 9));
+  }
+  const choice = $("model-choice");
+  const chosen = choice.value;
+  const options = [new Option("served version", "")];
+  for (const [label, number] of Object.entries(policy.labels)) options.push(new Option(`${label} (version ${number})`, label));
+  for (const version of models.versions) options.push(new Option(`version ${version.version}`, String(version.version)));
+  choice.replaceChildren(...options);
+  choice.value = options.some((option) => option.value === chosen) ? chosen : "";
+}
+
+function modelRow(version, served) {
+  const row = document.createElement("tr");
+  row.dataset.version = version.version;
+  if (version.version === served) row.classList.add("selected");
+  const name = document.createElement("span");
+  name.textContent = `${version.version}${version.version === served ? " · served" : ""}`;
+  let sample = "–";
+  if (version.has_sample) {
+    sample = document.createElement("img");
+    sample.className = "thumb";
+    sample.alt = `sample of version ${version.version}`;
+    sample.src = `models/${version.version}/sample.png`;
+  }
+  const val = version.val || {};
+  const gate = document.createElement("span");
+  if (version.gate) {
+    gate.textContent = version.gate.passed ? "passed" : "held back";
+    gate.className = `state ${version.gate.passed ? "succeeded" : "failed"}`;
+    gate.title = version.gate.reason;
+  } else {
+    gate.textContent = "–";
+  }
+  const actions = document.createElement("span");
+  if (version.version !== served) {
+    actions.append(actionButton("Serve", () => changeModels("models/active", "PUT", { version: version.version })));
+    if (!version.labels.length) {
+      actions.append(actionButton("Delete", () => changeModels(`models/${version.version}`, "DELETE")));
+    }
+  }
+  row.append(
+    cell(name), cell(sample), cell(version.dataset ?? "–"), cell(val.l1 !== undefined ? val.l1.toFixed(4) : "–"),
+    cell(val.psnr !== undefined ? val.psnr.toFixed(2) : "–"), cell(gate), cell(version.labels.join(", ") || "–"),
+    cell(version.created ? version.created.replace("T", " ").replace("+00:00", " UTC") : "–"), cell(actions),
+  );
+  if (version.error) row.title = `cannot be loaded: ${version.error}`;
+  return row;
+}
+
+async function changeModels(path, method, body) {
+  show($("models-error"), "");
+  try {
+    await api(path, {
+      method,
+      headers: body ? { "Content-Type": "application/json" } : {},
+      body: body ? JSON.stringify(body) : undefined,
+    });
+  } catch (error) {
+    show($("models-error"), `Could not change the models: ${error.message}`);
+  }
+  refreshModelStatus();
+}
+
+$("back-to-latest").addEventListener("click", () => changeModels("models/active", "PUT", { version: "latest" }));
+$("set-label").addEventListener("click", () => {
+  const name = $("label-name").value.trim();
+  const version = Number($("label-version").value);
+  if (!name || !version) {
+    show($("models-error"), "Give a label name (e.g. stable) and a version number.");
+    return;
+  }
+  changeModels(`models/labels/${encodeURIComponent(name)}`, "PUT", { version });
+});

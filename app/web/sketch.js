@@ -1,0 +1,125 @@
+// The drawing area: two canvases of the same size, stacked: the sketch (black on white), and over it a transparent
+// layer of color hints. The top one takes the pointer; the tool decides which canvas a stroke lands on.
+
+import { cancelRecolor } from "./colorize.js";
+import { $, show } from "./dom.js";
+import { hintColor, hintsChanged, saveHintsForUndo, updateHintNote } from "./hints.js";
+import { state } from "./state.js";
+
+export const canvas = $("sketch");
+const context = canvas.getContext("2d");
+export const hintCanvas = $("hints");
+export const hintContext = hintCanvas.getContext("2d", { willReadFrequently: true });
+const HINT_TOOLS = new Set(["brush", "hint-eraser"]);
+const TOOL_NAMES = { pen: "pen", eraser: "sketch eraser", brush: "color brush", "hint-eraser": "hint eraser" };
+const TOOL_BUTTONS = { pen: "tool-pen", eraser: "tool-eraser", brush: "tool-brush", "hint-eraser": "tool-hint-eraser" };
+const { sketch, drawing } = state;
+
+export function isHintTool(tool) {
+  return HINT_TOOLS.has(tool);
+}
+
+export function clearCanvas() {
+  context.fillStyle = "#ffffff";
+  context.fillRect(0, 0, canvas.width, canvas.height);
+  sketch.file = null;
+  sketch.box = null;
+  sketch.drawn = false;
+  $("sketch-caption").textContent = "Your sketch";
+}
+
+function canvasPoint(event) {
+  const box = hintCanvas.getBoundingClientRect();
+  return {
+    x: ((event.clientX - box.left) / box.width) * canvas.width,
+    y: ((event.clientY - box.top) / box.height) * canvas.height,
+  };
+}
+
+function strokeTo(point) {
+  const hint = isHintTool(drawing.tool);
+  const target = hint ? hintContext : context;
+  const size = Number($(hint ? "hint-size" : "brush-size").value) * (canvas.width / 256);
+  if (hint) {  // the hint eraser takes hint pixels away and leaves the sketch below alone
+    target.globalCompositeOperation = drawing.tool === "brush" ? "source-over" : "destination-out";
+    target.strokeStyle = drawing.tool === "brush" ? hintColor() : "#000000";
+    target.lineWidth = drawing.tool === "brush" ? size : size * 1.5;
+  } else {
+    target.strokeStyle = drawing.tool === "pen" ? "#000000" : "#ffffff";
+    target.lineWidth = drawing.tool === "pen" ? size : size * 4;
+  }
+  target.lineCap = "round";
+  target.lineJoin = "round";
+  target.beginPath();
+  target.moveTo(drawing.last.x, drawing.last.y);
+  target.lineTo(point.x + 0.01, point.y);
+  target.stroke();
+  drawing.last = point;
+}
+
+hintCanvas.addEventListener("pointerdown", (event) => {
+  hintCanvas.setPointerCapture(event.pointerId);
+  drawing.active = true;
+  drawing.last = canvasPoint(event);
+  if (isHintTool(drawing.tool)) {
+    cancelRecolor();  // the debounce counts from the end of the last stroke
+    saveHintsForUndo();
+  } else {
+    sketch.drawn = true;
+    if (sketch.file) {  // drawing over an upload: send the canvas from now on
+      sketch.file = null;
+      sketch.box = null;
+      $("sketch-caption").textContent = "Your sketch (edited upload)";
+    }
+  }
+  strokeTo(drawing.last);
+});
+hintCanvas.addEventListener("pointermove", (event) => {
+  if (drawing.active) strokeTo(canvasPoint(event));
+});
+for (const name of ["pointerup", "pointercancel"]) {
+  hintCanvas.addEventListener(name, () => {
+    if (!drawing.active) return;
+    drawing.active = false;
+    if (isHintTool(drawing.tool)) hintsChanged();
+  });
+}
+
+export function selectTool(tool) {
+  drawing.tool = tool;
+  for (const [name, id] of Object.entries(TOOL_BUTTONS)) {
+    $(id).classList.toggle("active", name === tool);
+    $(id).setAttribute("aria-pressed", String(name === tool));
+  }
+  $("canvas-stack").dataset.tool = tool;
+  $("tool-caption").textContent = `Tool: ${TOOL_NAMES[tool]}`;
+  updateHintNote();
+}
+for (const [name, id] of Object.entries(TOOL_BUTTONS)) $(id).addEventListener("click", () => selectTool(name));
+$("clear").addEventListener("click", clearCanvas);
+
+$("upload").addEventListener("change", async (event) => {
+  const file = event.target.files[0];
+  event.target.value = "";  // choosing the same file again still fires "change"
+  if (!file) return;
+  show($("colorize-error"), "");
+  clearCanvas();
+  sketch.file = file;
+  $("sketch-caption").textContent = `Uploaded: ${file.name}`;
+  try {  // a preview, padded with white like the server does; the file itself is what gets sent
+    const bitmap = await createImageBitmap(file);
+    const scale = Math.min(canvas.width / bitmap.width, canvas.height / bitmap.height);
+    const width = bitmap.width * scale;
+    const height = bitmap.height * scale;
+    const x = (canvas.width - width) / 2;
+    const y = (canvas.height - height) / 2;
+    context.drawImage(bitmap, x, y, width, height);
+    if (sketch.file === file) {
+      sketch.box = { x, y, width, height, naturalWidth: bitmap.width, naturalHeight: bitmap.height };
+    }
+  } catch (_) {
+    // Say so at once: this browser reads every format the server takes, so the server will refuse it too.
+    $("sketch-caption").textContent = `Chosen: ${file.name} (not an image)`;
+    show($("colorize-error"), `${file.name} is not an image: choose a PNG, JPEG, WebP, BMP or GIF sketch.`);
+  }
+});

@@ -1,0 +1,22 @@
+// What the page remembers between events, all in one object. Each part belongs to one module, which alone changes
+// it; the others only read it.
+
+export const state = {
+  // sketch.js. file: an upload, sent as is unless the user draws over it; box: where its preview lies on the canvas,
+  // and its own size (the hints are sent at that size); drawn: the pen or the eraser has touched the canvas.
+  sketch: { file: null, box: null, drawn: false },
+  // sketch.js: the chosen tool, and the stroke under way.
+  drawing: { tool: "pen", active: false, last: null },
+  // hints.js. empty: the hint layer has no pixel; undo: the layer before each stroke or clear, newest last.
+  hints: { empty: true, undo: [] },
+  // colorize.js: the debounced colorize after a hint stroke, one request at a time.
+  recolor: { timer: null, inFlight: false, pending: false, done: false },
+  // colorize.js: the last few results, newest first.
+  results: [],
+  // models.js: the last GET /models answer (which version is served, which versions take hints).
+  models: null,
+  // jobs.js. list: the last GET /jobs answer, newest first; selected: the job whose loss curves are drawn.
+  jobs: { list: [], selected: null },
+  // datasets.js: an import runs, so the datasets are polled.
+  datasets: { importing: false },
+};
