@@ -4,7 +4,7 @@ The same file the API changes (storage/serving_policy.py), so a running API foll
 """
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -27,15 +27,6 @@ def _models_dir(models_dir: Path | None) -> Path:
     from contracts.settings import get_settings
 
     return get_settings().models_dir
-
-
-def _check_published(models_dir: Path, version: int) -> None:
-    from storage.versions import list_versions
-
-    if not any(published.version == version for published in list_versions(models_dir)):
-        _fail(
-            f"generator version {version} is not published in {models_dir} (see `sketch2color models list`)"
-        )
 
 
 @models_cli.command("list")
@@ -76,19 +67,16 @@ def pin(
     models_dir: ModelsDir = None,
 ) -> None:
     """Serve this version (or `latest`: the newest that passed the quality gate)."""
-    from storage.serving_policy import change_policy
+    from storage.serving_policy import VersionNotPublished, pin
 
     folder = _models_dir(models_dir)
-    if version != "latest":
-        if not version.isdigit():
-            _fail(f"give a version number or `latest`, not {version!r}")
-        _check_published(folder, int(version))
-    chosen: int | str = "latest" if version == "latest" else int(version)
-
-    def change(policy) -> None:
-        policy.served = chosen
-
-    change_policy(folder, change)
+    if version != "latest" and not version.isdigit():
+        _fail(f"give a version number or `latest`, not {version!r}")
+    chosen: int | Literal["latest"] = "latest" if version == "latest" else int(version)
+    try:
+        pin(folder, chosen)
+    except VersionNotPublished as error:
+        _fail(f"{error} in {folder} (see `sketch2color models list`)")
     typer.echo(
         f"serving {'the newest version that passed the gate' if chosen == 'latest' else f'version {chosen}'}"
     )
@@ -113,25 +101,33 @@ def label(
     models_dir: ModelsDir = None,
 ) -> None:
     """Point a label at a version (`POST /colorize?version=LABEL` uses it), or remove it with --delete."""
-    import re
-
-    from storage.serving_policy import LABEL_PATTERN, change_policy
+    from storage.serving_policy import (
+        InvalidLabel,
+        LabelNotFound,
+        VersionNotPublished,
+        check_label_name,
+        unlabel,
+    )
+    from storage.serving_policy import label as set_label
 
     folder = _models_dir(models_dir)
-    if not re.fullmatch(LABEL_PATTERN, name):
-        _fail(f"{name!r} is not a label: a letter, then letters, digits, '_' or '-'")
+    try:
+        check_label_name(name)
+    except InvalidLabel as error:
+        _fail(str(error))
     if delete:
-
-        def drop(policy) -> None:
-            policy.labels.pop(name, None)
-
-        change_policy(folder, drop)
+        try:
+            unlabel(folder, name)
+        except LabelNotFound:
+            pass  # already gone: what was asked for holds
         typer.echo(f"removed label {name}")
         return
     if version is None:
         _fail("give the version the label names, or --delete")
-    _check_published(folder, version)
-    change_policy(folder, lambda policy: policy.labels.update({name: version}))
+    try:
+        set_label(folder, name, version)
+    except VersionNotPublished as error:
+        _fail(f"{error} in {folder} (see `sketch2color models list`)")
     typer.echo(f"label {name} -> version {version}")
 
 
@@ -141,11 +137,11 @@ def delete(
     models_dir: ModelsDir = None,
 ) -> None:
     """Delete a version that is neither served nor labelled."""
-    from storage.serving_policy import VersionInUse, delete_version
+    from storage.serving_policy import PolicyError, delete_version
 
     try:
         delete_version(_models_dir(models_dir), version)
-    except (FileNotFoundError, VersionInUse) as error:
+    except PolicyError as error:
         _fail(str(error))
     typer.echo(f"deleted version {version}")
 

@@ -1,6 +1,6 @@
 """Publishing generators as numbered SavedModel versions (finding them is storage/versions.py, without TF).
 
-Layout (DESIGN.md section 2): `<models_dir>/generator/<version>/` holds a TF SavedModel plus `manifest.json`.
+Layout (docs/ARCHITECTURE.md): `<models_dir>/generator/<version>/` holds a TF SavedModel plus `manifest.json`.
 A version is written into a hidden temporary folder and renamed into place when complete, with the number
 allocated under a file lock, so readers never see a half-written version and two jobs never share a number.
 The layout is TensorFlow Serving's base path, so TF Serving can serve the same folder unchanged.
@@ -21,10 +21,11 @@ import tensorflow as tf
 from filelock import FileLock
 
 from model.hints import rgba_to_hint_map
-from model.networks import HINT_CHANNELS, IMAGE_SIZE
+from model.networks import HINT_CHANNELS
 from model.onnx_engine import onnx_export_available, write_onnx
 from storage.atomic import write_atomically
-from storage.serving_policy import LOCK_NAME
+from storage.layout import IMAGE_SIZE
+from storage.serving_policy import LOCK_NAME, GateDecision
 from storage.versions import MANIFEST, PublishedVersion, generator_dir, numbered_versions
 
 SIGNATURE_KEY = "serving_default"
@@ -120,7 +121,7 @@ def publish_generator(
     generator: keras.Model,
     models_dir: str | os.PathLike,
     manifest: dict[str, Any],
-    gate: Callable[[], dict[str, Any]] | None = None,
+    gate: Callable[[], GateDecision] | None = None,
     extra_files: dict[str, bytes] | None = None,
     onnx: bool = False,
 ) -> PublishedVersion:
@@ -146,7 +147,7 @@ def publish_generator(
                 "version": version,
                 "created": datetime.now(UTC).isoformat(timespec="seconds"),
                 **manifest,
-                **({"gate": gate()} if gate is not None else {}),
+                **({"gate": gate().model_dump()} if gate is not None else {}),
                 "hints": module.hints,
                 **({"onnx": onnx_record} if onnx_record else {}),
                 "signature": SIGNATURE_DESCRIPTION,

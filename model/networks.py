@@ -15,7 +15,8 @@ import keras
 import numpy as np
 from keras import layers
 
-IMAGE_SIZE = 256
+from storage.layout import IMAGE_SIZE
+
 HINT_CHANNELS = 4  # hint RGB times mask, then the mask (model/hints.py)
 Norm = Literal["instance", "batch"]
 NORMS: tuple[str, ...] = ("instance", "batch")

@@ -1,11 +1,13 @@
 """Which files of a dataset split are pair images, and which are a run's sample grids: one rule for the trainer,
-the API and the launcher.
+the API and the launcher; and the size of the images the model reads and writes.
 
-Plain file-system reads, no TensorFlow, so light processes can count pairs too.
+Plain file-system reads and constants, no TensorFlow, so light processes (the API's upload path, the
+launcher) can use them too. The data-folder layout is described in docs/ARCHITECTURE.md.
 """
 
 from pathlib import Path
 
+IMAGE_SIZE = 256  # the side of the square sketch and color image a generator reads and writes
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 

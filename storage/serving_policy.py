@@ -6,18 +6,25 @@ under the publish lock, so every API replica follows the same choice on its next
 passed the quality gate; a number pins that version. Labels name versions (TensorFlow Serving's
 `version_labels`); `tf_serving_config` writes the same choice as a TF Serving model config.
 
+Every change is one named operation (`pin`, `label`, `unlabel`, `delete_version`) that checks what it needs
+("published", "not served", "no such label") under the same lock as it writes, the lock model/export.py
+allocates version numbers under: a pin and a deletion of one version can never both succeed. Refusals are
+typed exceptions (`PolicyError` subclasses); the API and the CLI turn them into statuses and messages.
+
 The gate (decided when a version is published, recorded in its manifest as `gate`): a new version joins
 "latest" only if nothing is served yet, or it comes from the same dataset as the served version and its
 validation L1 is no worse than the served one's (within a small tolerance); a job's `promote` option can say
 `always` or `never` instead. A version that did not pass is still published (and can be pinned), never
-served silently.
+served silently. See docs/ARCHITECTURE.md.
 """
 
 import json
 import os
+import re
 import shutil
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -26,15 +33,17 @@ from filelock import FileLock
 from pydantic import BaseModel
 
 from storage.atomic import write_atomically
-from storage.versions import PublishedVersion, generator_dir, list_versions
+from storage.versions import ModelsDir, PublishedVersion, generator_dir, list_versions, read_version
 
 POLICY_NAME = "serving_policy.json"
 LOCK_NAME = ".publish.lock"  # the lock version numbers are allocated under (model/export.py)
+LOCK_TIMEOUT_SECONDS = 30
 # A new version may be this much worse (relative, plus absolute) in validation L1 and still pass: run-to-run
 # noise on a small validation subset is about this large.
 GATE_RELATIVE_TOLERANCE = 0.02
 GATE_ABSOLUTE_TOLERANCE = 0.002
 Promote = Literal["auto", "always", "never"]
+Served = int | Literal["latest"]
 LABEL_PATTERN = r"[A-Za-z][A-Za-z0-9_-]{0,63}"
 
 
@@ -46,24 +55,48 @@ class GateDecision(BaseModel):
     compared_with: int | None = None
 
 
-class VersionInUse(Exception):
+class PolicyError(Exception):
+    """A policy change or deletion that was refused; the message says why."""
+
+
+class VersionNotPublished(PolicyError):
+    """No complete version with a readable manifest has this number (never published, or deleted)."""
+
+    def __init__(self, version: int):
+        super().__init__(f"generator version {version} is not published")
+        self.version = version
+
+
+class VersionInUse(PolicyError):
     """The version is served or labelled; the message says which."""
+
+
+class LabelNotFound(PolicyError):
+    def __init__(self, name: str):
+        super().__init__(f"no label {name!r}")
+        self.name = name
+
+
+class InvalidLabel(PolicyError):
+    def __init__(self, name: str):
+        super().__init__(f"{name!r} is not a label: a letter, then letters, digits, '_' or '-'")
+        self.name = name
 
 
 @dataclass
 class ServingPolicy:
-    served: int | Literal["latest"] = "latest"
+    served: Served = "latest"
     labels: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"served": self.served, "labels": dict(sorted(self.labels.items()))}
 
 
-def policy_path(models_dir: str | os.PathLike) -> Path:
+def policy_path(models_dir: ModelsDir) -> Path:
     return Path(models_dir) / POLICY_NAME
 
 
-def read_policy(models_dir: str | os.PathLike) -> ServingPolicy:
+def read_policy(models_dir: ModelsDir) -> ServingPolicy:
     """The stored policy; "latest" and no labels when there is none (or it is unreadable)."""
     try:
         raw = json.loads(policy_path(models_dir).read_text())
@@ -76,15 +109,72 @@ def read_policy(models_dir: str | os.PathLike) -> ServingPolicy:
         return ServingPolicy()
 
 
-def change_policy(models_dir: str | os.PathLike, change: Callable[[ServingPolicy], None]) -> ServingPolicy:
-    """Read, change and write the policy under the publish lock; returns the new policy."""
+@contextmanager
+def publish_lock(models_dir: ModelsDir) -> Iterator[Path]:
+    """Hold the publish lock; yields the generator folder. No version appears or goes while it is held."""
     directory = generator_dir(models_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(directory / LOCK_NAME), timeout=30):
+    with FileLock(str(directory / LOCK_NAME), timeout=LOCK_TIMEOUT_SECONDS):
+        yield directory
+
+
+def _change_policy(models_dir: ModelsDir, change: Callable[[ServingPolicy], None]) -> ServingPolicy:
+    """Read, check and change, and write the policy, all under the publish lock; returns the new policy.
+
+    `change` runs under the lock, so what it checks (a version is published, a label exists) still holds
+    when the policy is written; it raises a `PolicyError` to refuse, leaving the file as it was.
+    """
+    with publish_lock(models_dir):
         policy = read_policy(models_dir)
         change(policy)
         write_atomically(policy_path(models_dir), json.dumps(policy.to_json(), indent=2), durable=True)
     return policy
+
+
+def _require_published(models_dir: ModelsDir, version: int) -> None:
+    if read_version(models_dir, version) is None:
+        raise VersionNotPublished(version)
+
+
+def pin(models_dir: ModelsDir, served: Served) -> ServingPolicy:
+    """Serve this published version (even one the gate held back), or "latest": the newest that passed it.
+    Raises VersionNotPublished."""
+
+    def change(policy: ServingPolicy) -> None:
+        if served != "latest":
+            _require_published(models_dir, served)
+        policy.served = served
+
+    return _change_policy(models_dir, change)
+
+
+def check_label_name(name: str) -> None:
+    """Raises InvalidLabel unless `name` matches LABEL_PATTERN."""
+    if not re.fullmatch(LABEL_PATTERN, name):
+        raise InvalidLabel(name)
+
+
+def label(models_dir: ModelsDir, name: str, version: int) -> ServingPolicy:
+    """Point a label at a published version (moving it if it named another). Raises InvalidLabel or
+    VersionNotPublished."""
+    check_label_name(name)
+
+    def change(policy: ServingPolicy) -> None:
+        _require_published(models_dir, version)
+        policy.labels[name] = version
+
+    return _change_policy(models_dir, change)
+
+
+def unlabel(models_dir: ModelsDir, name: str) -> ServingPolicy:
+    """Remove a label (its version stays). Raises InvalidLabel or LabelNotFound."""
+    check_label_name(name)
+
+    def change(policy: ServingPolicy) -> None:
+        if policy.labels.pop(name, None) is None:
+            raise LabelNotFound(name)
+
+    return _change_policy(models_dir, change)
 
 
 def passed_gate(version: PublishedVersion) -> bool:
@@ -101,57 +191,52 @@ def served_version(versions: Sequence[PublishedVersion], policy: ServingPolicy) 
 
 
 def gate(
-    models_dir: str | os.PathLike, dataset: str | None, val: dict[str, float], promote: Promote = "auto"
-) -> dict[str, Any]:
-    """Whether a version about to be published may be served; `{"passed", "reason", "compared_with"}`."""
+    models_dir: ModelsDir, dataset: str | None, val: dict[str, float], promote: Promote = "auto"
+) -> GateDecision:
+    """Whether a version about to be published may be served (the trainer asks under the publish lock)."""
     if promote == "always":
-        return {"passed": True, "reason": "promote=always", "compared_with": None}
+        return GateDecision(passed=True, reason="promote=always")
     if promote == "never":
-        return {"passed": False, "reason": "promote=never: published, not served", "compared_with": None}
+        return GateDecision(passed=False, reason="promote=never: published, not served")
     served = served_version(list_versions(models_dir), read_policy(models_dir))
     if served is None:
-        return {"passed": True, "reason": "nothing was served yet", "compared_with": None}
+        return GateDecision(passed=True, reason="nothing was served yet")
     theirs, ours = (served.manifest.get("val") or {}).get("l1"), val.get("l1")
     compared = served.version
     if "gate" not in served.manifest:
         reason = f"served version {compared} was published before the quality gate existed"
-        return {"passed": True, "reason": reason, "compared_with": compared}
+        return GateDecision(passed=True, reason=reason, compared_with=compared)
     if served.manifest.get("dataset") != dataset:
         reason = (
             f"version {compared} is served and comes from dataset {served.manifest.get('dataset')!r}, this one "
             f"from {dataset!r}: not comparable, so not served (pin it to serve it)"
         )
-        return {"passed": False, "reason": reason, "compared_with": compared}
+        return GateDecision(passed=False, reason=reason, compared_with=compared)
     if theirs is None or ours is None:
-        return {"passed": True, "reason": "no validation L1 to compare", "compared_with": compared}
+        return GateDecision(passed=True, reason="no validation L1 to compare", compared_with=compared)
     limit = theirs * (1 + GATE_RELATIVE_TOLERANCE) + GATE_ABSOLUTE_TOLERANCE
     if ours <= limit:
-        return {
-            "passed": True,
-            "reason": f"validation L1 {ours:.4f} is no worse than served version {compared}'s {theirs:.4f}",
-            "compared_with": compared,
-        }
+        reason = f"validation L1 {ours:.4f} is no worse than served version {compared}'s {theirs:.4f}"
+        return GateDecision(passed=True, reason=reason, compared_with=compared)
     reason = (
         f"validation L1 {ours:.4f} is worse than served version {compared}'s {theirs:.4f}: published, not "
         "served (pin it to serve it anyway)"
     )
-    return {"passed": False, "reason": reason, "compared_with": compared}
+    return GateDecision(passed=False, reason=reason, compared_with=compared)
 
 
 def labels_of(policy: ServingPolicy, version: int) -> list[str]:
     return sorted(name for name, labelled in policy.labels.items() if labelled == version)
 
 
-def delete_version(models_dir: str | os.PathLike, version: int) -> None:
-    """Remove a version that is neither served nor labelled: renamed away first (a loader never sees it half
-    gone), then deleted. Raises FileNotFoundError or VersionInUse."""
-    directory = generator_dir(models_dir)
-    with FileLock(str(directory / LOCK_NAME), timeout=30):
-        versions = list_versions(models_dir)
-        if not any(published.version == version for published in versions):
-            raise FileNotFoundError(f"generator version {version} is not published")
+def delete_version(models_dir: ModelsDir, version: int) -> None:
+    """Remove a version that is neither served nor labelled: renamed away under the publish lock (a loader
+    never sees it half gone, a pin never names it afterwards), then deleted. Raises VersionNotPublished or
+    VersionInUse."""
+    with publish_lock(models_dir) as directory:
+        _require_published(models_dir, version)
         policy = read_policy(models_dir)
-        served = served_version(versions, policy)
+        served = served_version(list_versions(models_dir), policy)
         if served is not None and served.version == version:
             raise VersionInUse(f"version {version} is the served version; serve another one first")
         if labels_of(policy, version):

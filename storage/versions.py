@@ -1,8 +1,9 @@
 """Finding published generator versions: plain file-system reads, no TensorFlow.
 
-Kept apart from model/export.py so that light processes (the launcher, the API's model poller, scripts) can
-list versions without loading TensorFlow. Layout: `<models_dir>/generator/<version>/` with a SavedModel and
-`manifest.json` (written last); hidden, temporary and incomplete folders are never a version.
+Kept apart from model/export.py (which writes versions) so that light processes (the launcher, the API's model
+poller, the CLI, scripts) can list versions without loading TensorFlow. Layout (docs/ARCHITECTURE.md):
+`<models_dir>/generator/<version>/` with a SavedModel and `manifest.json` (written last); hidden, temporary and
+incomplete folders are never a version.
 """
 
 import json
@@ -12,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 MANIFEST = "manifest.json"
+ModelsDir = str | os.PathLike[str]
 
 
-def generator_dir(models_dir: str | os.PathLike) -> Path:
+def generator_dir(models_dir: ModelsDir) -> Path:
     return Path(models_dir) / "generator"
 
 
@@ -38,28 +40,30 @@ def is_complete(version_path: Path) -> bool:
     return (version_path / "saved_model.pb").is_file() and (version_path / MANIFEST).is_file()
 
 
-def list_versions(models_dir: str | os.PathLike) -> list[PublishedVersion]:
+def read_version(models_dir: ModelsDir, version: int) -> PublishedVersion | None:
+    """The version if it is published (complete, with a readable manifest), else None."""
+    path = generator_dir(models_dir) / str(version)
+    if version < 1 or not is_complete(path):
+        return None
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return PublishedVersion(version, path, manifest) if isinstance(manifest, dict) else None
+
+
+def list_versions(models_dir: ModelsDir) -> list[PublishedVersion]:
     """Complete published versions, oldest first. Hidden, temporary and incomplete folders are ignored."""
-    directory = generator_dir(models_dir)
-    versions = []
-    for number in numbered_versions(directory):
-        path = directory / str(number)
-        if not is_complete(path):
-            continue
-        try:
-            manifest = json.loads((path / MANIFEST).read_text())
-        except (OSError, ValueError):
-            continue
-        versions.append(PublishedVersion(number, path, manifest))
-    return versions
+    found = (read_version(models_dir, number) for number in numbered_versions(generator_dir(models_dir)))
+    return [version for version in found if version is not None]
 
 
-def latest_version(models_dir: str | os.PathLike) -> PublishedVersion | None:
+def latest_version(models_dir: ModelsDir) -> PublishedVersion | None:
     versions = list_versions(models_dir)
     return versions[-1] if versions else None
 
 
-def resolve_model_path(path: str | os.PathLike) -> Path:
+def resolve_model_path(path: ModelsDir) -> Path:
     """Accept a version folder, a `models` folder or a `models/generator` folder; return a version folder."""
     path = Path(path)
     if is_complete(path):

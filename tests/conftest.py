@@ -11,13 +11,17 @@ from typing import TYPE_CHECKING  # noqa: E402
 import pytest  # noqa: E402
 
 if TYPE_CHECKING:
+    from storage.serving_policy import GateDecision
     from tests.support import JobSystem
 
 TINY_WIDTH = 8
 
 
-def publish_tiny_generator(models_dir: Path, seed: int = 0, **manifest_extra) -> int:
-    """Publish a tiny randomly initialised generator (deterministic by seed); return its version number."""
+def publish_tiny_generator(
+    models_dir: Path, seed: int = 0, gate: "GateDecision | None" = None, **manifest_extra
+) -> int:
+    """Publish a tiny randomly initialised generator (deterministic by seed); return its version number.
+    `gate` is the quality gate's decision, stored in the manifest as the trainer's is."""
     import keras
 
     from model.export import publish_generator
@@ -26,7 +30,8 @@ def publish_tiny_generator(models_dir: Path, seed: int = 0, **manifest_extra) ->
     keras.utils.set_random_seed(seed)
     generator = build_generator(ngf=TINY_WIDTH)
     manifest = {"job_id": None, "step": 0, "epoch": 0, "model": {"ngf": TINY_WIDTH, "norm": "instance"}}
-    return publish_generator(generator, models_dir, {**manifest, **manifest_extra}).version
+    decided = None if gate is None else lambda: gate
+    return publish_generator(generator, models_dir, {**manifest, **manifest_extra}, gate=decided).version
 
 
 @pytest.fixture

@@ -22,12 +22,16 @@ from contracts.settings import Settings
 from storage.serving_policy import (
     LABEL_PATTERN,
     GateDecision,
+    LabelNotFound,
     VersionInUse,
-    change_policy,
+    VersionNotPublished,
     delete_version,
+    label,
+    pin,
     read_policy,
     served_version,
     tf_serving_config,
+    unlabel,
 )
 from storage.versions import generator_dir, list_versions
 
@@ -104,9 +108,8 @@ async def list_models(store: ModelStoreDep) -> dict[str, Any]:
     return await asyncio.to_thread(store.describe)
 
 
-def _published(settings: Settings, version: int) -> None:
-    if not any(published.version == version for published in list_versions(settings.models_dir)):
-        raise HTTPException(404, f"generator version {version} is not published; GET /models lists them")
+def _not_found(error: VersionNotPublished | LabelNotFound) -> HTTPException:
+    return HTTPException(404, f"{error}; GET /models lists them")
 
 
 @router.put(
@@ -115,13 +118,10 @@ def _published(settings: Settings, version: int) -> None:
 def serve_version(request: ServeRequest, settings: SettingsDep) -> dict[str, Any]:
     """Pin a version (`{"version": 3}`), or go back to the newest that passed the gate (`{"version": "latest"}`).
     Every API replica serves it within one poll interval."""
-    if request.version != "latest":
-        _published(settings, request.version)
-
-    def change(policy) -> None:
-        policy.served = request.version
-
-    return change_policy(settings.models_dir, change).to_json()
+    try:
+        return pin(settings.models_dir, request.version).to_json()
+    except VersionNotPublished as error:
+        raise _not_found(error) from None
 
 
 @router.put(
@@ -132,10 +132,10 @@ def serve_version(request: ServeRequest, settings: SettingsDep) -> dict[str, Any
 )
 def set_label(request: LabelRequest, settings: SettingsDep, name: str = LabelName) -> dict[str, Any]:
     """Point a label at a version; `POST /colorize?version=<label>` then uses it."""
-    _published(settings, request.version)
-    return change_policy(
-        settings.models_dir, lambda policy: policy.labels.update({name: request.version})
-    ).to_json()
+    try:
+        return label(settings.models_dir, name, request.version).to_json()
+    except VersionNotPublished as error:
+        raise _not_found(error) from None
 
 
 @router.delete(
@@ -146,13 +146,10 @@ def set_label(request: LabelRequest, settings: SettingsDep, name: str = LabelNam
 )
 def drop_label(settings: SettingsDep, name: str = LabelName) -> dict[str, Any]:
     """Remove a label (the version stays)."""
-    if name not in read_policy(settings.models_dir).labels:
-        raise HTTPException(404, f"no label {name!r}; GET /models lists them")
-
-    def change(policy) -> None:
-        policy.labels.pop(name, None)
-
-    return change_policy(settings.models_dir, change).to_json()
+    try:
+        return unlabel(settings.models_dir, name).to_json()
+    except LabelNotFound as error:
+        raise _not_found(error) from None
 
 
 @router.delete("/models/{version:int}", dependencies=[ApiTokenDep], responses=errors(401, 404, 409, 422))
@@ -160,8 +157,8 @@ def remove_version(settings: SettingsDep, version: int = Path(ge=1)) -> dict[str
     """Delete a version that is neither served nor labelled (409 otherwise). Its number is never reused."""
     try:
         delete_version(settings.models_dir, version)
-    except FileNotFoundError as error:
-        raise HTTPException(404, f"{error}; GET /models lists them") from None
+    except VersionNotPublished as error:
+        raise _not_found(error) from None
     except VersionInUse as error:
         raise HTTPException(409, str(error)) from None
     return {"deleted": version}

@@ -1,0 +1,60 @@
+"""`storage` and `contracts` import no TensorFlow or Keras, nor does the API's image reading
+(model/imageio.py): light processes (the API's upload path, the launcher, the CLI's model commands) must not
+pay TensorFlow's start-up time and memory for them. Checked in a fresh interpreter, where nothing else has
+imported TensorFlow first."""
+
+import subprocess
+import sys
+
+from tests.support import REPO_ROOT
+
+HEAVY = ("tensorflow", "keras")
+# Imports the named modules one at a time and names the first after which a heavy package is loaded: that
+# module (or something it imports) pulled it in.
+CHECK = f"""
+import importlib, sys
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+    heavy = [package for package in {HEAVY!r} if package in sys.modules]
+    if heavy:
+        print(f"importing {{name}} imported {{', '.join(heavy)}}")
+        sys.exit(1)
+print(f"{{len(sys.argv) - 1}} modules, none imports {{' or '.join({HEAVY!r})}}")
+"""
+
+
+def modules_of(package: str) -> list[str]:
+    """Every module of the package, read from its files (importing them here would prove nothing)."""
+    names = []
+    for path in sorted((REPO_ROOT / package).rglob("*.py")):
+        parts = path.relative_to(REPO_ROOT).with_suffix("").parts
+        names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+def test_storage_contracts_and_image_reading_import_no_tensorflow():
+    modules = [*modules_of("storage"), *modules_of("contracts"), "model.imageio"]
+    assert "storage.serving_policy" in modules and "contracts.settings" in modules, modules
+    checked = subprocess.run(
+        [sys.executable, "-c", CHECK, *modules],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"{len(modules)} modules" in checked.stdout, checked.stdout
+
+
+def test_the_check_names_a_module_that_imports_tensorflow():
+    """The check itself can fail: a module that imports Keras is named."""
+    checked = subprocess.run(
+        [sys.executable, "-c", CHECK, "storage.layout", "model.networks"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert checked.returncode == 1 and "importing model.networks imported" in checked.stdout, (
+        checked.stdout + checked.stderr
+    )
