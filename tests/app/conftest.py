@@ -33,9 +33,9 @@ def train_tiny_generator(data_dir: Path) -> int:
     `datasets/`, run folder and job record (contracts/jobs.py) under `runs/<id>/`, versions under `models/`.
     Return the published version."""
     from contracts.jobs import create_record, new_job_id, new_record, update_record, utc_now
+    from contracts.train_config import TrainConfig
     from model.synthetic import make_synthetic_dataset
     from model.train import train_pix2pix
-    from contracts.train_config import TrainConfig
 
     dataset_dir = data_dir / "datasets" / DATASET
     make_synthetic_dataset(dataset_dir, train=16, val=4, seed=0)
@@ -65,9 +65,9 @@ def train_tiny_generator(data_dir: Path) -> int:
 def train_hinted_generator(data_dir: Path, steps: int = 30) -> int:
     """Train a tiny hint model briefly on random-color shapes (only hints tell their colors) and publish it
     under `data_dir/models`; return the version."""
+    from contracts.train_config import TrainConfig
     from model.synthetic import make_synthetic_dataset
     from model.train import train_pix2pix
-    from contracts.train_config import TrainConfig
 
     dataset_dir = data_dir / "datasets" / "random-colors"
     make_synthetic_dataset(dataset_dir, train=16, val=4, seed=0, colors="random")
