@@ -1,4 +1,7 @@
-"""Real servers for the API tests: `uvicorn` subprocesses on free ports, each with its own data folder.
+"""The API under test, two ways. In process (`colorize_app`, `jobs_app`): the app over real services on a
+temporary data folder, called through TestClient, for route behaviour (milliseconds a request). Real servers:
+`uvicorn` subprocesses on free ports, each with its own data folder, for what needs a process (hot reload,
+concurrency, workers, slow or vanishing clients, logs).
 
 TensorFlow costs seconds per process, so the tests share as few servers as they can: one session-wide server
 with two published versions, and one per test module that needs a server of its own (an empty data folder).
@@ -9,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
@@ -18,6 +21,11 @@ from PIL import Image, ImageDraw
 
 from tests.conftest import TINY_WIDTH, publish_tiny_generator
 from tests.support import Process, child_environment, start_uvicorn, wait_until
+
+if TYPE_CHECKING:  # the services import TensorFlow: only the in-process fixtures load them
+    from fastapi.testclient import TestClient
+
+    from app.api.services import AppServices
 
 POLL_SECONDS = 0.5
 STARTUP_TIMEOUT_SECONDS = 90.0
@@ -216,8 +224,8 @@ class InProcessApp:
     """`create_app` over `AppServices` built on a temporary data folder (a real model store over real published
     versions, a real micro-batcher, the embedded broker's client), driven by Starlette's TestClient."""
 
-    test_client: Any  # fastapi.testclient.TestClient, an httpx.Client that calls the app in this process
-    services: Any  # app.api.services.AppServices
+    test_client: "TestClient"  # an httpx.Client that calls the app in this process
+    services: "AppServices"
 
     @property
     def data_dir(self) -> Path:
