@@ -4,9 +4,10 @@ The batcher takes the first waiting request, then keeps collecting for up to `ma
 `max_batch_size`, but only while more requests are known to be on their way (announced and still decoding
 their image): a lone request goes to the generator at once instead of waiting for company that is not coming.
 Requests for different model versions are never mixed; each group is one call (through the hint signature
-when any of its requests has hints). The published signature is
-one batched graph in inference mode, so a batch costs far less than its images alone, and an image's output
-alone and inside any batch differs by at most 1 level (the contract, DESIGN.md section 2).
+when any of its requests has hints), and a failure in one group (its generator, or the metrics callback after
+it) fails only that group's requests that have no answer yet. The published signature is one batched graph in
+inference mode, so a batch costs far less than its images alone, and an image's output alone and inside any
+batch differs by at most 1 level (the published-version contract, docs/ARCHITECTURE.md).
 """
 
 import asyncio
@@ -111,7 +112,11 @@ class MicroBatcher:
             try:
                 await self._collect(batch)
                 for group in _group_by_model(batch):
-                    await self._run_group(group)
+                    try:
+                        await self._run_group(group)
+                    except Exception as error:  # this group's requests only: the next group still runs
+                        logger.exception("micro-batching failed for a group of %d requests", len(group))
+                        _fail(group, error)
             except asyncio.CancelledError:
                 _fail(batch, RuntimeError("the service is shutting down"))
                 raise
@@ -167,7 +172,10 @@ class MicroBatcher:
             if not item.future.done():
                 item.future.set_result(output)
         if self._on_batch is not None:  # after the answers: a failing metrics callback costs no request
-            self._on_batch(len(group), loop.time() - started)
+            try:
+                self._on_batch(len(group), loop.time() - started)
+            except Exception:
+                logger.exception("the batch metrics callback failed; the requests were answered")
 
 
 def _hints_or_none(item: _Pending) -> np.ndarray:

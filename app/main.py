@@ -1,4 +1,4 @@
-"""The FastAPI application factory and its lifespan (model store, micro-batcher, Celery client)."""
+"""The FastAPI application factory: the services (app/api/services.py), middleware, routes and error shape."""
 
 import logging
 from collections.abc import AsyncIterator
@@ -16,10 +16,9 @@ from starlette.routing import Match
 
 from app.api.errors import ErrorDetail
 from app.api.routes import colorize, datasets, health, jobs, models, pages
-from app.batching import MicroBatcher
+from app.api.services import AppServices
 from app.failures import FailureMiddleware
-from app.model_store import LoadedModel, ModelStore
-from app.observability import Metrics, MetricsMiddleware
+from app.observability import MetricsMiddleware
 from app.uploads import UploadLimitMiddleware
 from contracts.settings import Settings, get_settings
 from contracts.train_config import describe_problems
@@ -27,30 +26,16 @@ from contracts.train_config import describe_problems
 logger = logging.getLogger("sketch2color")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+def create_app(settings: Settings | None = None, services: AppServices | None = None) -> FastAPI:
+    """The app over `services` (built here from `settings` unless given: tests hand in their own)."""
+    services = services or AppServices.build(settings or get_settings())
+    settings = services.settings
     _configure_logging()
-    metrics = Metrics()
-
-    def on_model_change(model: LoadedModel) -> None:
-        metrics.model_version.set(model.version)
-        metrics.model_loads.inc()
-
-    model_store = ModelStore(settings.models_dir, settings.model_poll_seconds, on_change=on_model_change)
-    batcher = MicroBatcher(
-        settings.max_batch_size, settings.max_batch_wait_ms / 1000.0, on_batch=metrics.observe_batch
-    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # The store loads the first version in the background: /healthz (and 503s) answer meanwhile.
-        batcher.start()
-        model_store.start()
-        try:
+        async with services.running():
             yield
-        finally:
-            await model_store.stop()
-            await batcher.stop()
 
     # FastAPIOffline: /docs and /redoc with their scripts served from the package, so they work offline.
     app = FastAPIOffline(
@@ -60,10 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.metrics = metrics
-    app.state.model_store = model_store
-    app.state.batcher = batcher
+    app.state.services = services
     # Middleware added last runs first: metrics see every response, CORS headers reach error responses too.
     body_limits = {
         "/colorize": (settings.max_upload_bytes, "S2C_MAX_UPLOAD_BYTES"),
@@ -81,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
             expose_headers=["X-Model-Version", "X-Image-Size", "Location", "Retry-After"],
         )
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(MetricsMiddleware, metrics=services.metrics)
     app.add_exception_handler(ClientDisconnect, _client_disconnected)
     app.add_exception_handler(RequestValidationError, _bad_parameters)
     app.add_exception_handler(Exception, _unexpected_error)

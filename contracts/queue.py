@@ -13,10 +13,11 @@ Choices that keep multi-hour jobs safe (worker/tasks.py has the rest):
   either: the lease and the janitor (worker/leases.py, worker/janitor.py) re-enqueue it within seconds.
 
 Importing this module neither loads TensorFlow nor creates folders. Tasks are named, never imported, so
-the client side needs none of the worker's code.
+the client side needs none of the worker's code; the worker passes its task module in (`include`).
 """
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -97,10 +98,30 @@ def choose_broker(settings: Settings) -> BrokerChoice:
     )
 
 
-def create_celery_app(settings: Settings) -> Celery:
+class QueueApp(Celery):
+    """A Celery app that also says, as typed fields, the settings it was made from and the broker it chose
+    (what the queue helpers below, the worker's tasks and its janitor read)."""
+
+    def __init__(self, *args: Any, settings: Settings, broker_choice: BrokerChoice, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.settings = settings
+        self.broker_choice = broker_choice
+
+    def __reduce_keys__(self) -> dict[str, Any]:
+        """What unpickling passes back to `__init__` (Celery pickles its app for some pools)."""
+        return {**super().__reduce_keys__(), "settings": self.settings, "broker_choice": self.broker_choice}
+
+
+def create_celery_app(settings: Settings, include: Sequence[str] = ()) -> QueueApp:
+    """The one configuration. `include`: the task modules to import (the worker's; a client needs none)."""
     choice = choose_broker(settings)
-    celery_app = Celery(
-        "sketch2color", broker=choice.broker_url, backend=choice.result_backend, include=["worker.tasks"]
+    celery_app = QueueApp(
+        "sketch2color",
+        broker=choice.broker_url,
+        backend=choice.result_backend,
+        include=list(include),
+        settings=settings,
+        broker_choice=choice,
     )
     celery_app.conf.update(
         task_default_queue=TRAINING_QUEUE,
@@ -130,8 +151,6 @@ def create_celery_app(settings: Settings) -> Celery:
             "interval_max": 0.5,
         },
     )
-    celery_app.sketch2color_settings = settings
-    celery_app.sketch2color_broker = choice
     return celery_app
 
 
@@ -145,13 +164,13 @@ def enqueue_import(celery_app: Celery, name: str) -> None:
     celery_app.send_task(IMPORT_TASK_NAME, args=[name], queue=DATASETS_QUEUE)
 
 
-def message_waiting(celery_app: Celery, task_id: str) -> bool:
+def message_waiting(celery_app: QueueApp, task_id: str) -> bool:
     """Whether the broker still holds a message for this task: waiting in a queue, or taken but not acked.
 
     Used to notice a queued job whose message was lost (Redis restarted without persistence, a worker died
     between taking the message and taking the job's lease). Reads only; raises if the broker cannot be read.
     """
-    choice: BrokerChoice = celery_app.sketch2color_broker
+    choice = celery_app.broker_choice
     needle = task_id.encode()
     if choice.embedded:
         folder = choice.broker_transport_options["data_folder_in"]
@@ -182,9 +201,9 @@ def _redis_client(url: str):
     )
 
 
-def broker_problem(celery_app: Celery) -> str | None:
+def broker_problem(celery_app: QueueApp) -> str | None:
     """Why jobs cannot be queued or inspected right now (None when the broker and result store answer)."""
-    choice: BrokerChoice = celery_app.sketch2color_broker
+    choice = celery_app.broker_choice
     if choice.embedded:
         folders = [
             choice.broker_transport_options["data_folder_in"],

@@ -31,6 +31,10 @@ class BadArchive(ValueError):
     """The archive cannot become a dataset; the message names the entry and the reason."""
 
 
+class NotAZipArchive(BadArchive):
+    """The file is not a zip at all (the wrong kind of file, not a zip we refuse)."""
+
+
 @dataclass(frozen=True)
 class ImportLimits:
     max_files: int = 50_000
@@ -72,7 +76,7 @@ def inspect_archive(archive: Path, limits: ImportLimits) -> ArchivePlan:
     try:
         zipped = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as error:
-        raise BadArchive(f"not a zip archive: {error}") from None
+        raise NotAZipArchive(f"not a zip archive: {error}") from None
     with zipped:
         infos = zipped.infolist()
     files = []

@@ -1,21 +1,22 @@
 """The worker process's Celery app (`celery -A worker.celery_app worker`, or `sketch2color worker`).
 
 It is the queue contract's app (contracts/queue.py) made from the environment's settings, with this package's
-tasks included; the API and the CLI make their own client from the same contract and never import this.
+tasks included (the contract names no worker module); the API and the CLI make their own client from the same
+contract and never import this.
 """
 
 from functools import lru_cache
 from typing import Any
 
-from celery import Celery
-
-from contracts.queue import create_celery_app
+from contracts.queue import QueueApp, create_celery_app
 from contracts.settings import get_settings
+
+TASK_MODULES = ("worker.tasks",)
 
 
 @lru_cache(maxsize=1)
-def worker_app() -> Celery:
-    return create_celery_app(get_settings())
+def worker_app() -> QueueApp:
+    return create_celery_app(get_settings(), include=TASK_MODULES)
 
 
 def __getattr__(name: str) -> Any:

@@ -154,7 +154,7 @@ class Janitor(threading.Thread):
 
     def _prune_processed_messages(self) -> None:
         """The embedded broker keeps consumed messages in `processed/`; keep a day of them for debugging."""
-        choice = self.celery_app.sketch2color_broker
+        choice = self.celery_app.broker_choice
         if not choice.embedded:
             return
         cutoff = time.time() - PROCESSED_MESSAGES_KEPT_SECONDS

@@ -8,7 +8,7 @@ import threading
 import time
 from typing import Any
 
-from celery import Task, signals
+from celery import Celery, Task, signals
 
 from contracts.queue import IMPORT_TASK_NAME, TRAIN_TASK_NAME, TRAINING_QUEUE
 from worker.celery_app import app
@@ -26,13 +26,18 @@ IN_PROCESS_POOLS = ("celery.concurrency.solo", "celery.concurrency.thread")
 @app.task(name=TRAIN_TASK_NAME, bind=True)
 def train_job(self: Task, job_id: str) -> dict[str, Any]:
     """Run (or resume) the training job `job_id`; its parameters are in runs/<job_id>/job.json."""
-    return JobRun(self, job_id, app.sketch2color_settings, SHUTDOWN_REQUESTED).run()
+    return JobRun(self, job_id, app.settings, SHUTDOWN_REQUESTED).run()
 
 
 @app.task(name=IMPORT_TASK_NAME)
 def import_dataset(name: str) -> dict[str, Any]:
     """Import the uploaded dataset `name` (archive and options in datasets/.imports/)."""
-    return run_import(app.sketch2color_settings, name)
+    return run_import(app.settings, name)
+
+
+def consumed_queues(celery_app: Celery) -> set[str]:
+    """The queues this worker takes tasks from (`--queues`; the default queue, `training`, without it)."""
+    return set(celery_app.amqp.queues.consume_from)
 
 
 @signals.worker_shutting_down.connect
@@ -43,15 +48,15 @@ def _on_worker_shutting_down(**_: Any) -> None:
 
 @signals.worker_ready.connect
 def _on_worker_ready(sender: Any = None, **_: Any) -> None:
-    settings = app.sketch2color_settings
+    settings = app.settings
     logger.info(
         "sketch2color worker: %s; data folder %s",
-        app.sketch2color_broker.description,
+        app.broker_choice.description,
         settings.data_dir.resolve(),
     )
     hostname = getattr(sender, "hostname", None) or "worker"
     Janitor(app, settings, hostname).start()
-    if TRAINING_QUEUE not in getattr(app, "sketch2color_queues", [TRAINING_QUEUE]):
+    if TRAINING_QUEUE not in consumed_queues(app):
         return  # an import worker: no TensorFlow trainer to preload
     pool_module = type(getattr(sender, "pool", None)).__module__
     if pool_module not in IN_PROCESS_POOLS:

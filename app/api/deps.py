@@ -1,4 +1,4 @@
-"""Annotated dependencies shared by the routes."""
+"""Typed dependencies: each route names the services it needs (app/api/services.py), never `app.state`."""
 
 import secrets
 from typing import Annotated
@@ -6,34 +6,55 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from app.api.http import require_broker
+from app.api.services import AppServices, JobQueue
 from app.batching import MicroBatcher
 from app.model_store import ModelStore
 from app.observability import Metrics
+from contracts.queue import QueueApp
 from contracts.settings import Settings
 
 
-def get_app_settings(request: Request) -> Settings:
-    return request.app.state.settings
+def get_services(request: Request) -> AppServices:
+    """The one place that reads `app.state`: override it to hand a test app its own services."""
+    return request.app.state.services
+
+
+ServicesDep = Annotated[AppServices, Depends(get_services)]
+
+
+def get_app_settings(services: ServicesDep) -> Settings:
+    return services.settings
+
+
+def get_model_store(services: ServicesDep) -> ModelStore:
+    return services.model_store
+
+
+def get_batcher(services: ServicesDep) -> MicroBatcher:
+    return services.batcher
+
+
+def get_metrics(services: ServicesDep) -> Metrics:
+    return services.metrics
+
+
+def get_job_queue(services: ServicesDep) -> JobQueue:
+    return services.job_queue
+
+
+def get_broker(services: ServicesDep) -> QueueApp:
+    """The Celery client, or 503 before the route runs (routes that check their input first call
+    `require_broker` themselves, after the checks)."""
+    return require_broker(services.job_queue)
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
-
-
-def get_model_store(request: Request) -> ModelStore:
-    return request.app.state.model_store
-
-
-def get_batcher(request: Request) -> MicroBatcher:
-    return request.app.state.batcher
-
-
-def get_metrics(request: Request) -> Metrics:
-    return request.app.state.metrics
-
-
 ModelStoreDep = Annotated[ModelStore, Depends(get_model_store)]
 BatcherDep = Annotated[MicroBatcher, Depends(get_batcher)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+JobQueueDep = Annotated[JobQueue, Depends(get_job_queue)]
+BrokerDep = Annotated[QueueApp, Depends(get_broker)]
 
 
 bearer = HTTPBearer(auto_error=False, description="The server's S2C_API_TOKEN (only when it sets one).")

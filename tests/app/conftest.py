@@ -1,4 +1,7 @@
-"""Real servers for the API tests: `uvicorn` subprocesses on free ports, each with its own data folder.
+"""The API under test, two ways. In process (`colorize_app`, `jobs_app`): the app over real services on a
+temporary data folder, called through TestClient, for route behaviour (milliseconds a request). Real servers:
+`uvicorn` subprocesses on free ports, each with its own data folder, for what needs a process (hot reload,
+concurrency, workers, slow or vanishing clients, logs).
 
 TensorFlow costs seconds per process, so the tests share as few servers as they can: one session-wide server
 with two published versions, and one per test module that needs a server of its own (an empty data folder).
@@ -9,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
@@ -18,6 +21,11 @@ from PIL import Image, ImageDraw
 
 from tests.conftest import TINY_WIDTH, publish_tiny_generator
 from tests.support import Process, child_environment, start_uvicorn, wait_until
+
+if TYPE_CHECKING:  # the services import TensorFlow: only the in-process fixtures load them
+    from fastapi.testclient import TestClient
+
+    from app.api.services import AppServices
 
 POLL_SECONDS = 0.5
 STARTUP_TIMEOUT_SECONDS = 90.0
@@ -200,3 +208,102 @@ def encode(image: Image.Image, image_format: str = "PNG", **options: Any) -> byt
     buffer = io.BytesIO()
     image.save(buffer, format=image_format, **options)
     return buffer.getvalue()
+
+
+# ---- The in-process layer: the app over real services, no server process, no port -------------------------
+# Route behaviour that needs no real process (bad input -> 4xx, auth, schemas, listings, validation) is tested
+# here in milliseconds per request. The servers above stay for what needs processes: hot reload, concurrency,
+# real workers, slow or vanishing clients, logs.
+
+API_TOKEN = "in-process-token"
+DATASET_UPLOAD_LIMIT = 2_000_000
+
+
+@dataclass
+class InProcessApp:
+    """`create_app` over `AppServices` built on a temporary data folder (a real model store over real published
+    versions, a real micro-batcher, the embedded broker's client), driven by Starlette's TestClient."""
+
+    test_client: "TestClient"  # an httpx.Client that calls the app in this process
+    services: "AppServices"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.services.settings.data_dir
+
+    @contextmanager
+    def client(self, token: str | None = "default") -> Iterator[httpx.Client]:
+        """The test client, like JobSystem.client: sending the app's API token (or `token`; None: none)."""
+        token = self.services.settings.api_token if token == "default" else token
+        if token:
+            self.test_client.headers["Authorization"] = f"Bearer {token}"
+        try:
+            yield self.test_client
+        finally:
+            self.test_client.headers.pop("Authorization", None)
+
+
+@contextmanager
+def in_process_app(data_dir: Path, serving: int | None = None, **settings: Any) -> Iterator[InProcessApp]:
+    """The app on `data_dir` with these settings, its lifespan running; first waits until version `serving`
+    is loaded, when one is given."""
+    from fastapi.testclient import TestClient
+
+    from app.api.services import AppServices
+    from app.main import create_app
+    from contracts.settings import Settings
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    settings = {"broker_url": None, "api_token": None, "cors_origins": None, **settings}
+    services = AppServices.build(Settings(data_dir=data_dir, model_poll_seconds=POLL_SECONDS, **settings))
+    with TestClient(create_app(services=services)) as test_client:
+        if serving is not None:
+            wait_until(
+                lambda: (current := services.model_store.current) is not None and current.version == serving,
+                STARTUP_TIMEOUT_SECONDS,
+                lambda: f"version {serving} to load in process: {services.model_store.describe()}",
+            )
+        yield InProcessApp(test_client, services)
+
+
+def publish_tiny_hint_generator(models_dir: Path, seed: int = 0) -> int:
+    """Publish a tiny randomly initialised generator that takes color hints; return its version number."""
+    import keras
+
+    from model.export import publish_generator
+    from model.networks import build_generator
+
+    keras.utils.set_random_seed(seed)
+    manifest = {"job_id": None, "step": 0, "epoch": 0, "model": {"ngf": TINY_WIDTH, "norm": "instance"}}
+    return publish_generator(build_generator(ngf=TINY_WIDTH, hints=True), models_dir, manifest).version
+
+
+@pytest.fixture(scope="session")
+def colorize_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessApp]:
+    """The shared server's twin in process: version 1 a plain tiny generator, version 2 (served) a tiny hint
+    generator; the shared server's small limits and CORS origin."""
+    data_dir = tmp_path_factory.mktemp("in-process-colorize") / "data"
+    assert publish_tiny_generator(data_dir / "models", seed=1) == 1
+    assert publish_tiny_hint_generator(data_dir / "models", seed=2) == 2
+    with in_process_app(
+        data_dir,
+        serving=2,
+        max_upload_bytes=MAX_UPLOAD_BYTES,
+        max_pixels=MAX_PIXELS,
+        cors_origins=ALLOWED_ORIGIN,
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def jobs_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessApp]:
+    """Job and dataset routes in process: the embedded broker (nothing consumes it), the API token on, the
+    dataset `demo` (16 train, 4 val pairs), a small dataset upload limit; no published version."""
+    from model.synthetic import make_synthetic_dataset
+
+    data_dir = tmp_path_factory.mktemp("in-process-jobs") / "data"
+    make_synthetic_dataset(data_dir / "datasets" / "demo", train=16, val=4, seed=0)
+    with in_process_app(
+        data_dir, api_token=API_TOKEN, max_dataset_upload_bytes=DATASET_UPLOAD_LIMIT
+    ) as running:
+        yield running

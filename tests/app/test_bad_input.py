@@ -1,4 +1,7 @@
-"""Everything a client can get wrong gets its 4xx with a JSON detail, and the service keeps answering."""
+"""Everything a client can get wrong gets its 4xx with a JSON detail, and the service keeps answering.
+
+What one request shows runs in process (`colorize_app`); bodies that stall, stream or vanish midway, and the
+server's log, need the real server (`server`)."""
 
 import socket
 import struct
@@ -11,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.app.conftest import MAX_UPLOAD_BYTES, Server, draw_sketch, encode, png_pixels
+from tests.app.conftest import MAX_UPLOAD_BYTES, InProcessApp, Server, draw_sketch, encode, png_pixels
 
 
 def _noise(width: int = 300, height: int = 300) -> Image.Image:
@@ -126,9 +129,13 @@ CASES: list[tuple[str, Callable[[], dict[str, Any]], int, str]] = [
     ("name", "request_options", "status", "detail_part"), CASES, ids=[case[0] for case in CASES]
 )
 def test_bad_input_gets_its_status_and_a_json_detail(
-    server: Server, name: str, request_options: Callable[[], dict[str, Any]], status: int, detail_part: str
+    colorize_app: InProcessApp,
+    name: str,
+    request_options: Callable[[], dict[str, Any]],
+    status: int,
+    detail_part: str,
 ) -> None:
-    with server.client() as client:
+    with colorize_app.client() as client:
         response = client.post("/colorize", **request_options())
     assert response.status_code == status, (
         f"{name}: expected {status}, got {response.status_code}: {response.text}"
@@ -146,8 +153,8 @@ def test_bad_input_gets_its_status_and_a_json_detail(
      ("version=nolabel", 404), ("version=12345", 404)],
     ids=str,
 )  # fmt: skip
-def test_bad_version_query(server: Server, query: str, status: int) -> None:
-    with server.client() as client:
+def test_bad_version_query(colorize_app: InProcessApp, query: str, status: int) -> None:
+    with colorize_app.client() as client:
         response = client.post(f"/colorize?{query}", **multipart(encode(draw_sketch())))
     assert response.status_code == status, response.text
     assert "detail" in response.json()
@@ -242,8 +249,8 @@ def test_bad_input_never_produces_a_500_and_the_service_still_answers(server: Se
     assert "Traceback" not in log, log
 
 
-def test_wrong_method_and_unknown_path_are_json(server: Server) -> None:
-    with server.client() as client:
+def test_wrong_method_and_unknown_path_are_json(colorize_app: InProcessApp) -> None:
+    with colorize_app.client() as client:
         wrong_method = client.get("/colorize")
         unknown = client.get("/no/such/thing")
     assert wrong_method.status_code == 405 and "detail" in wrong_method.json()

@@ -15,9 +15,11 @@ from app.model_store import LoadedModel
 WAIT_SECONDS = 5.0  # a request the batcher dropped fails the test here instead of hanging it
 
 
-def _model() -> LoadedModel:
-    return LoadedModel(version=1, path=Path("unused"), manifest={}, predict=lambda batch: 255 - batch,
-                       load_seconds=0.0)  # fmt: skip
+def _model(version: int = 1) -> LoadedModel:
+    """Version 1 inverts the sketch; version 2 inverts it and darkens by 100, so answers show who drew them."""
+    shift = 0 if version == 1 else 100
+    return LoadedModel(version=version, path=Path("unused"), manifest={},
+                       predict=lambda batch: 255 - batch - shift, load_seconds=0.0)  # fmt: skip
 
 
 def _sketch(value: int) -> np.ndarray:
@@ -30,9 +32,9 @@ async def _colorize_all(batcher: MicroBatcher, model: LoadedModel, values: list[
     return await asyncio.wait_for(asyncio.gather(*requests, return_exceptions=True), WAIT_SECONDS)
 
 
-def _run_with_batcher(scenario, on_batch=None):
+def _run_with_batcher(scenario, on_batch=None, max_wait_seconds=0.01):
     async def main():
-        batcher = MicroBatcher(max_batch_size=8, max_wait_seconds=0.01, on_batch=on_batch)
+        batcher = MicroBatcher(max_batch_size=8, max_wait_seconds=max_wait_seconds, on_batch=on_batch)
         batcher.start()
         try:
             return await scenario(batcher)
@@ -59,6 +61,33 @@ def test_a_failing_on_batch_callback_costs_no_request_and_the_batcher_keeps_serv
         assert isinstance(answer, np.ndarray), f"request {index} failed: {answer!r}"
         assert (answer == 255 - index).all()
     assert calls == [1, 1, 1]
+
+
+def test_a_failing_on_batch_callback_after_one_version_costs_another_version_in_the_batch_nothing() -> None:
+    """One batch holding two versions is two groups: the callback failing after the first group must not fail
+    the second group's requests (before, it failed the whole batch, answered or not)."""
+    sizes = []
+
+    def on_batch(size: int, seconds: float) -> None:
+        sizes.append(size)
+        raise RuntimeError("metrics are broken")
+
+    async def scenario(batcher):
+        first, second = _model(1), _model(2)
+        models = [first, second, first, second]
+        # Announced first: the batch waits until all four are in, so they share one batch for sure.
+        tickets = [batcher.announce() for _ in models]
+        requests = [
+            batcher.colorize(model, _sketch(10 + index), ticket)
+            for index, (model, ticket) in enumerate(zip(models, tickets, strict=True))
+        ]
+        return await asyncio.wait_for(asyncio.gather(*requests, return_exceptions=True), WAIT_SECONDS)
+
+    answers = _run_with_batcher(scenario, on_batch, max_wait_seconds=WAIT_SECONDS)
+    for index, answer in enumerate(answers):
+        assert isinstance(answer, np.ndarray), f"request {index} (version {index % 2 + 1}) failed: {answer!r}"
+    assert [int(answer[0, 0, 0]) for answer in answers] == [245, 144, 243, 142], "each version drew its own"
+    assert sizes == [2, 2], f"one batch of two groups of two expected, the callback saw {sizes}"
 
 
 def test_an_error_outside_the_generator_call_fails_its_batch_and_later_requests_succeed(

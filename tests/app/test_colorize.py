@@ -9,6 +9,7 @@ from PIL import Image
 
 from tests.app.conftest import (
     DirectModels,
+    InProcessApp,
     Server,
     draw_sketch,
     encode,
@@ -177,8 +178,8 @@ def test_square_sketch_s_256_result_is_the_model_s_output_of_a_plain_resize(serv
 
 
 @pytest.mark.parametrize("query", ["size=512", "size=", "lines=bold", "size=original&lines=thin"])
-def test_bad_size_or_lines_is_a_422_in_the_one_error_shape(server: Server, query: str) -> None:
-    with server.client() as client:
+def test_bad_size_or_lines_is_a_422_in_the_one_error_shape(colorize_app: InProcessApp, query: str) -> None:
+    with colorize_app.client() as client:
         response = client.post(
             f"/colorize?{query}", files={"file": ("s.png", encode(draw_sketch()), "image/png")}
         )

@@ -1,18 +1,19 @@
 """Datasets through the API, on the embedded broker with a real importer and training worker: upload pictures,
-watch the import, train on the result to a served version; hostile uploads get a 4xx and leave nothing."""
+watch the import, train on the result to a served version. Hostile uploads get a 4xx and leave nothing, and
+uploads need the token: in process (`jobs_app`)."""
 
 import io
 import zipfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.app.conftest import DATASET_UPLOAD_LIMIT, InProcessApp
 from tests.support import JobSystem, wait_until
 
-UPLOAD_LIMIT = 2_000_000
+UPLOAD_LIMIT = DATASET_UPLOAD_LIMIT  # the in-process app's limit too
 
 
 def jpeg(seed: int) -> bytes:
@@ -47,13 +48,13 @@ def system(tmp_path_factory) -> Iterator[JobSystem]:
         jobs.close()
 
 
-def upload(system: JobSystem, name: str, archive: bytes, **fields: str):
+def upload(system: JobSystem | InProcessApp, name: str, archive: bytes, **fields: str):
     with system.client() as client:
         return client.post("/datasets", data={"name": name, **fields},
                            files={"archive": ("upload.zip", archive, "application/zip")})  # fmt: skip
 
 
-def leftovers(system: JobSystem, name: str) -> list[str]:
+def leftovers(system: JobSystem | InProcessApp, name: str) -> list[str]:
     folder = system.data_dir / "datasets"
     found = [path.name for path in folder.iterdir() if name in path.name]
     imports = folder / ".imports"
@@ -135,20 +136,16 @@ def test_a_failed_import_leaves_only_its_record_saying_which_file(system: JobSys
     ids=["dotdot-name", "newline-name", "traversal", "nested", "non-image", "duplicate", "bomb", "not-zip",
          "too-large", "bad-kind", "bad-fraction"],
 )  # fmt: skip
-def test_hostile_uploads_get_a_clear_4xx_and_leave_nothing(system, name, archive, fields, status, says):
-    answer = upload(system, name, archive, **fields)
+def test_hostile_uploads_get_a_clear_4xx_and_leave_nothing(jobs_app, name, archive, fields, status, says):
+    answer = upload(jobs_app, name, archive, **fields)
     assert answer.status_code == status, answer.text
     assert says in answer.json()["detail"], answer.text
     if name.isalnum():
-        assert leftovers(system, name) == [], "a refused upload leaves nothing behind"
+        assert leftovers(jobs_app, name) == [], "a refused upload leaves nothing behind"
 
 
-def test_uploads_need_the_token_when_one_is_set(tmp_path: Path):
-    secured = JobSystem(tmp_path, broker_url=None, api_token="datasets-token")
-    try:
-        secured.start_api()
-        with secured.client(token=None) as client:
-            refused = client.post("/datasets", data={"name": "x"}, files={"archive": ("a.zip", b"PK")})
-        assert refused.status_code == 401, refused.text
-    finally:
-        secured.close()
+def test_uploads_need_the_token_when_one_is_set(jobs_app: InProcessApp):
+    assert jobs_app.services.settings.api_token, "the in-process jobs app sets a token"
+    with jobs_app.client(token=None) as client:
+        refused = client.post("/datasets", data={"name": "x"}, files={"archive": ("a.zip", b"PK")})
+    assert refused.status_code == 401, refused.text

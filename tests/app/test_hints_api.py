@@ -1,5 +1,6 @@
 """POST /colorize's `hints` field on the shared server: version 2 is a hint model (trained with the default
-`hints: true`), version 1 a plain one. Answers are checked against the published SavedModel called directly."""
+`hints: true`), version 1 a plain one. Answers are checked against the published SavedModel called directly.
+Refusals and the schema are checked in process (`colorize_app`: the same two kinds of versions)."""
 
 import io
 import threading
@@ -12,7 +13,15 @@ from PIL import Image, ImageDraw
 
 from model.export import load_serving_function
 from model.imageio import load_hints, load_sketch
-from tests.app.conftest import Server, draw_sketch, encode, png_pixels, run_server, wait_for_version
+from tests.app.conftest import (
+    InProcessApp,
+    Server,
+    draw_sketch,
+    encode,
+    png_pixels,
+    run_server,
+    wait_for_version,
+)
 from tests.conftest import publish_tiny_generator
 from tests.support import wait_until
 
@@ -28,7 +37,7 @@ def hint_layer(color=RED, box=(140, 80, 180, 120), size=(320, 200), mode="RGBA")
 
 
 def post(
-    server: Server, hints: bytes | str | None, query: str = "", sketch: bytes = SKETCH
+    server: Server | InProcessApp, hints: bytes | str | None, query: str = "", sketch: bytes = SKETCH
 ) -> httpx.Response:
     files: dict = {"file": ("sketch.png", sketch, "image/png")}
     data = {}
@@ -36,6 +45,9 @@ def post(
         data["hints"] = hints
     elif hints is not None:
         files["hints"] = ("hints.png", hints, "image/png")
+    if isinstance(server, InProcessApp):
+        with server.client() as client:
+            return client.post(f"/colorize{query}", files=files, data=data)
     return httpx.post(f"{server.base_url}/colorize{query}", files=files, data=data, timeout=60)
 
 
@@ -69,14 +81,14 @@ def test_hints_steer_the_colors_where_they_are_painted(server: Server):
     )
 
 
-def test_hints_to_a_version_trained_without_them_get_422(server: Server):
-    response = post(server, hint_layer(), query="?version=1")
+def test_hints_to_a_version_trained_without_them_get_422(colorize_app: InProcessApp):
+    response = post(colorize_app, hint_layer(), query="?version=1")
     assert response.status_code == 422, response.text
     assert "without color hints" in response.json()["detail"]
-    assert post(server, None, query="?version=1").status_code == 200  # plain requests still served
+    assert post(colorize_app, None, query="?version=1").status_code == 200  # plain requests still served
 
 
-def test_bad_hints_get_a_clear_4xx_naming_the_field(server: Server):
+def test_bad_hints_get_a_clear_4xx_naming_the_field(colorize_app: InProcessApp):
     truncated = hint_layer()[:60]
     cases = {
         "not an image": (b"this is not a picture", 415),
@@ -86,7 +98,7 @@ def test_bad_hints_get_a_clear_4xx_naming_the_field(server: Server):
         "a text field": ("red please", 422),
     }
     for name, (hints, status) in cases.items():
-        response = post(server, hints)
+        response = post(colorize_app, hints)
         assert response.status_code == status, f"{name}: {response.status_code} {response.text}"
         assert "hints" in response.json()["detail"], (
             f"{name}: the detail must name the field: {response.text}"
@@ -94,8 +106,8 @@ def test_bad_hints_get_a_clear_4xx_naming_the_field(server: Server):
     huge = Image.new("RGBA", (2100, 2000), (0, 0, 0, 0))  # over the server's S2C_MAX_PIXELS
     buffer = io.BytesIO()
     huge.save(buffer, format="PNG", optimize=True)
-    assert post(server, buffer.getvalue()).status_code == 413
-    assert post(server, hint_layer()).status_code == 200, "the server must keep serving after bad hints"
+    assert post(colorize_app, buffer.getvalue()).status_code == 413
+    assert post(colorize_app, hint_layer()).status_code == 200, "the server must keep serving after bad hints"
 
 
 def test_hint_and_plain_requests_batched_together_each_get_their_own_answer(server: Server):
@@ -112,8 +124,9 @@ def test_hints_work_at_the_sketch_own_size(server: Server):
     assert response.status_code == 200 and response.headers["X-Image-Size"] == "320x200"
 
 
-def test_openapi_documents_the_hints_field_with_an_example(server: Server):
-    body = httpx.get(f"{server.base_url}/openapi.json").json()["paths"]["/colorize"]["post"]["requestBody"]
+def test_openapi_documents_the_hints_field_with_an_example(colorize_app: InProcessApp):
+    with colorize_app.client() as client:
+        body = client.get("/openapi.json").json()["paths"]["/colorize"]["post"]["requestBody"]
     multipart = body["content"]["multipart/form-data"]
     assert multipart["schema"]["properties"]["hints"]["format"] == "binary"
     assert "alpha" in multipart["schema"]["properties"]["hints"]["description"]

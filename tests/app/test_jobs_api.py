@@ -1,4 +1,5 @@
-"""Training jobs through the HTTP API on Redis: launch, cancel, validation, token, broker outage."""
+"""Training jobs through the HTTP API on Redis: launch, cancel, resume, broker outage; validation and the token
+in process (`jobs_app`: the embedded broker, nothing consuming it)."""
 
 import math
 import shutil
@@ -14,6 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.app.conftest import API_TOKEN as IN_PROCESS_TOKEN
+from tests.app.conftest import InProcessApp
 from tests.support import (
     JOB_TIMEOUT_SECONDS,
     JobSystem,
@@ -210,18 +213,18 @@ def test_resume_continues_a_cancelled_job_and_delete_removes_finished_ones(syste
         assert client.delete(f"/jobs/{job['id']}").status_code == 404
 
 
-def test_bad_launches_are_refused_before_anything_is_queued(system: JobSystem):
+def test_bad_launches_are_refused_before_anything_is_queued(jobs_app: InProcessApp):
     # Pair images are counted as the trainer lists them: .png .jpg .jpeg in any case, hidden files skipped.
-    mixed = system.data_dir / "datasets" / "mixed"
+    mixed = jobs_app.data_dir / "datasets" / "mixed"
     for name in ("train/a.png", "train/b.JPG", "train/c.jpeg", "train/._a.png", "train/.d.png", "train/e.txt",
                  "val/f.PNG", "val/.DS_Store"):  # fmt: skip
         (mixed / name).parent.mkdir(parents=True, exist_ok=True)
         (mixed / name).write_bytes(b"")
     (mixed / "val" / "folder.png").mkdir()
-    runs_dir = system.data_dir / "runs"
+    runs_dir = jobs_app.data_dir / "runs"
     runs_dir.mkdir(exist_ok=True)  # the test may run alone, before any job made the folder
     runs_before = sorted(path.name for path in runs_dir.iterdir())
-    with system.client() as client:
+    with jobs_app.client() as client:
         missing = client.post("/jobs", json={"dataset": "no-such-dataset", "steps": 10})
         assert missing.status_code == 404 and "no-such-dataset" in missing.json()["detail"], missing.text
         for name in BAD_DATASET_NAMES:
@@ -264,14 +267,14 @@ def test_bad_launches_are_refused_before_anything_is_queued(system: JobSystem):
     assert sorted(path.name for path in runs_dir.iterdir()) == runs_before
 
 
-def test_job_endpoints_need_the_token_and_the_rest_stays_public(system: JobSystem):
+def test_job_endpoints_need_the_token_and_the_rest_stays_public(jobs_app: InProcessApp):
     some_job = str(uuid.uuid4())
     protected = [("POST", "/jobs"), ("GET", "/jobs"), ("GET", f"/jobs/{some_job}"),
                  ("GET", f"/jobs/{some_job}/metrics"), ("GET", f"/jobs/{some_job}/samples/latest.png"),
                  ("POST", f"/jobs/{some_job}/cancel"), ("GET", "/datasets")]  # fmt: skip
-    wrong_headers = [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {API_TOKEN}"},
-                     {"Authorization": f"Bearer {API_TOKEN}x"}, {"Authorization": API_TOKEN}]  # fmt: skip
-    with httpx.Client(base_url=system.base_url, timeout=30) as client:
+    wrong_headers = [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {IN_PROCESS_TOKEN}"},
+                     {"Authorization": f"Bearer {IN_PROCESS_TOKEN}x"}, {"Authorization": IN_PROCESS_TOKEN}]  # fmt: skip
+    with jobs_app.client(token=None) as client:
         for method, path in protected:
             for headers in wrong_headers:
                 response = client.request(method, path, headers=headers, json={"dataset": "demo", "steps": 5})
@@ -279,7 +282,7 @@ def test_job_endpoints_need_the_token_and_the_rest_stays_public(system: JobSyste
                 assert (
                     response.headers["www-authenticate"] == "Bearer" and "token" in response.json()["detail"]
                 )
-        authorized = {"Authorization": f"Bearer {API_TOKEN}"}
+        authorized = {"Authorization": f"Bearer {IN_PROCESS_TOKEN}"}
         assert client.get("/jobs", headers=authorized).status_code == 200
         for path in ("/models", "/healthz", "/"):
             assert client.get(path).status_code == 200, path

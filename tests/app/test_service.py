@@ -1,12 +1,12 @@
-"""The service's other endpoints: models, health, metrics, OpenAPI docs and CORS."""
+"""The service's other endpoints, in process: models, health, metrics, OpenAPI docs and CORS."""
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.app.conftest import ALLOWED_ORIGIN, Server, draw_sketch, encode, png_pixels
+from tests.app.conftest import ALLOWED_ORIGIN, InProcessApp, draw_sketch, encode, png_pixels
 
 
-def test_models_lists_versions_with_manifests_and_the_active_one(server: Server) -> None:
-    with server.client() as client:
+def test_models_lists_versions_with_manifests_and_the_active_one(colorize_app: InProcessApp) -> None:
+    with colorize_app.client() as client:
         models = client.get("/models").json()
     assert models["active_version"] == 2
     assert [entry["version"] for entry in models["versions"]] == [2, 1], "newest first"
@@ -16,14 +16,16 @@ def test_models_lists_versions_with_manifests_and_the_active_one(server: Server)
     assert newest["manifest"]["signature"]["inputs"]["sketch"]["dtype"] == "uint8"
 
 
-def test_health_and_readiness(server: Server) -> None:
-    with server.client() as client:
+def test_health_and_readiness(colorize_app: InProcessApp) -> None:
+    with colorize_app.client() as client:
         assert client.get("/healthz").json() == {"status": "ok"}
         assert client.get("/readyz").json() == {"status": "ready", "model_version": 2}
 
 
-def test_metrics_count_requests_by_route_and_status_and_show_the_active_version(server: Server) -> None:
-    with server.client() as client:
+def test_metrics_count_requests_by_route_and_status_and_show_the_active_version(
+    colorize_app: InProcessApp,
+) -> None:
+    with colorize_app.client() as client:
         png_pixels(client.post("/colorize", files={"file": ("s.png", encode(draw_sketch()), "image/png")}))
         client.post("/colorize", content=b"", headers={"Content-Type": "image/png"})
         client.get("/models")
@@ -47,9 +49,9 @@ def test_metrics_count_requests_by_route_and_status_and_show_the_active_version(
     assert value("s2c_model_version") == 2
 
 
-def test_methods_outside_the_standard_ones_share_one_metrics_label(server: Server) -> None:
+def test_methods_outside_the_standard_ones_share_one_metrics_label(colorize_app: InProcessApp) -> None:
     """The method is whatever a client sends: each odd one must not become a new metrics series."""
-    with server.client() as client:
+    with colorize_app.client() as client:
         for method in ("PURGE", "PROPFIND", "MKCOL"):
             assert client.request(method, "/models").status_code == 405
         text = client.get("/metrics").text
@@ -64,8 +66,8 @@ def test_methods_outside_the_standard_ones_share_one_metrics_label(server: Serve
     )
 
 
-def test_openapi_docs_describe_colorize(server: Server) -> None:
-    with server.client() as client:
+def test_openapi_docs_describe_colorize(colorize_app: InProcessApp) -> None:
+    with colorize_app.client() as client:
         docs = client.get("/docs")
         schema = client.get("/openapi.json").json()
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
@@ -76,8 +78,8 @@ def test_openapi_docs_describe_colorize(server: Server) -> None:
     assert {"/models", "/healthz", "/readyz"} <= set(schema["paths"])
 
 
-def test_openapi_documents_every_status_with_typed_schemas_and_the_token(server: Server) -> None:
-    with server.client() as client:
+def test_openapi_documents_every_status_with_typed_schemas_and_the_token(colorize_app: InProcessApp) -> None:
+    with colorize_app.client() as client:
         schema = client.get("/openapi.json").json()
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer", "an Authorize button"
     wanted = {
@@ -111,8 +113,8 @@ def test_openapi_documents_every_status_with_typed_schemas_and_the_token(server:
     )
 
 
-def test_every_422_has_the_one_error_shape(server: Server) -> None:
-    with server.client() as client:
+def test_every_422_has_the_one_error_shape(colorize_app: InProcessApp) -> None:
+    with colorize_app.client() as client:
         answers = [
             client.post("/colorize?version=abc%20def", content=b"x", headers={"Content-Type": "image/png"}),
             client.post("/colorize?size=huge", content=b"x", headers={"Content-Type": "image/png"}),
@@ -124,12 +126,12 @@ def test_every_422_has_the_one_error_shape(server: Server) -> None:
         assert isinstance(answer.json()["detail"], str), answer.text
 
 
-def test_cors_allows_the_configured_origin_only(server: Server) -> None:
+def test_cors_allows_the_configured_origin_only(colorize_app: InProcessApp) -> None:
     preflight_headers = {
         "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "content-type",
     }
-    with server.client() as client:
+    with colorize_app.client() as client:
         allowed = client.options("/colorize", headers={"Origin": ALLOWED_ORIGIN, **preflight_headers})
         refused = client.options("/colorize", headers={"Origin": "http://evil.example", **preflight_headers})
         simple = client.post(

@@ -34,7 +34,7 @@ def skewed_lease(run_dir: Path, clock_offset: float, renewed: float) -> None:
 def janitor(settings: Settings, enqueued: list) -> Janitor:
     broker = SimpleNamespace(embedded=False, broker_url="memory://")
     app = SimpleNamespace(
-        send_task=lambda name, args, task_id, queue: enqueued.append(task_id), sketch2color_broker=broker
+        send_task=lambda name, args, task_id, queue: enqueued.append(task_id), broker_choice=broker
     )
     return Janitor(app, settings, "janitor@test")
 

@@ -112,7 +112,7 @@ def test_one_bad_job_does_not_keep_the_janitor_from_the_others(tmp_path: Path):
             raise ConnectionError("the broker hiccuped")
         enqueued.append(task_id)
 
-    celery_app = SimpleNamespace(send_task=send_task, sketch2color_broker=SimpleNamespace(embedded=False))
+    celery_app = SimpleNamespace(send_task=send_task, broker_choice=SimpleNamespace(embedded=False))
     janitor = Janitor(celery_app, settings, "janitor@test")
     janitor.sweep()
     records = [read_record(settings.runs_dir / job_id) for job_id in (first, second)]

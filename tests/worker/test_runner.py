@@ -7,8 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from contracts.job_states import JobState
 from contracts.jobs import begin_attempt, create_record, new_job_id, new_record
 from contracts.settings import Settings
+from contracts.train_config import TrainConfig
 from worker.leases import Heartbeat, LeaseLost, read_lease
 from worker.runner import JobRun
 
@@ -17,7 +19,9 @@ def started_run(data_dir: Path, lease_seconds: float = 30.0) -> JobRun:
     """A delivery that has taken the lease, recorded its attempt and started its heartbeat."""
     settings = Settings(data_dir=data_dir, job_lease_seconds=lease_seconds)
     job_id = new_job_id()
-    create_record(settings.runs_dir / job_id, new_record(job_id, "demo", {"steps": 10}, total_steps=10))
+    create_record(
+        settings.runs_dir / job_id, new_record(job_id, "demo", TrainConfig(steps=10), total_steps=10)
+    )
     broker = SimpleNamespace(send_task=lambda *args, **kwargs: None)
     task = SimpleNamespace(request=SimpleNamespace(hostname="test@host"), app=broker)
     run = JobRun(task, job_id, settings, threading.Event())
@@ -41,7 +45,7 @@ def test_endings_stop_the_heartbeat_before_releasing_the_lease(tmp_path: Path, e
 
     run.lease.release = watched_release
     if ending == "finish":
-        run._finish("succeeded", step=10)
+        run._finish(JobState.SUCCEEDED, step=10)
     else:
         run._hand_back(step=4)
     assert heartbeat_alive_at_release == [False]

@@ -8,7 +8,8 @@ bytes can be wrong maps to a 4xx with a JSON detail, never to a 500.
 
 import asyncio
 import logging
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -16,25 +17,17 @@ from fastapi.responses import Response
 from PIL import Image
 
 from app.api.deps import BatcherDep, ModelStoreDep, SettingsDep
-from app.api.errors import ErrorDetail
-from app.api.routes.models import no_generator_error, retry_after
+from app.api.errors import ErrorDetail, client_error
+from app.api.http import no_generator_error, retry_after
 from app.model_store import LoadedModel, ModelStore, VersionNotFound, VersionUnloadable
 from app.uploads import too_large_detail
 from contracts.settings import Settings
 from model.fullsize import full_size_result, png_bytes
-from model.imageio import (
-    BadImage,
-    EmptyImage,
-    ImageTooLarge,
-    NoHintAlpha,
-    NotAnImage,
-    UndecodableImage,
-    load_hints,
-    load_sketch_and_original,
-)
+from model.imageio import BadImage, load_hints, load_sketch_and_original
 from storage.serving_policy import LABEL_PATTERN, read_policy
 
 router = APIRouter(tags=["colorize"])
+T = TypeVar("T")
 logger = logging.getLogger("sketch2color.colorize")
 
 RAW_MEDIA_TYPES = (
@@ -243,36 +236,24 @@ async def _read_image_bytes(request: Request, settings: Settings) -> tuple[bytes
 
 
 async def _decode(data: bytes, settings: Settings) -> tuple[np.ndarray, Image.Image]:
-    try:
-        return await asyncio.to_thread(load_sketch_and_original, data, settings.max_pixels)
-    except (EmptyImage, UndecodableImage) as error:
-        raise HTTPException(400, str(error)) from error
-    except NotAnImage as error:
-        raise HTTPException(415, str(error)) from error
-    except ImageTooLarge as error:
-        raise HTTPException(413, str(error)) from error
-    except BadImage as error:
-        raise HTTPException(400, str(error)) from error
-    except Exception as error:  # whatever else a hostile file makes Pillow raise is still the file's fault
-        logger.warning("could not read an uploaded image: %r", error)
-        raise HTTPException(400, f"cannot read the image: {type(error).__name__}") from error
+    return await _read_image(load_sketch_and_original, data, settings, "")
 
 
 async def _decode_hints(data: bytes, settings: Settings) -> np.ndarray:
     """The hint layer on the model's square; errors name the `hints` field, so a client knows which part."""
+    return await _read_image(load_hints, data, settings, "hints: ")
+
+
+async def _read_image(load: Callable[[bytes, int], T], data: bytes, settings: Settings, prefix: str) -> T:
+    """`load(data, max_pixels)` in a thread; what is wrong with the bytes gets its status from the one table
+    (app/api/errors.py)."""
     try:
-        return await asyncio.to_thread(load_hints, data, settings.max_pixels)
-    except NoHintAlpha as error:
-        raise HTTPException(422, f"hints: {error}") from error
-    except (EmptyImage, UndecodableImage) as error:
-        raise HTTPException(400, f"hints: {error}") from error
-    except NotAnImage as error:
-        raise HTTPException(415, f"hints: {error}") from error
-    except ImageTooLarge as error:
-        raise HTTPException(413, f"hints: {error}") from error
+        return await asyncio.to_thread(load, data, settings.max_pixels)
+    except BadImage as error:
+        raise client_error(error, prefix) from error
     except Exception as error:  # whatever else a hostile file makes Pillow raise is still the file's fault
-        logger.warning("could not read uploaded hints: %r", error)
-        raise HTTPException(400, f"hints: cannot read the image: {type(error).__name__}") from error
+        logger.warning("could not read an uploaded image (%s): %r", prefix.rstrip(": ") or "sketch", error)
+        raise HTTPException(400, f"{prefix}cannot read the image: {type(error).__name__}") from error
 
 
 def _full_size_png(colorized: np.ndarray, original: Image.Image, lines: str) -> tuple[bytes, tuple[int, int]]:

@@ -16,9 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from app.api.deps import ApiTokenDep, SettingsDep
-from app.api.errors import error_responses
-from app.api.routes.jobs import require_broker
+from app.api.deps import ApiTokenDep, JobQueueDep, SettingsDep
+from app.api.errors import client_error, error_responses
+from app.api.http import require_broker
+from app.api.services import JobQueue
 from contracts import datasets, jobs
 from contracts.queue import enqueue_import
 from contracts.settings import Settings
@@ -120,7 +121,7 @@ def get_datasets(settings: SettingsDep) -> list[dict[str, Any]]:
     openapi_extra={"requestBody": UPLOAD_BODY},
     responses=error_responses(400, 409, 413, 415, 422, 503, e409="The name is taken."),
 )
-async def upload_dataset(request: Request, settings: SettingsDep) -> JSONResponse:
+async def upload_dataset(request: Request, settings: SettingsDep, job_queue: JobQueueDep) -> JSONResponse:
     """Upload a zip of pairs or pictures as dataset `name`; 202 with the import record (`Location` follows it)."""
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "multipart/form-data":
         raise HTTPException(415, "send multipart/form-data with fields `name`, `archive` (a zip) and options")
@@ -134,26 +135,26 @@ async def upload_dataset(request: Request, settings: SettingsDep) -> JSONRespons
             options = UploadOptions.model_validate(fields)
         except ValidationError as error:
             raise HTTPException(422, explain(error)) from None
-        record = await run_in_threadpool(_accept_upload, request, settings, name, archive, options)
+        record = await run_in_threadpool(_accept_upload, job_queue, settings, name, archive, options)
     finally:
         await form.close()
     return JSONResponse(record, status_code=202, headers={"Location": f"/datasets/{name}"})
 
 
 def _accept_upload(
-    request: Request, settings: Settings, name: str, archive: UploadFile, options: UploadOptions
-):
+    job_queue: JobQueue, settings: Settings, name: str, archive: UploadFile, options: UploadOptions
+) -> dict[str, Any]:
     """Claim the name, keep the archive, check its directory, queue the import; undo everything on a refusal."""
     folder = settings.datasets_dir
     try:
         datasets.check_dataset_name(name)
     except datasets.BadDatasetName as error:
-        raise HTTPException(422, str(error)) from None
-    celery_app = require_broker(request, settings)
+        raise client_error(error) from None
+    celery_app = require_broker(job_queue)
     try:
         record = datasets.new_import(folder, name, options.model_dump(), archive_bytes=archive.size or 0)
     except datasets.DatasetExists as error:
-        raise HTTPException(409, str(error)) from None
+        raise client_error(error) from None
     try:
         with open(datasets.archive_path(folder, name), "wb") as kept:
             archive.file.seek(0)
@@ -162,11 +163,9 @@ def _accept_upload(
             settings.max_dataset_files, settings.max_dataset_unpacked_bytes, settings.max_pixels
         )
         inspect_archive(datasets.archive_path(folder, name), limits)
-    except BadArchive as error:
+    except BadArchive as error:  # not a zip at all (415), or a zip we refuse (422): app/api/errors.py
         datasets.delete_dataset(folder, name)
-        # Not a zip at all: the wrong kind of file (415); a zip we refuse: what it holds is the problem (422).
-        status = 415 if str(error).startswith("not a zip archive") else 422
-        raise HTTPException(status, f"archive: {error}") from None
+        raise client_error(error, "archive: ") from None
     except BaseException:
         datasets.delete_dataset(folder, name)
         raise
@@ -182,7 +181,7 @@ def _ready_or_import(settings: Settings, name: str) -> tuple[bool, dict[str, Any
     try:
         datasets.check_dataset_name(name)
     except datasets.BadDatasetName as error:
-        raise HTTPException(422, str(error)) from None
+        raise client_error(error) from None
     ready = (settings.datasets_dir / name).is_dir()
     record = datasets.read_import(settings.datasets_dir, name)
     if not ready and record is None:

@@ -6,7 +6,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from app.api.deps import MetricsDep, ModelStoreDep, SettingsDep
-from app.api.routes.models import no_generator_error
+from app.api.http import no_generator_error
 
 router = APIRouter(tags=["health"])
 

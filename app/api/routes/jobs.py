@@ -11,24 +11,23 @@ body, hands the rest to that pool.
 import json
 import logging
 import shutil
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from celery import Celery
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import ApiTokenDep, SettingsDep
+from app.api.deps import ApiTokenDep, JobQueueDep, SettingsDep, get_broker
 from app.api.errors import error_responses
+from app.api.http import require_broker
 from app.api.routes.job_schemas import Deleted, JobMetrics
+from app.api.services import JobQueue
 from contracts import jobs
 from contracts.datasets import DATASET_NAME, BadDatasetName, check_dataset_name, summarize
 from contracts.job_record import Job
-from contracts.queue import broker_problem, create_celery_app, enqueue_job
+from contracts.queue import enqueue_job
 from contracts.settings import Settings
 from contracts.train_config import TrainConfig, explain
 from storage.run_folder import RunFolder
@@ -36,21 +35,7 @@ from storage.run_folder import RunFolder
 logger = logging.getLogger("sketch2color.jobs")
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    try:
-        job_queue(app, app.state.settings)
-    except OSError as error:  # e.g. a read-only data folder: colorizing still works, job routes answer 503
-        logger.warning("jobs: cannot set up the embedded broker: %s", error)
-    yield
-
-
-router = APIRouter(
-    tags=["jobs"],
-    dependencies=[ApiTokenDep],
-    lifespan=lifespan,
-    responses=error_responses(401, 413, 422, 507),
-)
+router = APIRouter(tags=["jobs"], dependencies=[ApiTokenDep], responses=error_responses(401, 413, 422, 507))
 BROKER_DOWN = error_responses(503, e503="The job broker is unreachable (with Retry-After and what to do).")
 NO_JOB = error_responses(404, e404="No such job.")
 
@@ -71,33 +56,6 @@ LAUNCH_BODY = {
 }
 
 
-def job_queue(app: FastAPI, settings: Settings) -> Celery:
-    """The Celery client of this API process, made once (and logged: which broker jobs go through)."""
-    celery_app = getattr(app.state, "job_queue", None)
-    if celery_app is None:
-        celery_app = create_celery_app(settings)
-        app.state.job_queue = celery_app
-        logger.info("jobs: %s", celery_app.sketch2color_broker.description)
-    return celery_app
-
-
-def require_broker(request: Request, settings: SettingsDep) -> Celery:
-    """503 when jobs can neither be queued nor followed; says which broker and what to do."""
-    try:
-        celery_app = job_queue(request.app, settings)
-        problem = broker_problem(celery_app)
-    except OSError as error:
-        celery_app, problem = None, f"its folder cannot be created ({error})"
-    if problem is not None:
-        raise HTTPException(
-            503,
-            f"the job broker is unreachable: {problem}. Start it (e.g. `redis-server`) or point "
-            "S2C_BROKER_URL at a reachable one; colorizing with published models keeps working meanwhile",
-            headers={"Retry-After": "10"},
-        )
-    return celery_app
-
-
 def run_dir_of(settings: Settings, job_id: str) -> Path:
     if not jobs.is_job_id(job_id) or jobs.read_record(settings.runs_dir / job_id) is None:
         raise HTTPException(404, f"no job {job_id!r}; GET /jobs lists them")
@@ -111,7 +69,7 @@ def run_dir_of(settings: Settings, job_id: str) -> Path:
     response_model=Job,
     responses={**error_responses(400, 404, 415, e404="No such dataset."), **BROKER_DOWN},
 )
-async def launch_job(request: Request, settings: SettingsDep) -> JSONResponse:
+async def launch_job(request: Request, settings: SettingsDep, job_queue: JobQueueDep) -> JSONResponse:
     """Queue a training job; 202 with its record and `Location: /jobs/<id>`."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
@@ -127,11 +85,11 @@ async def launch_job(request: Request, settings: SettingsDep) -> JSONResponse:
     except ValidationError as error:
         raise HTTPException(422, explain(error)) from None
     # Walking the dataset, the broker check, the fsync'ed record and the publish all block: not on the loop.
-    record = await run_in_threadpool(queue_job, request, settings, launch)
+    record = await run_in_threadpool(queue_job, job_queue, settings, launch)
     return JSONResponse(record.stored(), status_code=202, headers={"Location": f"/jobs/{record.id}"})
 
 
-def queue_job(request: Request, settings: Settings, launch: JobLaunch) -> Job:
+def queue_job(job_queue: JobQueue, settings: Settings, launch: JobLaunch) -> Job:
     """Check the dataset and the broker, write the job's record and enqueue it; returns the record."""
     try:
         check_dataset_name(launch.dataset)
@@ -147,7 +105,7 @@ def queue_job(request: Request, settings: Settings, launch: JobLaunch) -> Job:
         raise HTTPException(
             422, f"dataset {launch.dataset!r} needs pair images in both train/ and val/ (has {counts})"
         )
-    celery_app = require_broker(request, settings)
+    celery_app = require_broker(job_queue)
 
     job_id = jobs.new_job_id()
     run_dir = settings.runs_dir / job_id
@@ -164,7 +122,7 @@ def queue_job(request: Request, settings: Settings, launch: JobLaunch) -> Job:
     return record
 
 
-@router.get("/jobs", dependencies=[Depends(require_broker)], response_model=list[Job], responses=BROKER_DOWN)
+@router.get("/jobs", dependencies=[Depends(get_broker)], response_model=list[Job], responses=BROKER_DOWN)
 def get_jobs(settings: SettingsDep, limit: int = 100) -> list[Job]:
     """Job records, newest first (503 while the broker is down: nothing listed could run meanwhile)."""
     return jobs.list_records(settings.runs_dir)[: max(limit, 0)]
@@ -172,7 +130,7 @@ def get_jobs(settings: SettingsDep, limit: int = 100) -> list[Job]:
 
 @router.get(
     "/jobs/{job_id}",
-    dependencies=[Depends(require_broker)],
+    dependencies=[Depends(get_broker)],
     response_model=Job,
     responses={**NO_JOB, **BROKER_DOWN},
 )
@@ -187,7 +145,7 @@ def get_job(job_id: str, settings: SettingsDep) -> Job:
 @router.post(
     "/jobs/{job_id}/cancel",
     status_code=202,
-    dependencies=[Depends(require_broker)],
+    dependencies=[Depends(get_broker)],
     response_model=Job,
     responses={**NO_JOB, **error_responses(409, e409="The job is already finished."), **BROKER_DOWN},
 )
@@ -209,11 +167,11 @@ def cancel_job(job_id: str, settings: SettingsDep) -> Job:
         **BROKER_DOWN,
     },
 )
-def resume_job(job_id: str, request: Request, settings: SettingsDep) -> Job:
+def resume_job(job_id: str, settings: SettingsDep, job_queue: JobQueueDep) -> Job:
     """Queue a cancelled or failed job again: it continues from its newest checkpoint in the same run folder,
     with the same step counter (409 for a job in another state)."""
     run_dir = run_dir_of(settings, job_id)
-    celery_app = require_broker(request, settings)
+    celery_app = require_broker(job_queue)
     try:
         record = jobs.resume(run_dir)
     except jobs.WrongState as error:

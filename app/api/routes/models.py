@@ -6,7 +6,6 @@ restarts. File work blocks, so these routes are plain `def` (FastAPI runs them i
 """
 
 import asyncio
-import math
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path
@@ -15,10 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import ApiTokenDep, ModelStoreDep, SettingsDep
 from app.api.errors import error_responses
-from app.model_store import ModelStore
-from contracts.job_states import JobState
-from contracts.jobs import list_records
-from contracts.settings import Settings
 from storage.serving_policy import (
     LABEL_PATTERN,
     GateDecision,
@@ -184,49 +179,3 @@ def tf_serving_model_config(settings: SettingsDep, base_path: str = "/models/gen
     policy = read_policy(settings.models_dir)
     served = served_version(versions, policy)
     return tf_serving_config(policy, served.version if served else None, base_path)
-
-
-def no_generator_error(store: ModelStore, settings: Settings) -> HTTPException:
-    """503 with what to do about it (or when a running job's first version is due), and a Retry-After."""
-    if store.loading_version is not None:
-        detail = f"generator version {store.loading_version} is loading; try again in a moment"
-    elif (coming := first_version_on_its_way(settings)) is not None:
-        detail = coming
-    else:
-        detail = (
-            "no generator is published yet: train one with `sketch2color train DATASET --run-dir RUN "
-            "--models-dir $S2C_DATA_DIR/models` or POST /jobs; a new version under "
-            "$S2C_DATA_DIR/models/generator/ is picked up without a restart"
-        )
-    return HTTPException(503, detail, headers=retry_after(settings))
-
-
-def first_version_on_its_way(settings: Settings) -> str | None:
-    """What the newest queued or running job says about its first version, from its record alone."""
-    for record in list_records(settings.runs_dir)[:20]:
-        if record.state not in (JobState.QUEUED, JobState.RUNNING):
-            continue
-        job = f"job {record.id[:8]} on dataset {record.dataset!r}"
-        if record.state == JobState.QUEUED:
-            return f"no generator is published yet; {job} is queued and will publish one when it has trained"
-        progress, params = record.progress, record.params
-        step, total = progress.step, progress.total_steps or 0
-        every = params.export_every
-        due = min(total, (step // every + 1) * every) if every else total
-        speed = progress.images_per_second or 0
-        batch = params.batch_size
-        when = (
-            f"in about {math.ceil((due - step) * batch / speed)} s"
-            if speed
-            else "once it has measured its speed"
-        )
-        return (
-            f"no generator is published yet; {job} is training (step {step} of {total}) and publishes its first "
-            f"version at step {due}, {when}"
-        )
-    return None
-
-
-def retry_after(settings: Settings) -> dict[str, str]:
-    """One poll interval: when the store next looks at the published versions."""
-    return {"Retry-After": str(max(1, math.ceil(settings.model_poll_seconds)))}
