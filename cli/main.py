@@ -285,7 +285,6 @@ def worker(
     arguments += ["--queues", queues, "--loglevel", loglevel, "--without-mingle", "--without-gossip"]
     if hostname:
         arguments += ["--hostname", hostname]
-    app.sketch2color_queues = queues.split(",")
     app.worker_main(arguments)
 
 
