@@ -20,12 +20,15 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from celery import Celery
 
 from contracts.settings import Settings
+
+if TYPE_CHECKING:
+    import redis
 
 TRAIN_TASK_NAME = "sketch2color.train"
 TRAINING_QUEUE = "training"
@@ -193,7 +196,7 @@ def message_waiting(celery_app: QueueApp, task_id: str) -> bool:
 
 
 @lru_cache(maxsize=8)
-def _redis_client(url: str):
+def _redis_client(url: str) -> "redis.Redis":
     import redis
 
     return redis.Redis.from_url(
