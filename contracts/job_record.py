@@ -44,14 +44,13 @@ class Losses(Stored):
 
 
 class ValMetrics(Stored):
-    """Validation scores: L1 in [-1, 1] units, PSNR, SSIM; a hint model adds the same with 10 hints."""
+    """Validation scores: L1 in [-1, 1] units, PSNR, SSIM. A hint model adds the same scored with 10 hints per
+    image (`l1_hints10`, `psnr_hints10`, `ssim_hints10`), kept as extra keys so that other models' records and
+    answers hold only the three."""
 
     l1: float
     psnr: float
     ssim: float
-    l1_hints10: float | None = None
-    psnr_hints10: float | None = None
-    ssim_hints10: float | None = None
 
 
 class Progress(Stored):
