@@ -117,7 +117,7 @@ class JobRun:
                 trainer.resumed_from_step,
             )
             result = trainer.fit(
-                on_progress=self._report_progress,
+                on_progress=lambda progress: self._report_progress(progress.model_dump(exclude_unset=True)),
                 should_stop=self._should_stop,
                 before_write=self._check_lease,
             )
