@@ -10,7 +10,7 @@ from enum import Enum
 
 from contracts.train_config import TrainConfig
 
-__all__ = ["AUTO_LOG_SECONDS", "Action", "Entry", "Schedule", "training_schedule"]
+__all__ = ["AUTO_LOG_SECONDS", "WRITES", "Action", "Entry", "Schedule", "training_schedule"]
 
 # With the default log_every, a log point comes at least this often (and at the first step of a session), so a
 # short or slow run still shows progress early.
