@@ -100,7 +100,13 @@ def train(
     except ValidationError as error:
         _fail(explain(error).replace("_", "-") + " (see --help)")
     try:
-        result = train_pix2pix(dataset, run_dir, config, models_dir=models_dir, on_progress=_print_progress)
+        result = train_pix2pix(
+            dataset,
+            run_dir,
+            config,
+            models_dir=models_dir,
+            on_progress=_print_progress,
+        )
     except ValueError as error:
         _fail(str(error))
     typer.echo(f"{result.status} at step {result.step}; published versions: {result.versions or 'none'}")

@@ -1,9 +1,10 @@
 """The pix2pix training loop: resumable, checkpointed, publishing generator versions as it goes.
 
-One compiled step (optionally XLA) under a tf.distribute strategy: MirroredStrategy across several GPUs, the
-default strategy otherwise, and mixed precision by itself on GPUs. A run folder that has checkpoints is
-continued from the newest one. The hyper-parameters are contracts/train_config.py, the objective model/losses.py,
-the run folder's file names storage/run_folder.py.
+One compiled step (model/train_step.py, optionally XLA) under a tf.distribute strategy: MirroredStrategy across
+several GPUs, the default strategy otherwise, and mixed precision by itself on GPUs (model/devices.py). A run
+folder that has checkpoints is continued from the newest one. What each step owes (a log point, scores, a
+version, a checkpoint) is model/schedule.py, how a log point is written model/metrics_log.py. The
+hyper-parameters are contracts/train_config.py, the objective model/losses.py, the run folder storage/run_folder.py.
 """
 
 import io
@@ -14,25 +15,28 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import keras
 import tensorflow as tf
 from PIL import Image
 
-from contracts.job_record import Progress
+from contracts.job_record import Losses, MetricsPoint, Progress, RunEvent, ValMetrics
 from contracts.train_config import ARCHITECTURE_BEFORE_FIELD, ARCHITECTURE_FIELDS, TrainConfig
 from model.data import list_pairs, make_dataset
+from model.devices import choose_precision, choose_strategy
 from model.export import publish_generator
 from model.hints import empty_hint_maps, validation_hint_maps
-from model.losses import ConstantThenLinearDecay, discriminator_loss, generator_loss
+from model.losses import ConstantThenLinearDecay
+from model.metrics_log import MetricsLog, PendingLosses, SpeedMeter
 from model.networks import IMAGE_SIZE, build_discriminator, build_generator
 from model.samples import sample_grid, write_png_atomically, write_progress_gif
+from model.schedule import WRITES, Action, training_schedule
+from model.train_step import TrainStep, build_train_step
 from storage.run_folder import RunFolder
-from storage.serving_policy import gate
+from storage.serving_policy import GateDecision, gate
 
 __all__ = ["Pix2PixTrainer", "TrainConfig", "TrainResult", "train_pix2pix"]
-AUTO_LOG_SECONDS = 5.0
+ProgressCallback = Callable[[Progress], None]
 
 
 @dataclass
@@ -41,57 +45,16 @@ class TrainResult:
     step: int
     epoch: int
     versions: list[int] = field(default_factory=list)
-    val: dict[str, float] = field(default_factory=dict)
+    val: ValMetrics | None = None  # the newest scores of this fit()
 
 
 @dataclass
-class SpeedMeter:
-    """Images per second over the steps since the last log point (tracing and compilation left out)."""
+class FitState:
+    """What one fit() has produced so far, for its progress reports and its result."""
 
-    batch_size: int
-    started: float = field(default_factory=time.perf_counter)
-    steps: int = 0
-    images_per_second: float = 0.0
-
-    def restart(self) -> None:
-        self.started, self.steps = time.perf_counter(), 0
-
-    def measure(self) -> float:
-        elapsed = time.perf_counter() - self.started
-        if self.steps and elapsed > 0:
-            self.images_per_second = self.steps * self.batch_size / elapsed
-        return self.images_per_second
-
-
-def choose_strategy() -> tf.distribute.Strategy:
-    """All GPUs of this machine when it has several, else the default (single device) strategy."""
-    if len(tf.config.list_logical_devices("GPU")) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
-# bfloat16 matrix units: on such CPUs mixed_bfloat16 trains faster from width 32 up, with the same loss curves,
-# and slower at tiny widths (bench/RESULTS.md: 1.30x float32's images/s at width 32, 1.45-1.63x at 64).
-BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
-BF16_MIN_WIDTH = 32
-
-
-def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    try:
-        lines = cpuinfo.read_text().splitlines()
-    except OSError:
-        return False
-    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
-    return any(flag in flags for flag in BF16_CPU_FLAGS)
-
-
-def choose_precision(requested: str, width: int = 64) -> str:
-    """`auto`: mixed_float16 on GPUs, mixed_bfloat16 on CPUs with bfloat16 units at width >= 32, else float32."""
-    if requested != "auto":
-        return requested
-    if tf.config.list_logical_devices("GPU"):
-        return "mixed_float16"
-    return "mixed_bfloat16" if width >= BF16_MIN_WIDTH and cpu_has_bf16() else "float32"
+    versions: list[int] = field(default_factory=list)
+    val: ValMetrics | None = None
+    gate: GateDecision | None = None
 
 
 class Pix2PixTrainer:
@@ -114,11 +77,7 @@ class Pix2PixTrainer:
         self.train_size = len(list_pairs(self.dataset_dir, "train"))
         list_pairs(self.dataset_dir, "val")
         self.total_steps = config.total_steps(self.train_size)
-        # An explicit log_every is kept exactly; by default about 100 points per run, plus the first step and
-        # a point at least every AUTO_LOG_SECONDS, so a short or slow run still shows progress early.
-        self.log_every = config.log_every or max(1, self.total_steps // 100)
-        self.log_by_time = config.log_every is None
-        self._last_log_at = time.monotonic()
+        self._last_point_at = time.monotonic()
         self.global_batch = config.batch_size
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._check_run_config()
@@ -143,13 +102,19 @@ class Pix2PixTrainer:
             checkpoint_name="ckpt",
         )
         self.resumed_from_step = self._restore()
+        self.schedule = training_schedule(
+            config, self.total_steps, self.resumed_from_step, publishing=self.models_dir is not None
+        )
         self._export_copy: keras.Model | None = None
-        self.last_gate: dict[str, Any] | None = None
-        self._summary_writer = tf.summary.create_file_writer(str(self.run.tensorboard))
+        self.last_gate: GateDecision | None = None
+        self.metrics = MetricsLog(self.run)
         self._val_sketches, self._val_targets = self._validation_batch()
         # Hint models are scored without hints and with a fixed set of hints per validation image.
         self._val_hints = validation_hint_maps(self._val_targets) if config.hints else None
-        self.train_step = self._build_step()
+        self.train_step: TrainStep = build_train_step(
+            self.generator, self.discriminator, self.generator_optimizer, self.discriminator_optimizer,
+            strategy=self.strategy, step_counter=self.step, config=config, global_batch=self.global_batch,
+        )  # fmt: skip
 
     # ---- setup -------------------------------------------------------------------------------------------
     def _build_networks(self) -> None:
@@ -209,50 +174,6 @@ class Pix2PixTrainer:
         self.checkpoint.restore(latest).assert_existing_objects_matched()
         return int(self.step.numpy())
 
-    def _build_step(self):
-        config = self.config
-        global_batch = self.global_batch
-
-        def average(per_example: tf.Tensor) -> tf.Tensor:
-            return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
-
-        def replica_step(generator_input, target):
-            sketch = generator_input[..., :3]  # the discriminator judges (sketch, image) pairs, hints aside
-            with tf.GradientTape() as generator_tape, tf.GradientTape() as discriminator_tape:
-                fake = self.generator(generator_input, training=True)
-                real_logits = tf.cast(self.discriminator([sketch, target], training=True), tf.float32)
-                fake_logits = tf.cast(self.discriminator([sketch, fake], training=True), tf.float32)
-                generator_losses = generator_loss(fake_logits, fake, target, config.lambda_l1)
-                generator_objective = average(generator_losses["gen_total"])
-                discriminator_objective = average(discriminator_loss(real_logits, fake_logits))
-                scaled_generator = self.generator_optimizer.scale_loss(generator_objective)
-                scaled_discriminator = self.discriminator_optimizer.scale_loss(discriminator_objective)
-            for tape, loss, network, optimizer in (
-                (generator_tape, scaled_generator, self.generator, self.generator_optimizer),
-                (discriminator_tape, scaled_discriminator, self.discriminator, self.discriminator_optimizer),
-            ):
-                gradients = tape.gradient(loss, network.trainable_variables)
-                optimizer.apply_gradients(zip(gradients, network.trainable_variables, strict=True))
-            return {
-                "gen_gan": average(generator_losses["gen_gan"]),
-                "gen_l1": average(generator_losses["gen_l1"]),
-                "disc": discriminator_objective,
-            }
-
-        compiled_replica_step = tf.function(replica_step, jit_compile=config.xla or None)
-
-        @tf.function
-        def distributed_step(batch):
-            per_replica = self.strategy.run(compiled_replica_step, args=batch)
-            losses = {
-                name: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
-                for name, value in per_replica.items()
-            }
-            self.step.assign_add(1)
-            return losses
-
-        return distributed_step
-
     # ---- evaluation and outputs --------------------------------------------------------------------------
     def generator_input(self, sketches: tf.Tensor, hint_maps: tf.Tensor | None = None) -> tf.Tensor:
         """What the generator reads: the sketches, plus the hint maps (none given: no hints) for a hint model."""
@@ -284,8 +205,7 @@ class Pix2PixTrainer:
         grid = sample_grid(self._val_sketches[:rows], outputs, self._val_targets[:rows])
         path = self.run.sample_grid(epoch)
         write_png_atomically(grid, path)
-        with self._summary_writer.as_default(step=int(self.step.numpy())):
-            tf.summary.image("samples/sketch_output_truth", grid[None], max_outputs=1)
+        self.metrics.image("samples/sketch_output_truth", grid, step=int(self.step.numpy()))
         return path
 
     def publish(self, val: dict[str, float]) -> int | None:
@@ -319,7 +239,8 @@ class Pix2PixTrainer:
             extra_files={"sample.png": buffer.getvalue()},
             onnx=self.config.onnx,
         )
-        self.last_gate = published.manifest.get("gate")
+        decision = published.manifest.get("gate")
+        self.last_gate = GateDecision(**decision) if decision is not None else None
         return published.version
 
     def _generator_for_export(self) -> keras.Model:
@@ -337,7 +258,7 @@ class Pix2PixTrainer:
     # ---- the loop ----------------------------------------------------------------------------------------
     def fit(
         self,
-        on_progress: Callable[[Progress], None] | None = None,
+        on_progress: ProgressCallback | None = None,
         should_stop: Callable[[], bool] | None = None,
         before_write: Callable[[], None] | None = None,
     ) -> TrainResult:
@@ -350,45 +271,38 @@ class Pix2PixTrainer:
         batches = self._training_batches()
         step = int(self.step.numpy())
         last_saved_step = step if self.manager.latest_checkpoint else -1
-        versions: list[int] = []
-        latest_val: dict[str, float] = {}
-        pending_losses: list[dict[str, tf.Tensor]] = []
+        state = FitState()
+        losses = PendingLosses()
         speed = SpeedMeter(self.global_batch)
         status = "finished"
         while step < self.total_steps:
             if should_stop is not None and should_stop():
                 status = "stopped"
                 break
-            pending_losses.append(self.train_step(next(batches)))
+            losses.add(self.train_step(next(batches)))
             step += 1
             speed.steps += 1
             self.epoch.assign(self._epoch_at(step))
             if step == self.resumed_from_step + 1:  # leave tracing and compilation out of the speed figure
                 speed.restart()
-            due = self._due(step)
+            due = self.schedule.due(step, time.monotonic() - self._last_point_at)
             if not due:
                 continue
-            record, latest_val = self._log_point(
-                step, due, pending_losses, speed, before_write, versions, latest_val
-            )
-            if "checkpoint" in due:
+            point = self._log_point(step, due, losses.mean(), speed.measure(), state, before_write)
+            if Action.CHECKPOINT in due:
                 last_saved_step = step
             if on_progress is not None:
-                on_progress(
-                    Progress.model_validate(
-                        self._progress(record, latest_val, versions, speed.images_per_second)
-                    )
-                )
+                on_progress(self._progress(point, speed.images_per_second, state))
             speed.restart()
 
         if status == "stopped" and step != last_saved_step:
             before_write()
             self.manager.save(checkpoint_number=step)
-            self._log({"step": step, "epoch": self._epoch_at(step), "event": "stopped"})
+            self.metrics.write(RunEvent(step=step, epoch=self._epoch_at(step), event="stopped"))
         if status == "finished":
             write_progress_gif(self.run.samples)
-        self._summary_writer.flush()
-        return TrainResult(status, step, self._epoch_at(step), versions, latest_val)
+        self.metrics.flush()
+        return TrainResult(status, step, self._epoch_at(step), state.versions, state.val)
 
     def _training_batches(self):
         """The shuffled, jittered training pairs, reseeded by the step so a resumed run sees new orders."""
@@ -399,78 +313,59 @@ class Pix2PixTrainer:
         )  # fmt: skip
         return iter(self.strategy.experimental_distribute_dataset(dataset))
 
-    def _due(self, step: int) -> set[str]:
-        """What this step owes: a log point, a checkpoint, an export (the last step owes all it can)."""
-        config = self.config
-        is_last = step == self.total_steps
-        due = set()
-        if step % self.log_every == 0 or is_last:
-            due.add("log")
-        elif self.log_by_time and (
-            step == self.resumed_from_step + 1 or time.monotonic() - self._last_log_at >= AUTO_LOG_SECONDS
-        ):
-            due.add("log")
-        if step % config.checkpoint_every == 0 or is_last:
-            due.add("checkpoint")
-        if self.models_dir is not None and (
-            is_last or (config.export_every > 0 and step % config.export_every == 0)
-        ):
-            due.add("export")
-        return due
-
-    def _log_point(self, step, due, pending_losses, speed, before_write, versions, latest_val):
-        """Average the pending losses, then score, publish and checkpoint as due; returns (record, val)."""
-        losses = {
-            name: float(tf.reduce_mean([entry[name] for entry in pending_losses]))
-            for name in pending_losses[-1]
-        }
-        pending_losses.clear()
-        record: dict[str, Any] = {
-            "step": step,
-            "epoch": self._epoch_at(step),
-            **losses,
-            "imgs_per_s": round(speed.measure(), 3),
-        }
-        if due & {"checkpoint", "export"}:
-            latest_val = self.evaluate()
-            record.update({f"val_{name}": value for name, value in latest_val.items()})
+    def _log_point(
+        self,
+        step: int,
+        due: frozenset[Action],
+        losses: Losses,
+        images_per_second: float,
+        state: FitState,
+        before_write: Callable[[], None],
+    ) -> MetricsPoint:
+        """Score, publish and checkpoint as due (into `state`), then write the point to the metrics."""
+        scores: dict[str, float] = {}
+        if Action.EVALUATE in due:
+            state.val = ValMetrics(**self.evaluate())
+            scores = {f"val_{name}": value for name, value in state.val.model_dump(exclude_none=True).items()}
+        if due & WRITES:
             before_write()
         # Publish before checkpointing: a run killed in between redoes the export on resume, whereas a
         # checkpoint saved first would let the resumed run skip the export (and finish with no model).
-        if "export" in due:
-            version = self.publish(latest_val)
-            assert version is not None  # "export" is due only with a models folder
-            versions.append(version)
-            record["version"] = version
-        if "checkpoint" in due:
+        version = None
+        if Action.PUBLISH in due:
+            assert state.val is not None, "a version is published with its scores"
+            version = self.publish(state.val.model_dump(exclude_none=True))
+            assert version is not None  # publishing is scheduled only with a models folder
+            state.versions.append(version)
+            state.gate = self.last_gate
+        if Action.CHECKPOINT in due:
             self.manager.save(checkpoint_number=step)
             self.write_sample_grid(self._epoch_at(step))
-        self._log(record)
-        self._last_log_at = time.monotonic()
-        return record, latest_val
+        point = MetricsPoint(
+            step=step,
+            epoch=self._epoch_at(step),
+            **losses.model_dump(),
+            imgs_per_s=round(images_per_second, 3),
+            **scores,
+            version=version,
+        )
+        self.metrics.write(point)
+        self._last_point_at = time.monotonic()
+        return point
 
-    def _log(self, record: dict[str, Any]) -> None:
-        with open(self.run.metrics, "a") as metrics_file:
-            metrics_file.write(json.dumps(record) + "\n")
-        with self._summary_writer.as_default(step=record["step"]):
-            for name, value in record.items():
-                if name not in ("step", "epoch", "event", "version") and isinstance(value, float | int):
-                    tf.summary.scalar(name, value)
-
-    def _progress(self, record, val, versions, images_per_second) -> dict[str, Any]:
-        step = record["step"]
+    def _progress(self, point: MetricsPoint, images_per_second: float, state: FitState) -> Progress:
         steps_per_second = images_per_second / self.global_batch if images_per_second else 0.0
-        return {
-            "epoch": record["epoch"],
-            "step": step,
-            "total_steps": self.total_steps,
-            "images_per_second": images_per_second,
-            "eta_seconds": (self.total_steps - step) / steps_per_second if steps_per_second else None,
-            "losses": {name: record[name] for name in ("gen_gan", "gen_l1", "disc")},
-            "val": dict(val) if val else None,
-            "version": versions[-1] if versions else None,
-            "gate": self.last_gate if versions else None,
-        }
+        return Progress(
+            epoch=point.epoch,
+            step=point.step,
+            total_steps=self.total_steps,
+            images_per_second=images_per_second,
+            eta_seconds=(self.total_steps - point.step) / steps_per_second if steps_per_second else None,
+            losses=Losses(gen_gan=point.gen_gan, gen_l1=point.gen_l1, disc=point.disc),
+            val=state.val,
+            version=state.versions[-1] if state.versions else None,
+            gate=state.gate,
+        )
 
 
 def train_pix2pix(
@@ -478,7 +373,7 @@ def train_pix2pix(
     run_dir: str | os.PathLike,
     config: TrainConfig,
     models_dir: str | os.PathLike | None = None,
-    on_progress: Callable[[Progress], None] | None = None,
+    on_progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
     job_id: str | None = None,
 ) -> TrainResult:

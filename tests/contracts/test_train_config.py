@@ -79,7 +79,7 @@ def test_epochs_become_steps_in_one_place():
 
 
 def test_auto_precision_uses_bfloat16_units_only_where_they_win(tmp_path):
-    from model.train import choose_precision, cpu_has_bf16
+    from model.devices import choose_precision, cpu_has_bf16
 
     with_bf16 = tmp_path / "bf16"
     with_bf16.write_text("processor : 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 amx_tile\n")

@@ -4,7 +4,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from contracts.job_record import Progress
+from model.schedule import AUTO_LOG_SECONDS, Action, training_schedule
 from model.train import Pix2PixTrainer, TrainConfig, train_pix2pix
+from storage.serving_policy import GateDecision
 
 TINY = {"batch_size": 4, "ngf": 8, "ndf": 8, "log_every": 5, "onnx": False}  # ONNX: tests/model/test_onnx.py
 
@@ -27,7 +30,8 @@ def test_a_small_model_learns_to_color_synthetic_sketches(synthetic_dataset, tmp
     )
     before = trainer.evaluate()["l1"]
     result = trainer.fit()
-    after = result.val["l1"]
+    assert result.val is not None
+    after = result.val.l1
     assert result.status == "finished" and result.step == 600
     assert after < 0.35 * before, (
         f"val L1 should fall below 35% in 600 steps: before {before:.3f}, after {after:.3f}"
@@ -102,28 +106,19 @@ def test_progress_reports_the_design_fields_and_publishes_versions(synthetic_dat
     )
     assert result.versions == [1, 2]
     last = reports[-1]
-    assert set(last) == {
-        "epoch",
-        "step",
-        "total_steps",
-        "images_per_second",
-        "eta_seconds",
-        "losses",
-        "val",
-        "version",
-        "gate",
-    }
-    assert (last["step"], last["total_steps"], last["version"], last["eta_seconds"]) == (10, 10, 2, 0)
-    assert set(last["losses"]) == {"gen_gan", "gen_l1", "disc"}
+    assert isinstance(last, Progress) and last.val is not None and last.losses is not None, last
+    assert (last.step, last.total_steps, last.version, last.eta_seconds) == (10, 10, 2, 0)
+    assert last.images_per_second is not None and last.images_per_second > 0, last
     # A hint model (the default) is scored without hints and with 10 fixed hints per validation image.
-    assert set(last["val"]) == {"l1", "psnr", "ssim", "l1_hints10", "psnr_hints10", "ssim_hints10"}
+    scores = last.val.model_dump(exclude_none=True)
+    assert set(scores) == {"l1", "psnr", "ssim", "l1_hints10", "psnr_hints10", "ssim_hints10"}
     manifest = json.loads((models_dir / "generator" / "2" / "manifest.json").read_text())
     assert (manifest["job_id"], manifest["step"], manifest["model"]["ngf"]) == ("job-1", 10, 8)
     assert manifest["dataset"] == synthetic_dataset.name and manifest["gate"]["passed"] in (True, False)
     assert manifest["hints"] is True and manifest["model"]["hints"] is True
     assert manifest["hints_signature"]["signature"] == "colorize_with_hints"
-    assert set(manifest["val"]) == set(last["val"])
-    assert last["gate"] == manifest["gate"], "the job's progress says what the gate decided"
+    assert manifest["val"] == scores
+    assert last.gate == GateDecision(**manifest["gate"]), "the job's progress says what the gate decided"
     assert (models_dir / "generator" / "2" / "sample.png").is_file(), "a sample thumbnail beside the model"
     assert (tmp_path / "run" / "samples" / "progress.gif").is_file()
     assert list((tmp_path / "run" / "tb").glob("events.out.tfevents.*")), "no TensorBoard events written"
@@ -194,15 +189,71 @@ def test_xla_compiled_step_trains(synthetic_dataset, tmp_path):
     reports = []
     config = TrainConfig(steps=3, checkpoint_every=3, xla=True, **{**TINY, "log_every": 1})
     result = train_pix2pix(synthetic_dataset, tmp_path / "run", config, on_progress=reports.append)
-    assert result.step == 3 and [report["step"] for report in reports] == [1, 2, 3]
-    assert all(np.isfinite(list(report["losses"].values())).all() for report in reports), reports
+    assert result.step == 3 and [report.step for report in reports] == [1, 2, 3]
+    losses = [report.losses.model_dump() for report in reports if report.losses is not None]
+    assert len(losses) == 3 and all(np.isfinite(list(named.values())).all() for named in losses), reports
 
 
 def test_default_logging_gives_the_first_step_and_about_a_hundred_points(synthetic_dataset, tmp_path):
     config = TrainConfig(steps=300, batch_size=1, ngf=4, ndf=4, checkpoint_every=300)
     reports = []
     train_pix2pix(synthetic_dataset, tmp_path / "run", config, on_progress=reports.append)
-    steps = [report["step"] for report in reports]
+    steps = [report.step for report in reports]
     assert steps[0] == 1, f"the first point comes at once, got {steps[:3]}"
     assert {3, 6, 297, 300} <= set(steps), "every total_steps // 100 steps"
     assert 100 <= len(steps) <= 101 + 300 // 3, len(steps)
+
+
+def test_metrics_lines_keep_their_keys_and_publish_comes_before_the_checkpoint(
+    synthetic_dataset, tmp_path, models_dir
+):
+    config = TrainConfig(steps=6, checkpoint_every=4, export_every=3, **{**TINY, "log_every": 2})
+    train_pix2pix(synthetic_dataset, tmp_path / "run", config, models_dir=models_dir)
+    losses = ["step", "epoch", "gen_gan", "gen_l1", "disc", "imgs_per_s"]
+    scores = [f"val_{name}{kind}" for kind in ("", "_hints10") for name in ("l1", "psnr", "ssim")]
+    keys = [list(point) for point in _metrics(tmp_path / "run")]
+    assert keys == [
+        losses,  # step 2
+        losses + scores + ["version"],  # 3: published (scored), no null keys for what is not there
+        losses + scores,  # 4: checkpointed (scored)
+        losses + scores + ["version"],  # 6: the last step owes all
+    ], keys
+
+
+def _due_steps(schedule, steps, seconds_since_point=0.0):
+    return {
+        action.value: [step for step in steps if action in schedule.due(step, seconds_since_point)]
+        for action in Action
+    }
+
+
+def test_schedule_says_what_each_step_owes():
+    config = TrainConfig(steps=12, checkpoint_every=5, export_every=4, log_every=3)
+    due = _due_steps(training_schedule(config, total_steps=12, publishing=True), range(1, 13))
+    assert due == {
+        "log": [3, 6, 9, 12],
+        "evaluate": [4, 5, 8, 10, 12],  # whatever publishes or checkpoints is scored first
+        "publish": [4, 8, 12],
+        "checkpoint": [5, 10, 12],
+    }, due
+    unpublished = _due_steps(training_schedule(config, total_steps=12), range(1, 13))
+    assert unpublished["publish"] == [] and unpublished["evaluate"] == [5, 10, 12], unpublished
+    only_at_the_end = TrainConfig(steps=12, checkpoint_every=100, log_every=100)
+    assert _due_steps(training_schedule(only_at_the_end, 12, publishing=True), range(1, 13)) == {
+        "log": [12],
+        "evaluate": [12],
+        "publish": [12],
+        "checkpoint": [12],
+    }
+
+
+def test_default_logging_comes_at_a_sessions_first_step_and_after_a_quiet_while():
+    config = TrainConfig(steps=1000, checkpoint_every=500)  # log_every by default: every 10 steps
+    schedule = training_schedule(config, total_steps=1000, resumed_from_step=200)
+    assert schedule.due(201) == {Action.LOG}, "a resumed session shows progress at once"
+    assert schedule.due(202) == frozenset() and schedule.due(210) == {Action.LOG}
+    assert schedule.due(202, seconds_since_point=AUTO_LOG_SECONDS) == {Action.LOG}, "a slow run still logs"
+    explicit = training_schedule(TrainConfig(steps=1000, log_every=50), 1000, resumed_from_step=200)
+    assert explicit.due(201) == frozenset() and explicit.due(202, seconds_since_point=60.0) == frozenset(), (
+        "an explicit log_every is kept exactly"
+    )
