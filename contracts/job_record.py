@@ -33,8 +33,13 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+def _closed_schema(schema: dict[str, Any]) -> None:
+    """Unknown keys are kept on disk, but clients are told only of the declared ones (typed OpenAPI)."""
+    schema.pop("additionalProperties", None)
+
+
 class Stored(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra=_closed_schema)
 
 
 class Losses(Stored):

@@ -1,6 +1,6 @@
 """Pair datasets as tf.data pipelines.
 
-Layout (DESIGN.md section 2): `<dataset>/train/*.png` and `<dataset>/val/*.png` (JPEG too), each image twice as
+Layout (docs/ARCHITECTURE.md, "The data folder"): `<dataset>/train/*.png` and `<dataset>/val/*.png` (JPEG too), each image twice as
 wide as tall, the color target on the LEFT half and the sketch input on the RIGHT half (the anime pair layout).
 `sketch_side="left"` reads aligned pairs with the sides swapped. Values are scaled to [-1, 1].
 Training jitter (pix2pix): resize to 286, random crop 256, random mirror, the same for sketch and target.

@@ -21,10 +21,10 @@ const FALLBACK_JOB_STATES = ["queued", "running", "cancelling", "succeeded", "fa
 const { jobs } = state;
 let jobStates = null;  // a promise of {active, cancellable, resumable}, sets of state names, made on first use
 
-function jobStateEnum(openapi) {  // components.schemas.JobState, or the inline enum of JobRecord's state
+function jobStateEnum(openapi) {  // components.schemas.JobState, or the inline enum of Job's state
   const schemas = (openapi.components || {}).schemas || {};
   if (schemas.JobState && Array.isArray(schemas.JobState.enum)) return schemas.JobState.enum;
-  const inline = ((schemas.JobRecord || {}).properties || {}).state || {};
+  const inline = ((schemas.Job || {}).properties || {}).state || {};
   return Array.isArray(inline.enum) ? inline.enum : null;
 }
 

@@ -100,8 +100,11 @@ def test_openapi_documents_every_status_with_typed_schemas_and_the_token(coloriz
         for status in statuses - {"200", "202"}:
             content = operation["responses"][status]["content"]["application/json"]["schema"]
             assert content == {"$ref": "#/components/schemas/ErrorDetail"}, (method, path, status, content)
-    record = schema["components"]["schemas"]["JobRecord"]
+    record = schema["components"]["schemas"]["Job"]
     assert {"state", "progress", "params", "attempts"} <= set(record["properties"])
+    assert record["properties"]["state"] == {"$ref": "#/components/schemas/JobState"}
+    states = schema["components"]["schemas"]["JobState"]["enum"]
+    assert states == ["queued", "running", "cancelling", "succeeded", "failed", "cancelled"], states
     blobs = [
         name
         for name, entry in schema["components"]["schemas"].items()
