@@ -126,7 +126,9 @@ def test_data_volume_is_shared_at_the_data_dir(compose_config):
     for name in APP_SERVICES:
         service = compose_config["services"][name]
         data_dir = _environment(service).get("S2C_DATA_DIR")
-        assert data_dir == "/data", f"{name}: S2C_DATA_DIR should be /data (docs/ARCHITECTURE.md), got {data_dir!r}"
+        assert data_dir == "/data", (
+            f"{name}: S2C_DATA_DIR should be /data (docs/ARCHITECTURE.md), got {data_dir!r}"
+        )
         mounts = _volume_mounts(service)
         assert data_dir in mounts, f"{name} does not mount anything at S2C_DATA_DIR={data_dir}: {mounts}"
         assert mounts[data_dir] in volumes, (
