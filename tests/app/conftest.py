@@ -40,6 +40,8 @@ def train_tiny_generator(data_dir: Path) -> int:
     """Train a tiny pix2pix for a few steps with the model package, the way a job does: dataset under
     `datasets/`, run folder and job record (contracts/jobs.py) under `runs/<id>/`, versions under `models/`.
     Return the published version."""
+    from contracts.job_record import Job, Progress
+    from contracts.job_states import JobState
     from contracts.jobs import create_record, new_job_id, new_record, update_record, utc_now
     from contracts.train_config import TrainConfig
     from model.synthetic import make_synthetic_dataset
@@ -47,26 +49,33 @@ def train_tiny_generator(data_dir: Path) -> int:
 
     dataset_dir = data_dir / "datasets" / DATASET
     make_synthetic_dataset(dataset_dir, train=16, val=4, seed=0)
-    params = {"steps": 20, "batch_size": 2, "ngf": TINY_WIDTH, "ndf": TINY_WIDTH, "checkpoint_every": 20,
-              "export_every": 0, "log_every": 10}  # fmt: skip
+    params = TrainConfig(steps=20, batch_size=2, ngf=TINY_WIDTH, ndf=TINY_WIDTH, checkpoint_every=20,
+                         export_every=0, log_every=10, val_samples=4)  # fmt: skip
     job_id = new_job_id()
     run_dir = data_dir / "runs" / job_id
-    create_record(run_dir, new_record(job_id, DATASET, params, params["steps"]))
-    update_record(run_dir, lambda record: record.update(state="running", started_at=utc_now()))
+    create_record(run_dir, new_record(job_id, DATASET, params, params.steps))
 
-    def save_progress(progress: dict[str, Any]) -> None:
-        update_record(run_dir, lambda record: record.update(progress=progress))
+    def set_state(state: JobState) -> None:
+        def change(record: Job) -> None:
+            record.state = state
+            setattr(record, "started_at" if state == JobState.RUNNING else "finished_at", utc_now())
 
+        update_record(run_dir, change)
+
+    def save_progress(progress: Progress) -> None:
+        update_record(run_dir, lambda record: setattr(record, "progress", progress))
+
+    set_state(JobState.RUNNING)
     result = train_pix2pix(
         dataset_dir,
         run_dir,
-        TrainConfig(**params, val_samples=4),
+        params,
         models_dir=data_dir / "models",
         on_progress=save_progress,
         job_id=job_id,
     )
     assert result.status == "finished" and len(result.versions) == 1, f"training did not publish: {result}"
-    update_record(run_dir, lambda record: record.update(state="succeeded", finished_at=utc_now()))
+    set_state(JobState.SUCCEEDED)
     return result.versions[0]
 
 

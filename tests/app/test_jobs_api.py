@@ -80,7 +80,8 @@ def test_launched_job_runs_to_success_and_its_version_is_served(system: JobSyste
 
     progress = final["progress"]
     assert progress["step"] == 40 and progress["eta_seconds"] == 0, progress
-    assert set(progress["val"]) == {"l1", "psnr", "ssim"}, progress
+    scores = {"l1", "psnr", "ssim"}  # and, for a hint model (the default), the same scored with 10 hints
+    assert set(progress["val"]) == scores | {f"{name}_hints10" for name in scores}, progress
     assert final["created_at"] <= final["started_at"] <= final["finished_at"] and final["error"] is None, (
         final
     )
