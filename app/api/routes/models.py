@@ -6,20 +6,25 @@ restarts. File work blocks, so these routes are plain `def` (FastAPI runs them i
 """
 
 import asyncio
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path
 from fastapi.responses import FileResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from app.api.deps import ApiTokenDep, ModelStoreDep, SettingsDep
 from app.api.errors import error_responses
 from storage.serving_policy import (
     LABEL_PATTERN,
     GateDecision,
+    InvalidBasePath,
+    InvalidLabel,
+    InvalidVersion,
     LabelNotFound,
     VersionInUse,
     VersionNotPublished,
+    check_served,
+    check_version_number,
     delete_version,
     label,
     pin,
@@ -84,14 +89,29 @@ class ModelsResponse(BaseModel):
     versions: list[ModelVersion] = Field(description="Newest first.")
 
 
+def _as_value_error(check: Any) -> Any:
+    """A storage check as a pydantic validator: its refusal becomes the 422's detail."""
+
+    def validate(value: Any) -> Any:
+        try:
+            return check(value)
+        except InvalidVersion as error:
+            raise ValueError(str(error)) from None
+
+    return validate
+
+
 class ServeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    version: int | Literal["latest"] = Field(description='A published version to pin, or "latest".')
+    # Checked before pydantic's lax coercion, which would read `true` as 1 and "2" as 2.
+    version: Annotated[int | Literal["latest"], BeforeValidator(_as_value_error(check_served))] = Field(
+        description='A published version to pin (a JSON integer >= 1), or "latest".'
+    )
 
 
 class LabelRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    version: int = Field(ge=1)
+    version: Annotated[int, BeforeValidator(_as_value_error(check_version_number))] = Field(ge=1)
 
 
 LabelName = Path(pattern=f"^{LABEL_PATTERN}$", description="e.g. stable, canary")
@@ -126,11 +146,14 @@ def serve_version(request: ServeRequest, settings: SettingsDep) -> dict[str, Any
     responses=errors(400, 401, 404, 422),
 )
 def set_label(request: LabelRequest, settings: SettingsDep, name: str = LabelName) -> dict[str, Any]:
-    """Point a label at a version; `POST /colorize?version=<label>` then uses it."""
+    """Point a label at a version; `POST /colorize?version=<label>` then uses it. Names that read as a version
+    (`latest`, `v3`) are reserved (422)."""
     try:
         return label(settings.models_dir, name, request.version).to_json()
     except VersionNotPublished as error:
         raise _not_found(error) from None
+    except InvalidLabel as error:  # the path's pattern let it through: a reserved name
+        raise HTTPException(422, f"name: {error}") from None
 
 
 @router.delete(
@@ -172,10 +195,14 @@ def version_sample(settings: SettingsDep, version: int = Path(ge=1)) -> FileResp
     return FileResponse(path, media_type="image/png")
 
 
-@router.get("/models/tf-serving.config", response_class=PlainTextResponse)
+@router.get("/models/tf-serving.config", response_class=PlainTextResponse, responses=errors(422))
 def tf_serving_model_config(settings: SettingsDep, base_path: str = "/models/generator") -> str:
-    """The same choice as a TensorFlow Serving model config, so TF Serving can serve this folder alike."""
+    """The same choice as a TensorFlow Serving model config, so TF Serving can serve this folder alike.
+    `base_path` is escaped into the config; one holding a line break or another control character is 422."""
     versions = list_versions(settings.models_dir)
     policy = read_policy(settings.models_dir)
     served = served_version(versions, policy)
-    return tf_serving_config(policy, served.version if served else None, base_path)
+    try:
+        return tf_serving_config(policy, served.version if served else None, base_path)
+    except InvalidBasePath as error:
+        raise HTTPException(422, str(error)) from None
