@@ -24,6 +24,7 @@ from contracts.settings import Settings, get_settings
 from contracts.train_config import describe_problems
 
 logger = logging.getLogger("sketch2color")
+REDACTED = "[query redacted]"
 
 
 def create_app(settings: Settings | None = None, services: AppServices | None = None) -> FastAPI:
@@ -141,11 +142,25 @@ class QuietReads(logging.Filter):
         return not (method in ("GET", "HEAD") and isinstance(status, int) and (status < 400 or probe))
 
 
+class RedactQueryStrings(logging.Filter):
+    """An access-log line shows the path, never the query string: a client may put a secret there (`?token=`),
+    and a log is read by more people than the API's token holders."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and "?" in str(args[2]):
+            path = str(args[2]).split("?", 1)[0]
+            record.args = (args[0], args[1], f"{path}?{REDACTED}", args[3], args[4])
+        return True
+
+
 def _configure_logging() -> None:
+    """Our INFO lines (model loads, failures) next to uvicorn's, unless the host set up logging already; the
+    access log's filters always."""
     access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(existing, QuietReads) for existing in access.filters):
-        access.addFilter(QuietReads())
-    """Our INFO lines (model loads, failures) next to uvicorn's, unless the host set up logging already."""
+    for kind in (RedactQueryStrings, QuietReads):
+        if not any(isinstance(existing, kind) for existing in access.filters):
+            access.addFilter(kind())
     if logger.handlers or logging.getLogger().handlers:
         return
     handler = logging.StreamHandler()
