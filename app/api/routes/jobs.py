@@ -95,16 +95,7 @@ def queue_job(job_queue: JobQueue, settings: Settings, launch: JobLaunch) -> Job
         check_dataset_name(launch.dataset)
     except BadDatasetName as error:
         raise HTTPException(422, str(error)) from None
-    dataset_dir = settings.datasets_dir / launch.dataset
-    if not dataset_dir.is_dir():
-        raise HTTPException(
-            404, f"dataset {launch.dataset!r} not found under the datasets folder; GET /datasets lists them"
-        )
-    counts = summarize(dataset_dir)
-    if not counts["train"] or not counts["val"]:
-        raise HTTPException(
-            422, f"dataset {launch.dataset!r} needs pair images in both train/ and val/ (has {counts})"
-        )
+    counts = trainable_dataset(settings, launch.dataset)
     celery_app = require_broker(job_queue)
 
     job_id = jobs.new_job_id()
@@ -120,6 +111,22 @@ def queue_job(job_queue: JobQueue, settings: Settings, launch: JobLaunch) -> Job
         raise HTTPException(503, f"the job broker is unreachable: {type(error).__name__}: {error}") from None
     logger.info("queued job %s on dataset %s", job_id, launch.dataset)
     return record
+
+
+def trainable_dataset(settings: Settings, name: str, whose: str = "") -> dict[str, int]:
+    """The dataset's pair counts: 404 when it is not there, 422 without pairs in both train/ and val/. A launch
+    and a resume ask the same, so neither queues a job that can only fail on the worker."""
+    dataset_dir = settings.datasets_dir / name
+    if not dataset_dir.is_dir():
+        raise HTTPException(
+            404, f"{whose}dataset {name!r} not found under the datasets folder; GET /datasets lists them"
+        )
+    counts = summarize(dataset_dir)
+    if not counts["train"] or not counts["val"]:
+        raise HTTPException(
+            422, f"{whose}dataset {name!r} needs pair images in both train/ and val/ (has {counts})"
+        )
+    return counts
 
 
 @router.get("/jobs", dependencies=[Depends(get_broker)], response_model=list[Job], responses=BROKER_DOWN)
@@ -162,16 +169,20 @@ def cancel_job(job_id: str, settings: SettingsDep) -> Job:
     status_code=202,
     response_model=Job,
     responses={
-        **NO_JOB,
+        **error_responses(404, e404="No such job, or its dataset is gone."),
         **error_responses(409, e409="Only a cancelled or failed job resumes."),
         **BROKER_DOWN,
     },
 )
 def resume_job(job_id: str, settings: SettingsDep, job_queue: JobQueueDep) -> Job:
     """Queue a cancelled or failed job again: it continues from its newest checkpoint in the same run folder,
-    with the same step counter (409 for a job in another state)."""
+    with the same step counter (409 for a job in another state; 404, the record unchanged, when its dataset is
+    gone, as POST /jobs answers for a missing dataset)."""
     run_dir = run_dir_of(settings, job_id)
     celery_app = require_broker(job_queue)
+    stored = jobs.read_record(run_dir)
+    if stored is not None and stored.state in jobs.RESUMABLE_STATES:  # another state: WrongState's 409 below
+        trainable_dataset(settings, stored.dataset, whose=f"job {job_id} cannot resume: its ")
     try:
         record = jobs.resume(run_dir)
     except jobs.WrongState as error:
