@@ -1,5 +1,7 @@
 """The service's other endpoints, in process: models, health, metrics, OpenAPI docs and CORS."""
 
+import re
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.app.conftest import ALLOWED_ORIGIN, InProcessApp, draw_sketch, encode, png_pixels
@@ -76,6 +78,56 @@ def test_openapi_docs_describe_colorize(colorize_app: InProcessApp) -> None:
     assert "image/png" in colorize["requestBody"]["content"]
     assert {"200", "400", "413", "415", "503"} <= set(colorize["responses"])
     assert {"/models", "/healthz", "/readyz"} <= set(schema["paths"])
+
+
+# What generated clients call each operation (FastAPI's default would be e.g. `colorize_colorize_post`).
+OPERATION_IDS = {
+    ("post", "/colorize"): "colorize",
+    ("get", "/models"): "listModels",
+    ("put", "/models/active"): "serveVersion",
+    ("put", "/models/labels/{name}"): "setLabel",
+    ("delete", "/models/labels/{name}"): "deleteLabel",
+    ("delete", "/models/{version}"): "deleteVersion",
+    ("get", "/models/{version}/sample.png"): "getVersionSample",
+    ("get", "/models/tf-serving.config"): "getTfServingConfig",
+    ("get", "/healthz"): "healthz",
+    ("get", "/readyz"): "readyz",
+    ("get", "/datasets"): "listDatasets",
+    ("post", "/datasets"): "uploadDataset",
+    ("get", "/datasets/{name}"): "getDataset",
+    ("delete", "/datasets/{name}"): "deleteDataset",
+    ("get", "/datasets/{name}/preview.png"): "getDatasetPreview",
+    ("post", "/jobs"): "launchJob",
+    ("get", "/jobs"): "listJobs",
+    ("get", "/jobs/{job_id}"): "getJob",
+    ("delete", "/jobs/{job_id}"): "deleteJob",
+    ("post", "/jobs/{job_id}/cancel"): "cancelJob",
+    ("post", "/jobs/{job_id}/resume"): "resumeJob",
+    ("get", "/jobs/{job_id}/metrics"): "getJobMetrics",
+    ("get", "/jobs/{job_id}/samples/latest.png"): "getLatestJobSample",
+}
+PNG_ROUTES = [("post", "/colorize"), ("get", "/models/{version}/sample.png"),
+              ("get", "/datasets/{name}/preview.png"), ("get", "/jobs/{job_id}/samples/latest.png")]  # fmt: skip
+
+
+def test_openapi_gives_generated_clients_readable_names_and_binary_files(colorize_app: InProcessApp) -> None:
+    with colorize_app.client() as client:
+        schema = client.get("/openapi.json").json()
+    operations = {
+        (method, path): operation
+        for path, entry in schema["paths"].items()
+        for method, operation in entry.items()
+    }
+    ids = {key: operation["operationId"] for key, operation in operations.items()}
+    assert ids == OPERATION_IDS, f"operation ids: {ids}"
+    assert len(set(ids.values())) == len(ids), f"duplicate operation ids: {sorted(ids.values())}"
+    not_camel = [name for name in ids.values() if not re.fullmatch(r"[a-z]+(?:[A-Z][a-z0-9]*)*", name)]
+    assert not not_camel, f"not camelCase: {not_camel}"
+    for key in PNG_ROUTES:
+        content = operations[key]["responses"]["200"]["content"]
+        assert content == {"image/png": {"schema": {"type": "string", "format": "binary"}}}, (key, content)
+    config = operations[("get", "/models/tf-serving.config")]["responses"]["200"]["content"]
+    assert config == {"text/plain": {"schema": {"type": "string"}}}, config
 
 
 def test_openapi_documents_every_status_with_typed_schemas_and_the_token(colorize_app: InProcessApp) -> None:

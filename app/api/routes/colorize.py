@@ -20,6 +20,7 @@ from starlette.datastructures import FormData
 from app.api.deps import BatcherDep, ModelStoreDep, SettingsDep
 from app.api.errors import ErrorDetail, client_error
 from app.api.http import no_generator_error, retry_after
+from app.api.openapi import BINARY
 from app.model_store import LoadedModel, ModelStore, VersionNotFound, VersionUnloadable
 from app.uploads import too_large_detail
 from contracts.settings import Settings
@@ -43,7 +44,7 @@ FIELD_NAME = "file"
 HINTS_FIELD = "hints"
 
 
-_binary = {"schema": {"type": "string", "format": "binary"}}
+_binary = {"schema": BINARY}
 REQUEST_BODY: dict[str, Any] = {
     "required": True,
     "description": "The sketch: multipart field `file`, or the raw image with an image content type. "
