@@ -1,10 +1,13 @@
-"""The service's other endpoints, in process: models, health, metrics, OpenAPI docs and CORS."""
+"""The service's other endpoints, in process: models, health, metrics, OpenAPI docs, CORS and the page's
+framing headers."""
 
 import re
+from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.app.conftest import ALLOWED_ORIGIN, InProcessApp, draw_sketch, encode, png_pixels
+from tests.app.conftest import ALLOWED_ORIGIN, InProcessApp, draw_sketch, encode, in_process_app, png_pixels
 
 
 def test_models_lists_versions_with_manifests_and_the_active_one(colorize_app: InProcessApp) -> None:
@@ -205,4 +208,43 @@ def test_cors_allows_the_configured_origin_only(colorize_app: InProcessApp) -> N
     )
     assert error.status_code == 400 and error.headers["access-control-allow-origin"] == ALLOWED_ORIGIN, (
         "error responses need CORS headers too, or a browser cannot read their detail"
+    )
+
+
+def test_the_page_may_be_framed_by_its_own_origin_only(colorize_app: InProcessApp) -> None:
+    """The page deletes models and launches training: by default no other site may frame it (clickjacking)."""
+    with colorize_app.client() as client:
+        page = client.get("/")
+        docs = client.get("/docs")
+    assert page.status_code == 200, page.text
+    assert page.headers.get("content-security-policy") == "frame-ancestors 'self'", page.headers
+    assert page.headers.get("x-frame-options") == "SAMEORIGIN", page.headers
+    assert "x-frame-options" not in docs.headers, "only the page is covered; the API answers are unchanged"
+
+
+@pytest.mark.parametrize(
+    ("frame_ancestors", "expected"),
+    [
+        ("*", {}),
+        ("", {}),
+        ("'none'", {"Content-Security-Policy": "frame-ancestors 'none'", "X-Frame-Options": "DENY"}),
+        ("self", {"Content-Security-Policy": "frame-ancestors 'self'", "X-Frame-Options": "SAMEORIGIN"}),
+        (
+            "'self'  https://portal.example",
+            {"Content-Security-Policy": "frame-ancestors 'self' https://portal.example"},
+        ),
+    ],
+)
+def test_s2c_frame_ancestors_sets_who_may_frame_the_page(frame_ancestors: str, expected: dict) -> None:
+    from app.api.routes.pages import frame_headers
+
+    assert frame_headers(frame_ancestors) == expected
+
+
+def test_frame_ancestors_star_sends_no_framing_headers(tmp_path: Path) -> None:
+    with in_process_app(tmp_path / "data", frame_ancestors="*") as running, running.client() as client:
+        page = client.get("/")
+    assert page.status_code == 200, page.text
+    assert "content-security-policy" not in page.headers and "x-frame-options" not in page.headers, (
+        page.headers
     )
