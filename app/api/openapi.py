@@ -1,5 +1,5 @@
-"""What the OpenAPI document tells generated clients beyond the routes' own types: method names (operation ids)
-and files (binary bodies), so a client gets `colorize()` returning bytes, not `colorize_colorize_post()`."""
+"""What the OpenAPI document tells generated clients beyond the routes' own types: method names (operation
+ids) and files (binary bodies): a client gets `colorize()` returning bytes, not `colorize_colorize_post()`."""
 
 from typing import Any
 

@@ -90,8 +90,8 @@ def test_every_input_pattern_compiles_with_the_v_flag() -> None:
     assert "label-name" in patterns, f"the label input lost its pattern: {patterns}"
     for name, pattern in patterns.items():
         assert v_mode_class_problems(pattern) == [], (
-            f"input {name}: pattern {pattern!r} is not a valid `v`-flag regular expression, so browsers check "
-            f"nothing: {v_mode_class_problems(pattern)}"
+            f"input {name}: pattern {pattern!r} is not a valid `v`-flag regular expression, so browsers "
+            f"check nothing: {v_mode_class_problems(pattern)}"
         )
 
 

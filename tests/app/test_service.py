@@ -109,8 +109,12 @@ OPERATION_IDS = {
     ("get", "/jobs/{job_id}/metrics"): "getJobMetrics",
     ("get", "/jobs/{job_id}/samples/latest.png"): "getLatestJobSample",
 }
-PNG_ROUTES = [("post", "/colorize"), ("get", "/models/{version}/sample.png"),
-              ("get", "/datasets/{name}/preview.png"), ("get", "/jobs/{job_id}/samples/latest.png")]  # fmt: skip
+PNG_ROUTES = [
+    ("post", "/colorize"),
+    ("get", "/models/{version}/sample.png"),
+    ("get", "/datasets/{name}/preview.png"),
+    ("get", "/jobs/{job_id}/samples/latest.png"),
+]
 
 
 def test_openapi_gives_generated_clients_readable_names_and_binary_files(colorize_app: InProcessApp) -> None:

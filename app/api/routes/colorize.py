@@ -61,8 +61,8 @@ REQUEST_BODY: dict[str, Any] = {
                         "description": "Optional color hints: an RGBA image (PNG), best the sketch's own "
                         "size, transparent except where the user painted a color (alpha > 0 marks a hint). "
                         "It is mapped onto the sketch as the sketch is mapped onto 256x256; a thin stroke "
-                        "survives the downscale. Only versions with `hints: true` in GET /models accept it. Left empty "
-                        "(no file chosen), it counts as absent.",
+                        "survives the downscale. Only versions with `hints: true` in GET /models accept it. "
+                        "Left empty (no file chosen), it counts as absent.",
                     },
                 },
             },
@@ -106,8 +106,8 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     415: {"model": ErrorDetail, "description": "Not an image, or a content type that is not an image."},
     422: {
         "model": ErrorDetail,
-        "description": "No multipart field `file` (or an empty one), a bad `version`, `size` or `lines`, hints without an alpha "
-        "channel, or hints sent to a version trained without them.",
+        "description": "No multipart field `file` (or an empty one), a bad `version`, `size` or `lines`, "
+        "hints without an alpha channel, or hints sent to a version trained without them.",
     },
     503: {
         "model": ErrorDetail,
