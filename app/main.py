@@ -15,6 +15,7 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from app.api.errors import ErrorDetail
+from app.api.openapi import operation_id
 from app.api.routes import colorize, datasets, health, jobs, models, pages
 from app.api.services import AppServices
 from app.failures import FailureMiddleware
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None, services: AppServices | None = 
         summary="Colorize black-and-white sketches with pix2pix, and train the models yourself.",
         version="0.1.0",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
     )
     app.state.services = services
     # Middleware added last runs first: metrics see every response, CORS headers reach error responses too.

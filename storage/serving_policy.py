@@ -44,7 +44,9 @@ GATE_RELATIVE_TOLERANCE = 0.02
 GATE_ABSOLUTE_TOLERANCE = 0.002
 Promote = Literal["auto", "always", "never"]
 Served = int | Literal["latest"]
-LABEL_PATTERN = r"[A-Za-z][A-Za-z0-9_-]{0,63}"
+# The page's label input carries the same text as its `pattern` (tests/app/test_page_patterns.py); the `-` is
+# escaped because browsers compile `pattern` with the `v` flag, where a bare `-` in a class is a syntax error.
+LABEL_PATTERN = r"[A-Za-z][A-Za-z0-9_\-]{0,63}"
 # Names a new label may not take: they read as a version ("latest", "v3"), so `?version=latest` or a reader of
 # GET /models could take the label for the policy's own choice or for that version number.
 RESERVED_LABEL = re.compile(r"latest|v[0-9]+", re.IGNORECASE)

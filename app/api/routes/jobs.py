@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import ApiTokenDep, JobQueueDep, SettingsDep, get_broker
 from app.api.errors import error_responses
 from app.api.http import require_broker
+from app.api.openapi import PNG_FILE
 from app.api.routes.job_schemas import Deleted, JobMetrics
 from app.api.services import JobQueue
 from contracts import jobs
@@ -130,7 +131,7 @@ def trainable_dataset(settings: Settings, name: str, whose: str = "") -> dict[st
 
 
 @router.get("/jobs", dependencies=[Depends(get_broker)], response_model=list[Job], responses=BROKER_DOWN)
-def get_jobs(settings: SettingsDep, limit: int = 100) -> list[Job]:
+def list_jobs(settings: SettingsDep, limit: int = 100) -> list[Job]:
     """Job records, newest first (503 while the broker is down: nothing listed could run meanwhile)."""
     return jobs.list_records(settings.runs_dir)[: max(limit, 0)]
 
@@ -216,7 +217,7 @@ def delete_job(job_id: str, settings: SettingsDep) -> dict[str, Any]:
 
 
 @router.get("/jobs/{job_id}/metrics", response_model=JobMetrics, responses=NO_JOB)
-def get_metrics(job_id: str, settings: SettingsDep) -> dict[str, Any]:
+def get_job_metrics(job_id: str, settings: SettingsDep) -> dict[str, Any]:
     """The job's metrics series: one point per log step (a step redone after a resume: the newest)."""
     path = RunFolder(run_dir_of(settings, job_id)).metrics
     points: dict[int, dict[str, Any]] = {}
@@ -238,11 +239,11 @@ def get_metrics(job_id: str, settings: SettingsDep) -> dict[str, Any]:
     "/jobs/{job_id}/samples/latest.png",
     response_class=FileResponse,
     responses={
-        200: {"content": {"image/png": {}}},
+        200: PNG_FILE,
         **error_responses(404, e404="No such job, or no grid yet."),
     },
 )
-def get_latest_sample(job_id: str, settings: SettingsDep) -> FileResponse:
+def get_latest_job_sample(job_id: str, settings: SettingsDep) -> FileResponse:
     """The newest sample grid: one row per fixed val image, sketch | output | truth."""
     grids = RunFolder(run_dir_of(settings, job_id)).sample_grids()
     if not grids:

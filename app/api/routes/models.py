@@ -14,6 +14,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from app.api.deps import ApiTokenDep, ModelStoreDep, SettingsDep
 from app.api.errors import error_responses
+from app.api.openapi import PNG_FILE
+from storage import serving_policy
 from storage.serving_policy import (
     LABEL_PATTERN,
     GateDecision,
@@ -25,7 +27,6 @@ from storage.serving_policy import (
     VersionNotPublished,
     check_served,
     check_version_number,
-    delete_version,
     label,
     pin,
     read_policy,
@@ -162,7 +163,7 @@ def set_label(request: LabelRequest, settings: SettingsDep, name: str = LabelNam
     dependencies=[ApiTokenDep],
     responses=errors(400, 401, 404, 422),
 )
-def drop_label(settings: SettingsDep, name: str = LabelName) -> dict[str, Any]:
+def delete_label(settings: SettingsDep, name: str = LabelName) -> dict[str, Any]:
     """Remove a label (the version stays)."""
     try:
         return unlabel(settings.models_dir, name).to_json()
@@ -171,10 +172,10 @@ def drop_label(settings: SettingsDep, name: str = LabelName) -> dict[str, Any]:
 
 
 @router.delete("/models/{version:int}", dependencies=[ApiTokenDep], responses=errors(401, 404, 409, 422))
-def remove_version(settings: SettingsDep, version: int = Path(ge=1)) -> dict[str, Any]:
+def delete_version(settings: SettingsDep, version: int = Path(ge=1)) -> dict[str, Any]:
     """Delete a version that is neither served nor labelled (409 otherwise). Its number is never reused."""
     try:
-        delete_version(settings.models_dir, version)
+        serving_policy.delete_version(settings.models_dir, version)
     except VersionNotPublished as error:
         raise _not_found(error) from None
     except VersionInUse as error:
@@ -185,9 +186,9 @@ def remove_version(settings: SettingsDep, version: int = Path(ge=1)) -> dict[str
 @router.get(
     "/models/{version:int}/sample.png",
     response_class=FileResponse,
-    responses={200: {"content": {"image/png": {}}}, **errors(404, 422)},
+    responses={200: PNG_FILE, **errors(404, 422)},
 )
-def version_sample(settings: SettingsDep, version: int = Path(ge=1)) -> FileResponse:
+def get_version_sample(settings: SettingsDep, version: int = Path(ge=1)) -> FileResponse:
     """A thumbnail from the job that published the version: sketch | output | truth on one validation pair."""
     path = generator_dir(settings.models_dir) / str(version) / "sample.png"
     if not path.is_file():
@@ -196,7 +197,7 @@ def version_sample(settings: SettingsDep, version: int = Path(ge=1)) -> FileResp
 
 
 @router.get("/models/tf-serving.config", response_class=PlainTextResponse, responses=errors(422))
-def tf_serving_model_config(settings: SettingsDep, base_path: str = "/models/generator") -> str:
+def get_tf_serving_config(settings: SettingsDep, base_path: str = "/models/generator") -> str:
     """The same choice as a TensorFlow Serving model config, so TF Serving can serve this folder alike.
     `base_path` is escaped into the config; one holding a line break or another control character is 422."""
     versions = list_versions(settings.models_dir)
