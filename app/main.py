@@ -15,6 +15,7 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from app.api.errors import ErrorDetail
+from app.api.openapi import operation_id
 from app.api.routes import colorize, datasets, health, jobs, models, pages
 from app.api.services import AppServices
 from app.failures import FailureMiddleware
@@ -24,6 +25,7 @@ from contracts.settings import Settings, get_settings
 from contracts.train_config import describe_problems
 
 logger = logging.getLogger("sketch2color")
+REDACTED = "[query redacted]"
 
 
 def create_app(settings: Settings | None = None, services: AppServices | None = None) -> FastAPI:
@@ -44,6 +46,7 @@ def create_app(settings: Settings | None = None, services: AppServices | None = 
         summary="Colorize black-and-white sketches with pix2pix, and train the models yourself.",
         version="0.1.0",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
     )
     app.state.services = services
     # Middleware added last runs first: metrics see every response, CORS headers reach error responses too.
@@ -141,11 +144,25 @@ class QuietReads(logging.Filter):
         return not (method in ("GET", "HEAD") and isinstance(status, int) and (status < 400 or probe))
 
 
+class RedactQueryStrings(logging.Filter):
+    """An access-log line shows the path, never the query string: a client may put a secret there (`?token=`),
+    and a log is read by more people than the API's token holders."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and "?" in str(args[2]):
+            path = str(args[2]).split("?", 1)[0]
+            record.args = (args[0], args[1], f"{path}?{REDACTED}", args[3], args[4])
+        return True
+
+
 def _configure_logging() -> None:
+    """Our INFO lines (model loads, failures) next to uvicorn's, unless the host set up logging already; the
+    access log's filters always."""
     access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(existing, QuietReads) for existing in access.filters):
-        access.addFilter(QuietReads())
-    """Our INFO lines (model loads, failures) next to uvicorn's, unless the host set up logging already."""
+    for kind in (RedactQueryStrings, QuietReads):
+        if not any(isinstance(existing, kind) for existing in access.filters):
+            access.addFilter(kind())
     if logger.handlers or logging.getLogger().handlers:
         return
     handler = logging.StreamHandler()

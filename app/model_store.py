@@ -23,6 +23,7 @@ import numpy as np
 
 from model.networks import IMAGE_SIZE
 from model.onnx_engine import choose_batch1_engine
+from storage.layout import relative_to_data
 from storage.serving_policy import (
     ServingPolicy,
     labels_of,
@@ -243,10 +244,12 @@ class ModelStore:
         try:
             loaded = await self._load_and_report_slowness(published)
         except Exception as error:  # any broken SavedModel: keep serving the current one
-            message = f"{type(error).__name__}: {error}".strip()[:500]
-            self.failures[published.version] = (stamp, message)
+            message = f"{type(error).__name__}: {error}".strip()
+            # Clients see the failure (GET /models, the 503 for ?version=): paths relative to the data folder.
+            public = relative_to_data(message, self.models_dir.parent)[:500]
+            self.failures[published.version] = (stamp, public)
             logger.error("failed to load generator version %d from %s, skipping it: %s", published.version,
-                         published.path, message)  # fmt: skip
+                         published.path, message[:500])  # fmt: skip
             return None
         self.failures.pop(published.version, None)
         return loaded

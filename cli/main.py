@@ -220,6 +220,16 @@ def serve(
     """Run the HTTP API (settings from S2C_* environment variables)."""
     import uvicorn
 
+    from cli.exposure import exposure_warning
+    from contracts.settings import Settings
+
+    try:
+        warning = exposure_warning(host, Settings().api_token)
+    except ValidationError:  # bad settings: the app's start-up says which, below
+        warning = None
+    if warning is not None:
+        typer.echo(warning, err=True)
+
     # lifespan="on": a failure at start-up (say, an unreadable data folder) stops the server instead of
     # leaving it running without a model store.
     uvicorn.run("app.main:create_app", factory=True, host=host, port=port, log_level=log_level, lifespan="on")

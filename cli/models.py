@@ -67,16 +67,18 @@ def pin(
     models_dir: ModelsDir = None,
 ) -> None:
     """Serve this version (or `latest`: the newest that passed the quality gate)."""
-    from storage.serving_policy import VersionNotPublished, pin
+    from storage.serving_policy import InvalidVersion, VersionNotPublished, pin
 
     folder = _models_dir(models_dir)
-    if version != "latest" and not version.isdigit():
+    if version != "latest" and not (version.isascii() and version.isdigit()):
         _fail(f"give a version number or `latest`, not {version!r}")
     chosen: int | Literal["latest"] = "latest" if version == "latest" else int(version)
     try:
         pin(folder, chosen)
     except VersionNotPublished as error:
         _fail(f"{error} in {folder} (see `sketch2color models list`)")
+    except InvalidVersion as error:  # 0: the same rule as PUT /models/active
+        _fail(str(error))
     typer.echo(
         f"serving {'the newest version that passed the gate' if chosen == 'latest' else f'version {chosen}'}"
     )
@@ -100,19 +102,22 @@ def label(
     delete: Annotated[bool, typer.Option("--delete", help="Remove the label instead.")] = False,
     models_dir: ModelsDir = None,
 ) -> None:
-    """Point a label at a version (`POST /colorize?version=LABEL` uses it), or remove it with --delete."""
+    """Point a label at a version (`POST /colorize?version=LABEL` uses it), or remove it with --delete. Names
+    that read as a version (`latest`, `v3`) are reserved for new labels, as in PUT /models/labels/NAME."""
     from storage.serving_policy import (
         InvalidLabel,
+        InvalidVersion,
         LabelNotFound,
         VersionNotPublished,
         check_label_name,
+        check_new_label_name,
         unlabel,
     )
     from storage.serving_policy import label as set_label
 
     folder = _models_dir(models_dir)
     try:
-        check_label_name(name)
+        (check_label_name if delete else check_new_label_name)(name)  # an old reserved label can still go
     except InvalidLabel as error:
         _fail(str(error))
     if delete:
@@ -128,6 +133,8 @@ def label(
         set_label(folder, name, version)
     except VersionNotPublished as error:
         _fail(f"{error} in {folder} (see `sketch2color models list`)")
+    except InvalidVersion as error:
+        _fail(str(error))
     typer.echo(f"label {name} -> version {version}")
 
 
@@ -154,10 +161,14 @@ def tf_serving_config_command(
     models_dir: ModelsDir = None,
 ) -> None:
     """Print the same choice as a TensorFlow Serving model config (for --model_config_file)."""
-    from storage.serving_policy import read_policy, served_version, tf_serving_config
+    from storage.serving_policy import InvalidBasePath, read_policy, served_version, tf_serving_config
     from storage.versions import list_versions
 
     folder = _models_dir(models_dir)
     policy = read_policy(folder)
     served = served_version(list_versions(folder), policy)
-    typer.echo(tf_serving_config(policy, served.version if served else None, base_path), nl=False)
+    try:
+        config = tf_serving_config(policy, served.version if served else None, base_path)
+    except InvalidBasePath as error:
+        _fail(str(error))
+    typer.echo(config, nl=False)

@@ -44,7 +44,12 @@ GATE_RELATIVE_TOLERANCE = 0.02
 GATE_ABSOLUTE_TOLERANCE = 0.002
 Promote = Literal["auto", "always", "never"]
 Served = int | Literal["latest"]
-LABEL_PATTERN = r"[A-Za-z][A-Za-z0-9_-]{0,63}"
+# The page's label input carries the same text as its `pattern` (tests/app/test_page_patterns.py); the `-` is
+# escaped because browsers compile `pattern` with the `v` flag, where a bare `-` in a class is a syntax error.
+LABEL_PATTERN = r"[A-Za-z][A-Za-z0-9_\-]{0,63}"
+# Names a new label may not take: they read as a version ("latest", "v3"), so `?version=latest` or a reader of
+# GET /models could take the label for the policy's own choice or for that version number.
+RESERVED_LABEL = re.compile(r"latest|v[0-9]+", re.IGNORECASE)
 
 
 class GateDecision(BaseModel):
@@ -81,6 +86,24 @@ class InvalidLabel(PolicyError):
     def __init__(self, name: str):
         super().__init__(f"{name!r} is not a label: a letter, then letters, digits, '_' or '-'")
         self.name = name
+
+
+class ReservedLabel(InvalidLabel):
+    """A name that reads as a version (`latest`, `v3`): a new label may not take it."""
+
+    def __init__(self, name: str):
+        PolicyError.__init__(
+            self, f"{name!r} is reserved: it reads as a version; choose a name such as stable"
+        )
+        self.name = name
+
+
+class InvalidVersion(PolicyError):
+    """Not a version a policy can name: a JSON integer >= 1 (not `true`, not `"2"`), or "latest" where allowed."""
+
+
+class InvalidBasePath(ValueError):
+    """A TF Serving base path that a text-proto string cannot hold (a line break or another control character)."""
 
 
 @dataclass
@@ -136,9 +159,34 @@ def _require_published(models_dir: ModelsDir, version: int) -> None:
         raise VersionNotPublished(version)
 
 
+def check_version_number(value: Any) -> int:
+    """`value` if it is an integer >= 1; raises InvalidVersion for anything else (a bool, a string, a float)."""
+    if type(value) is int and value >= 1:  # `type`, not isinstance: True is an int, and would name version 1
+        return value
+    raise InvalidVersion(f"give a published version number (an integer >= 1), not {_shown(value)}")
+
+
+def check_served(value: Any) -> Served:
+    """`value` if it is "latest" or an integer >= 1; raises InvalidVersion for anything else."""
+    if value == "latest" or (type(value) is int and value >= 1):
+        return value  # type: ignore[no-any-return]
+    raise InvalidVersion(
+        f'give a published version number (an integer >= 1) or "latest", not {_shown(value)}'
+    )
+
+
+def _shown(value: Any) -> str:
+    try:
+        shown = json.dumps(value)
+    except (TypeError, ValueError):
+        shown = repr(value)
+    return shown if len(shown) <= 80 else shown[:77] + "..."
+
+
 def pin(models_dir: ModelsDir, served: Served) -> ServingPolicy:
     """Serve this published version (even one the gate held back), or "latest": the newest that passed it.
-    Raises VersionNotPublished."""
+    Raises InvalidVersion or VersionNotPublished."""
+    check_served(served)
 
     def change(policy: ServingPolicy) -> None:
         if served != "latest":
@@ -149,15 +197,23 @@ def pin(models_dir: ModelsDir, served: Served) -> ServingPolicy:
 
 
 def check_label_name(name: str) -> None:
-    """Raises InvalidLabel unless `name` matches LABEL_PATTERN."""
+    """Raises InvalidLabel unless `name` matches LABEL_PATTERN (any label, even a reserved one, can be removed)."""
     if not re.fullmatch(LABEL_PATTERN, name):
         raise InvalidLabel(name)
 
 
-def label(models_dir: ModelsDir, name: str, version: int) -> ServingPolicy:
-    """Point a label at a published version (moving it if it named another). Raises InvalidLabel or
-    VersionNotPublished."""
+def check_new_label_name(name: str) -> None:
+    """Raises InvalidLabel unless `name` can name a label being set: LABEL_PATTERN, and not reserved."""
     check_label_name(name)
+    if RESERVED_LABEL.fullmatch(name):
+        raise ReservedLabel(name)
+
+
+def label(models_dir: ModelsDir, name: str, version: int) -> ServingPolicy:
+    """Point a label at a published version (moving it if it named another). Raises InvalidLabel (ReservedLabel
+    for a name such as `latest`), InvalidVersion or VersionNotPublished."""
+    check_new_label_name(name)
+    check_version_number(version)
 
     def change(policy: ServingPolicy) -> None:
         _require_published(models_dir, version)
@@ -253,6 +309,7 @@ def tf_serving_config(
 
     TF Serving's own "latest" knows nothing of our gate, so the config names versions: the served one and the
     labelled ones, with the labels (a client asks for `version_label: "stable"`, or the only unlabelled one).
+    `base_path` is escaped as a text-proto string; one with a control character raises InvalidBasePath.
     """
     versions = sorted({*policy.labels.values(), *([served] if served is not None else [])})
     if versions:
@@ -265,6 +322,15 @@ def tf_serving_config(
     )
     return (
         "model_config_list {\n  config {\n"
-        f'    name: "{name}"\n    base_path: "{base_path}"\n    model_platform: "tensorflow"\n'
+        f'    name: "{name}"\n    base_path: "{_proto_string(base_path)}"\n    model_platform: "tensorflow"\n'
         f"    model_version_policy {{ {version_policy} }}\n{labels}  }}\n}}\n"
     )
+
+
+def _proto_string(value: str) -> str:
+    """`value` inside a text-proto double-quoted string: backslash and quote escaped; a line break or another
+    control character could end the string or the line, so it is refused (InvalidBasePath), never passed on."""
+    bad = next((character for character in value if ord(character) < 0x20 or ord(character) == 0x7F), None)
+    if bad is not None:
+        raise InvalidBasePath(f"base_path: a path cannot hold a control character such as {bad!r}")
+    return value.replace("\\", "\\\\").replace('"', '\\"')

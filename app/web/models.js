@@ -102,5 +102,9 @@ $("set-label").addEventListener("click", () => {
     show($("models-error"), "Give a label name (e.g. stable) and a version number.");
     return;
   }
+  if (!$("label-name").checkValidity()) {
+    show($("models-error"), `"${name}" is not a label: ${$("label-name").title}.`);
+    return;
+  }
   changeModels(`models/labels/${encodeURIComponent(name)}`, "PUT", { version });
 });

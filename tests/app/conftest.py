@@ -213,6 +213,22 @@ def draw_sketch(width: int = 320, height: int = 200, seed: int = 0) -> Image.Ima
     return image
 
 
+def form_body(parts: list[tuple[str, str | None, bytes]]) -> dict[str, Any]:
+    """Request options for a multipart body built by hand, parts as (field, filename or None, bytes), so that
+    a part can carry `filename=""`: what browsers send for a file input left empty (httpx drops an empty
+    filename)."""
+    boundary = "s2c-test-boundary"
+    body = b""
+    for field, filename, data in parts:
+        disposition = f'form-data; name="{field}"' + (
+            f'; filename="{filename}"' if filename is not None else ""
+        )
+        kind = "Content-Type: application/octet-stream\r\n" if filename is not None else ""
+        body += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n{kind}\r\n".encode() + data + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    return {"content": body, "headers": {"Content-Type": f"multipart/form-data; boundary={boundary}"}}
+
+
 def encode(image: Image.Image, image_format: str = "PNG", **options: Any) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=image_format, **options)

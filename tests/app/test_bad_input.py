@@ -14,7 +14,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.app.conftest import MAX_UPLOAD_BYTES, InProcessApp, Server, draw_sketch, encode, png_pixels
+from tests.app.conftest import (
+    MAX_UPLOAD_BYTES,
+    InProcessApp,
+    Server,
+    draw_sketch,
+    encode,
+    form_body,
+    png_pixels,
+)
 
 
 def _noise(width: int = 300, height: int = 300) -> Image.Image:
@@ -71,7 +79,10 @@ def raw(data: bytes, content_type: str | None = "image/png") -> dict[str, Any]:
 
 
 CASES: list[tuple[str, Callable[[], dict[str, Any]], int, str]] = [
-    ("empty multipart file", lambda: multipart(b""), 400, "empty"),
+    # An empty file field (HTML forms and Swagger UI's "Try it out" with no file chosen) is a missing one.
+    ("empty multipart file", lambda: multipart(b""), 422, "'file'"),
+    ("file field with no file chosen", lambda: form_body([("file", "", b"")]), 422, "'file'"),
+    ("file field with an empty value", lambda: form_body([("file", None, b"")]), 422, "'file'"),
     ("empty raw body", lambda: raw(b""), 400, "empty"),
     ("truncated PNG", lambda: multipart(PNG[: len(PNG) // 2]), 400, "truncated"),
     ("truncated JPEG", lambda: raw(JPEG[: len(JPEG) // 2], "image/jpeg"), 400, "truncated"),

@@ -18,6 +18,7 @@ from tests.app.conftest import (
     Server,
     draw_sketch,
     encode,
+    form_body,
     png_pixels,
     run_server,
     wait_for_version,
@@ -94,7 +95,6 @@ def test_bad_hints_get_a_clear_4xx_naming_the_field(colorize_app: InProcessApp):
         "not an image": (b"this is not a picture", 415),
         "no alpha": (hint_layer(mode="RGB"), 422),
         "truncated": (truncated, 400),
-        "empty": (b"", 400),
         "a text field": ("red please", 422),
     }
     for name, (hints, status) in cases.items():
@@ -108,6 +108,24 @@ def test_bad_hints_get_a_clear_4xx_naming_the_field(colorize_app: InProcessApp):
     huge.save(buffer, format="PNG", optimize=True)
     assert post(colorize_app, buffer.getvalue()).status_code == 413
     assert post(colorize_app, hint_layer()).status_code == 200, "the server must keep serving after bad hints"
+
+
+def test_an_empty_hints_field_counts_as_absent(colorize_app: InProcessApp):
+    """Swagger UI's "Try it out" and HTML forms send a file field left unchosen as an empty part: no hints."""
+    empty_parts = {
+        "no file chosen": ("", b""),  # a browser's file input left empty
+        "an empty file": ("hints.png", b""),
+        "an empty value": (None, b""),
+    }
+    with colorize_app.client() as client:
+        plain = client.post("/colorize", **form_body([("file", "sketch.png", SKETCH)]))
+        assert plain.status_code == 200, plain.text
+        for name, (filename, data) in empty_parts.items():
+            response = client.post(
+                "/colorize", **form_body([("file", "sketch.png", SKETCH), ("hints", filename, data)])
+            )
+            assert response.status_code == 200, f"hints as {name}: {response.status_code} {response.text}"
+            assert response.content == plain.content, f"hints as {name} must colorize as no hints do"
 
 
 def test_hint_and_plain_requests_batched_together_each_get_their_own_answer(server: Server):

@@ -1,8 +1,13 @@
-"""The service's other endpoints, in process: models, health, metrics, OpenAPI docs and CORS."""
+"""The service's other endpoints, in process: models, health, metrics, OpenAPI docs, CORS and the page's
+framing headers."""
 
+import re
+from pathlib import Path
+
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.app.conftest import ALLOWED_ORIGIN, InProcessApp, draw_sketch, encode, png_pixels
+from tests.app.conftest import ALLOWED_ORIGIN, InProcessApp, draw_sketch, encode, in_process_app, png_pixels
 
 
 def test_models_lists_versions_with_manifests_and_the_active_one(colorize_app: InProcessApp) -> None:
@@ -76,6 +81,60 @@ def test_openapi_docs_describe_colorize(colorize_app: InProcessApp) -> None:
     assert "image/png" in colorize["requestBody"]["content"]
     assert {"200", "400", "413", "415", "503"} <= set(colorize["responses"])
     assert {"/models", "/healthz", "/readyz"} <= set(schema["paths"])
+
+
+# What generated clients call each operation (FastAPI's default would be e.g. `colorize_colorize_post`).
+OPERATION_IDS = {
+    ("post", "/colorize"): "colorize",
+    ("get", "/models"): "listModels",
+    ("put", "/models/active"): "serveVersion",
+    ("put", "/models/labels/{name}"): "setLabel",
+    ("delete", "/models/labels/{name}"): "deleteLabel",
+    ("delete", "/models/{version}"): "deleteVersion",
+    ("get", "/models/{version}/sample.png"): "getVersionSample",
+    ("get", "/models/tf-serving.config"): "getTfServingConfig",
+    ("get", "/healthz"): "healthz",
+    ("get", "/readyz"): "readyz",
+    ("get", "/datasets"): "listDatasets",
+    ("post", "/datasets"): "uploadDataset",
+    ("get", "/datasets/{name}"): "getDataset",
+    ("delete", "/datasets/{name}"): "deleteDataset",
+    ("get", "/datasets/{name}/preview.png"): "getDatasetPreview",
+    ("post", "/jobs"): "launchJob",
+    ("get", "/jobs"): "listJobs",
+    ("get", "/jobs/{job_id}"): "getJob",
+    ("delete", "/jobs/{job_id}"): "deleteJob",
+    ("post", "/jobs/{job_id}/cancel"): "cancelJob",
+    ("post", "/jobs/{job_id}/resume"): "resumeJob",
+    ("get", "/jobs/{job_id}/metrics"): "getJobMetrics",
+    ("get", "/jobs/{job_id}/samples/latest.png"): "getLatestJobSample",
+}
+PNG_ROUTES = [
+    ("post", "/colorize"),
+    ("get", "/models/{version}/sample.png"),
+    ("get", "/datasets/{name}/preview.png"),
+    ("get", "/jobs/{job_id}/samples/latest.png"),
+]
+
+
+def test_openapi_gives_generated_clients_readable_names_and_binary_files(colorize_app: InProcessApp) -> None:
+    with colorize_app.client() as client:
+        schema = client.get("/openapi.json").json()
+    operations = {
+        (method, path): operation
+        for path, entry in schema["paths"].items()
+        for method, operation in entry.items()
+    }
+    ids = {key: operation["operationId"] for key, operation in operations.items()}
+    assert ids == OPERATION_IDS, f"operation ids: {ids}"
+    assert len(set(ids.values())) == len(ids), f"duplicate operation ids: {sorted(ids.values())}"
+    not_camel = [name for name in ids.values() if not re.fullmatch(r"[a-z]+(?:[A-Z][a-z0-9]*)*", name)]
+    assert not not_camel, f"not camelCase: {not_camel}"
+    for key in PNG_ROUTES:
+        content = operations[key]["responses"]["200"]["content"]
+        assert content == {"image/png": {"schema": {"type": "string", "format": "binary"}}}, (key, content)
+    config = operations[("get", "/models/tf-serving.config")]["responses"]["200"]["content"]
+    assert config == {"text/plain": {"schema": {"type": "string"}}}, config
 
 
 def test_openapi_documents_every_status_with_typed_schemas_and_the_token(colorize_app: InProcessApp) -> None:
@@ -153,4 +212,43 @@ def test_cors_allows_the_configured_origin_only(colorize_app: InProcessApp) -> N
     )
     assert error.status_code == 400 and error.headers["access-control-allow-origin"] == ALLOWED_ORIGIN, (
         "error responses need CORS headers too, or a browser cannot read their detail"
+    )
+
+
+def test_the_page_may_be_framed_by_its_own_origin_only(colorize_app: InProcessApp) -> None:
+    """The page deletes models and launches training: by default no other site may frame it (clickjacking)."""
+    with colorize_app.client() as client:
+        page = client.get("/")
+        docs = client.get("/docs")
+    assert page.status_code == 200, page.text
+    assert page.headers.get("content-security-policy") == "frame-ancestors 'self'", page.headers
+    assert page.headers.get("x-frame-options") == "SAMEORIGIN", page.headers
+    assert "x-frame-options" not in docs.headers, "only the page is covered; the API answers are unchanged"
+
+
+@pytest.mark.parametrize(
+    ("frame_ancestors", "expected"),
+    [
+        ("*", {}),
+        ("", {}),
+        ("'none'", {"Content-Security-Policy": "frame-ancestors 'none'", "X-Frame-Options": "DENY"}),
+        ("self", {"Content-Security-Policy": "frame-ancestors 'self'", "X-Frame-Options": "SAMEORIGIN"}),
+        (
+            "'self'  https://portal.example",
+            {"Content-Security-Policy": "frame-ancestors 'self' https://portal.example"},
+        ),
+    ],
+)
+def test_s2c_frame_ancestors_sets_who_may_frame_the_page(frame_ancestors: str, expected: dict) -> None:
+    from app.api.routes.pages import frame_headers
+
+    assert frame_headers(frame_ancestors) == expected
+
+
+def test_frame_ancestors_star_sends_no_framing_headers(tmp_path: Path) -> None:
+    with in_process_app(tmp_path / "data", frame_ancestors="*") as running, running.client() as client:
+        page = client.get("/")
+    assert page.status_code == 200, page.text
+    assert "content-security-policy" not in page.headers and "x-frame-options" not in page.headers, (
+        page.headers
     )

@@ -15,10 +15,12 @@ import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from PIL import Image
+from starlette.datastructures import FormData
 
 from app.api.deps import BatcherDep, ModelStoreDep, SettingsDep
 from app.api.errors import ErrorDetail, client_error
 from app.api.http import no_generator_error, retry_after
+from app.api.openapi import BINARY
 from app.model_store import LoadedModel, ModelStore, VersionNotFound, VersionUnloadable
 from app.uploads import too_large_detail
 from contracts.settings import Settings
@@ -42,7 +44,7 @@ FIELD_NAME = "file"
 HINTS_FIELD = "hints"
 
 
-_binary = {"schema": {"type": "string", "format": "binary"}}
+_binary = {"schema": BINARY}
 REQUEST_BODY: dict[str, Any] = {
     "required": True,
     "description": "The sketch: multipart field `file`, or the raw image with an image content type. "
@@ -59,7 +61,8 @@ REQUEST_BODY: dict[str, Any] = {
                         "description": "Optional color hints: an RGBA image (PNG), best the sketch's own "
                         "size, transparent except where the user painted a color (alpha > 0 marks a hint). "
                         "It is mapped onto the sketch as the sketch is mapped onto 256x256; a thin stroke "
-                        "survives the downscale. Only versions with `hints: true` in GET /models accept it.",
+                        "survives the downscale. Only versions with `hints: true` in GET /models accept it. "
+                        "Left empty (no file chosen), it counts as absent.",
                     },
                 },
             },
@@ -103,8 +106,8 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     415: {"model": ErrorDetail, "description": "Not an image, or a content type that is not an image."},
     422: {
         "model": ErrorDetail,
-        "description": "No multipart field `file`, a bad `version`, `size` or `lines`, hints without an alpha "
-        "channel, or hints sent to a version trained without them.",
+        "description": "No multipart field `file` (or an empty one), a bad `version`, `size` or `lines`, "
+        "hints without an alpha channel, or hints sent to a version trained without them.",
     },
     503: {
         "model": ErrorDetail,
@@ -207,19 +210,18 @@ async def _read_image_bytes(request: Request, settings: Settings) -> tuple[bytes
     if media_type == "multipart/form-data":
         form = await request.form(max_files=2, max_fields=16)
         try:
-            upload = form.get(FIELD_NAME)
-            if upload is None or isinstance(upload, str):
-                raise HTTPException(422, f"send the image as a file in the multipart field '{FIELD_NAME}'")
-            data = await upload.read()
-            hints_upload = form.get(HINTS_FIELD)
-            if isinstance(hints_upload, str):
-                raise HTTPException(
-                    422, f"send the hints as a file (an RGBA PNG) in the multipart field '{HINTS_FIELD}'"
-                )
-            if hints_upload is not None:
-                hints = await hints_upload.read()
-                if len(hints) > settings.max_upload_bytes:
-                    raise HTTPException(413, "hints: " + too_large_detail(settings.max_upload_bytes))
+            no_sketch = f"send the image as a file in the multipart field '{FIELD_NAME}'"
+            chosen = await _chosen_file(form, FIELD_NAME, no_sketch)
+            if chosen is None:  # missing, or left empty: one answer
+                raise HTTPException(422, no_sketch)
+            data = chosen
+            hints = await _chosen_file(
+                form,
+                HINTS_FIELD,
+                f"send the hints as a file (an RGBA PNG) in the multipart field '{HINTS_FIELD}'",
+            )
+            if hints is not None and len(hints) > settings.max_upload_bytes:
+                raise HTTPException(413, "hints: " + too_large_detail(settings.max_upload_bytes))
         finally:
             await form.close()
     elif media_type.startswith("image/") or media_type == "application/octet-stream":
@@ -233,6 +235,20 @@ async def _read_image_bytes(request: Request, settings: Settings) -> tuple[bytes
     if len(data) > settings.max_upload_bytes:
         raise HTTPException(413, too_large_detail(settings.max_upload_bytes))
     return data, hints
+
+
+async def _chosen_file(form: FormData, field: str, not_a_file: str) -> bytes | None:
+    """The bytes of the file in multipart field `field`, or None when no file was chosen: an empty field (what
+    HTML forms and Swagger UI's "Try it out" send for a file left unchosen: an empty filename or no bytes, or
+    an empty value) counts as absent. A non-empty text value is a 422 saying `not_a_file`."""
+    value = form.get(field)
+    if isinstance(value, str):
+        if value:
+            raise HTTPException(422, not_a_file)
+        return None
+    if value is None or not value.filename:
+        return None
+    return await value.read() or None
 
 
 async def _decode(data: bytes, settings: Settings) -> tuple[np.ndarray, Image.Image]:

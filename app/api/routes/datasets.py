@@ -19,6 +19,7 @@ from starlette.datastructures import UploadFile
 from app.api.deps import ApiTokenDep, JobQueueDep, SettingsDep
 from app.api.errors import client_error, error_responses
 from app.api.http import require_broker
+from app.api.openapi import BINARY, PNG_FILE
 from app.api.services import JobQueue
 from contracts import datasets, jobs
 from contracts.queue import enqueue_import
@@ -91,7 +92,7 @@ UPLOAD_BODY = {
                 "additionalProperties": False,
                 "properties": {
                     "name": {"type": "string", "pattern": f"^{datasets.DATASET_NAME.pattern}$"},
-                    "archive": {"type": "string", "format": "binary", "description": "A zip file."},
+                    "archive": {**BINARY, "description": "A zip file."},
                     **UploadOptions.model_json_schema()["properties"],
                 },
             }
@@ -101,7 +102,7 @@ UPLOAD_BODY = {
 
 
 @router.get("/datasets", response_model=list[DatasetSummary])
-def get_datasets(settings: SettingsDep) -> list[dict[str, Any]]:
+def list_datasets(settings: SettingsDep) -> list[dict[str, Any]]:
     """Datasets with their pair counts (the names POST /jobs accepts), and imports still running or failed."""
     ready = datasets.list_datasets(settings.datasets_dir)
     names = {entry["name"] for entry in ready}
@@ -223,9 +224,9 @@ def get_dataset(settings: SettingsDep, name: str = DatasetName) -> dict[str, Any
 @router.get(
     "/datasets/{name}/preview.png",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}}, **error_responses(404)},
+    responses={200: PNG_FILE, **error_responses(404)},
 )
-def dataset_preview(settings: SettingsDep, name: str = DatasetName, rows: int = 4) -> Response:
+def get_dataset_preview(settings: SettingsDep, name: str = DatasetName, rows: int = 4) -> Response:
     """Up to `rows` pairs (color | sketch) as one small PNG."""
     ready, _ = _ready_or_import(settings, name)
     if not ready:
@@ -250,7 +251,7 @@ def dataset_preview(settings: SettingsDep, name: str = DatasetName, rows: int = 
     "/datasets/{name}",
     responses=error_responses(404, 409, e409="A job uses the dataset, or it is being imported."),
 )
-def remove_dataset(settings: SettingsDep, name: str = DatasetName) -> dict[str, str]:
+def delete_dataset(settings: SettingsDep, name: str = DatasetName) -> dict[str, str]:
     """Delete a dataset (or a failed import's record); refused while a job uses it or it is importing."""
     ready, record = _ready_or_import(settings, name)
     if record is not None and record["state"] == "importing":

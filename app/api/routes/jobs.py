@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import ApiTokenDep, JobQueueDep, SettingsDep, get_broker
 from app.api.errors import error_responses
 from app.api.http import require_broker
+from app.api.openapi import PNG_FILE
 from app.api.routes.job_schemas import Deleted, JobMetrics
 from app.api.services import JobQueue
 from contracts import jobs
@@ -95,16 +96,7 @@ def queue_job(job_queue: JobQueue, settings: Settings, launch: JobLaunch) -> Job
         check_dataset_name(launch.dataset)
     except BadDatasetName as error:
         raise HTTPException(422, str(error)) from None
-    dataset_dir = settings.datasets_dir / launch.dataset
-    if not dataset_dir.is_dir():
-        raise HTTPException(
-            404, f"dataset {launch.dataset!r} not found under the datasets folder; GET /datasets lists them"
-        )
-    counts = summarize(dataset_dir)
-    if not counts["train"] or not counts["val"]:
-        raise HTTPException(
-            422, f"dataset {launch.dataset!r} needs pair images in both train/ and val/ (has {counts})"
-        )
+    counts = trainable_dataset(settings, launch.dataset)
     celery_app = require_broker(job_queue)
 
     job_id = jobs.new_job_id()
@@ -122,8 +114,24 @@ def queue_job(job_queue: JobQueue, settings: Settings, launch: JobLaunch) -> Job
     return record
 
 
+def trainable_dataset(settings: Settings, name: str, whose: str = "") -> dict[str, int]:
+    """The dataset's pair counts: 404 when it is not there, 422 without pairs in both train/ and val/. A launch
+    and a resume ask the same, so neither queues a job that can only fail on the worker."""
+    dataset_dir = settings.datasets_dir / name
+    if not dataset_dir.is_dir():
+        raise HTTPException(
+            404, f"{whose}dataset {name!r} not found under the datasets folder; GET /datasets lists them"
+        )
+    counts = summarize(dataset_dir)
+    if not counts["train"] or not counts["val"]:
+        raise HTTPException(
+            422, f"{whose}dataset {name!r} needs pair images in both train/ and val/ (has {counts})"
+        )
+    return counts
+
+
 @router.get("/jobs", dependencies=[Depends(get_broker)], response_model=list[Job], responses=BROKER_DOWN)
-def get_jobs(settings: SettingsDep, limit: int = 100) -> list[Job]:
+def list_jobs(settings: SettingsDep, limit: int = 100) -> list[Job]:
     """Job records, newest first (503 while the broker is down: nothing listed could run meanwhile)."""
     return jobs.list_records(settings.runs_dir)[: max(limit, 0)]
 
@@ -162,16 +170,20 @@ def cancel_job(job_id: str, settings: SettingsDep) -> Job:
     status_code=202,
     response_model=Job,
     responses={
-        **NO_JOB,
+        **error_responses(404, e404="No such job, or its dataset is gone."),
         **error_responses(409, e409="Only a cancelled or failed job resumes."),
         **BROKER_DOWN,
     },
 )
 def resume_job(job_id: str, settings: SettingsDep, job_queue: JobQueueDep) -> Job:
     """Queue a cancelled or failed job again: it continues from its newest checkpoint in the same run folder,
-    with the same step counter (409 for a job in another state)."""
+    with the same step counter (409 for a job in another state; 404, the record unchanged, when its dataset is
+    gone, as POST /jobs answers for a missing dataset)."""
     run_dir = run_dir_of(settings, job_id)
     celery_app = require_broker(job_queue)
+    stored = jobs.read_record(run_dir)
+    if stored is not None and stored.state in jobs.RESUMABLE_STATES:  # another state: WrongState's 409 below
+        trainable_dataset(settings, stored.dataset, whose=f"job {job_id} cannot resume: its ")
     try:
         record = jobs.resume(run_dir)
     except jobs.WrongState as error:
@@ -205,7 +217,7 @@ def delete_job(job_id: str, settings: SettingsDep) -> dict[str, Any]:
 
 
 @router.get("/jobs/{job_id}/metrics", response_model=JobMetrics, responses=NO_JOB)
-def get_metrics(job_id: str, settings: SettingsDep) -> dict[str, Any]:
+def get_job_metrics(job_id: str, settings: SettingsDep) -> dict[str, Any]:
     """The job's metrics series: one point per log step (a step redone after a resume: the newest)."""
     path = RunFolder(run_dir_of(settings, job_id)).metrics
     points: dict[int, dict[str, Any]] = {}
@@ -227,11 +239,11 @@ def get_metrics(job_id: str, settings: SettingsDep) -> dict[str, Any]:
     "/jobs/{job_id}/samples/latest.png",
     response_class=FileResponse,
     responses={
-        200: {"content": {"image/png": {}}},
+        200: PNG_FILE,
         **error_responses(404, e404="No such job, or no grid yet."),
     },
 )
-def get_latest_sample(job_id: str, settings: SettingsDep) -> FileResponse:
+def get_latest_job_sample(job_id: str, settings: SettingsDep) -> FileResponse:
     """The newest sample grid: one row per fixed val image, sketch | output | truth."""
     grids = RunFolder(run_dir_of(settings, job_id)).sample_grids()
     if not grids:

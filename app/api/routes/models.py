@@ -6,21 +6,27 @@ restarts. File work blocks, so these routes are plain `def` (FastAPI runs them i
 """
 
 import asyncio
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path
 from fastapi.responses import FileResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from app.api.deps import ApiTokenDep, ModelStoreDep, SettingsDep
 from app.api.errors import error_responses
+from app.api.openapi import PNG_FILE
+from storage import serving_policy
 from storage.serving_policy import (
     LABEL_PATTERN,
     GateDecision,
+    InvalidBasePath,
+    InvalidLabel,
+    InvalidVersion,
     LabelNotFound,
     VersionInUse,
     VersionNotPublished,
-    delete_version,
+    check_served,
+    check_version_number,
     label,
     pin,
     read_policy,
@@ -84,14 +90,29 @@ class ModelsResponse(BaseModel):
     versions: list[ModelVersion] = Field(description="Newest first.")
 
 
+def _as_value_error(check: Any) -> Any:
+    """A storage check as a pydantic validator: its refusal becomes the 422's detail."""
+
+    def validate(value: Any) -> Any:
+        try:
+            return check(value)
+        except InvalidVersion as error:
+            raise ValueError(str(error)) from None
+
+    return validate
+
+
 class ServeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    version: int | Literal["latest"] = Field(description='A published version to pin, or "latest".')
+    # Checked before pydantic's lax coercion, which would read `true` as 1 and "2" as 2.
+    version: Annotated[int | Literal["latest"], BeforeValidator(_as_value_error(check_served))] = Field(
+        description='A published version to pin (a JSON integer >= 1), or "latest".'
+    )
 
 
 class LabelRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    version: int = Field(ge=1)
+    version: Annotated[int, BeforeValidator(_as_value_error(check_version_number))] = Field(ge=1)
 
 
 LabelName = Path(pattern=f"^{LABEL_PATTERN}$", description="e.g. stable, canary")
@@ -126,11 +147,14 @@ def serve_version(request: ServeRequest, settings: SettingsDep) -> dict[str, Any
     responses=errors(400, 401, 404, 422),
 )
 def set_label(request: LabelRequest, settings: SettingsDep, name: str = LabelName) -> dict[str, Any]:
-    """Point a label at a version; `POST /colorize?version=<label>` then uses it."""
+    """Point a label at a version; `POST /colorize?version=<label>` then uses it. Names that read as a version
+    (`latest`, `v3`) are reserved (422)."""
     try:
         return label(settings.models_dir, name, request.version).to_json()
     except VersionNotPublished as error:
         raise _not_found(error) from None
+    except InvalidLabel as error:  # the path's pattern let it through: a reserved name
+        raise HTTPException(422, f"name: {error}") from None
 
 
 @router.delete(
@@ -139,7 +163,7 @@ def set_label(request: LabelRequest, settings: SettingsDep, name: str = LabelNam
     dependencies=[ApiTokenDep],
     responses=errors(400, 401, 404, 422),
 )
-def drop_label(settings: SettingsDep, name: str = LabelName) -> dict[str, Any]:
+def delete_label(settings: SettingsDep, name: str = LabelName) -> dict[str, Any]:
     """Remove a label (the version stays)."""
     try:
         return unlabel(settings.models_dir, name).to_json()
@@ -148,10 +172,10 @@ def drop_label(settings: SettingsDep, name: str = LabelName) -> dict[str, Any]:
 
 
 @router.delete("/models/{version:int}", dependencies=[ApiTokenDep], responses=errors(401, 404, 409, 422))
-def remove_version(settings: SettingsDep, version: int = Path(ge=1)) -> dict[str, Any]:
+def delete_version(settings: SettingsDep, version: int = Path(ge=1)) -> dict[str, Any]:
     """Delete a version that is neither served nor labelled (409 otherwise). Its number is never reused."""
     try:
-        delete_version(settings.models_dir, version)
+        serving_policy.delete_version(settings.models_dir, version)
     except VersionNotPublished as error:
         raise _not_found(error) from None
     except VersionInUse as error:
@@ -162,9 +186,9 @@ def remove_version(settings: SettingsDep, version: int = Path(ge=1)) -> dict[str
 @router.get(
     "/models/{version:int}/sample.png",
     response_class=FileResponse,
-    responses={200: {"content": {"image/png": {}}}, **errors(404, 422)},
+    responses={200: PNG_FILE, **errors(404, 422)},
 )
-def version_sample(settings: SettingsDep, version: int = Path(ge=1)) -> FileResponse:
+def get_version_sample(settings: SettingsDep, version: int = Path(ge=1)) -> FileResponse:
     """A thumbnail from the job that published the version: sketch | output | truth on one validation pair."""
     path = generator_dir(settings.models_dir) / str(version) / "sample.png"
     if not path.is_file():
@@ -172,10 +196,14 @@ def version_sample(settings: SettingsDep, version: int = Path(ge=1)) -> FileResp
     return FileResponse(path, media_type="image/png")
 
 
-@router.get("/models/tf-serving.config", response_class=PlainTextResponse)
-def tf_serving_model_config(settings: SettingsDep, base_path: str = "/models/generator") -> str:
-    """The same choice as a TensorFlow Serving model config, so TF Serving can serve this folder alike."""
+@router.get("/models/tf-serving.config", response_class=PlainTextResponse, responses=errors(422))
+def get_tf_serving_config(settings: SettingsDep, base_path: str = "/models/generator") -> str:
+    """The same choice as a TensorFlow Serving model config, so TF Serving can serve this folder alike.
+    `base_path` is escaped into the config; one holding a line break or another control character is 422."""
     versions = list_versions(settings.models_dir)
     policy = read_policy(settings.models_dir)
     served = served_version(versions, policy)
-    return tf_serving_config(policy, served.version if served else None, base_path)
+    try:
+        return tf_serving_config(policy, served.version if served else None, base_path)
+    except InvalidBasePath as error:
+        raise HTTPException(422, str(error)) from None

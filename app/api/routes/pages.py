@@ -6,6 +6,8 @@ from pathlib import PurePosixPath
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse, Response
 
+from app.api.deps import SettingsDep
+
 router = APIRouter(include_in_schema=False)
 
 # Served by suffix: module scripts run only when served as JavaScript. index.html is served at "/" only.
@@ -35,9 +37,29 @@ def _asset_names() -> set[str]:
 
 
 @router.get("/", response_class=HTMLResponse)
-async def index() -> HTMLResponse:
+async def index(settings: SettingsDep) -> HTMLResponse:
     """Draw or upload a sketch and colorize it; follow training jobs."""
-    return HTMLResponse(_read_asset("index.html"), headers=NO_CACHE)
+    return HTMLResponse(
+        _read_asset("index.html"), headers={**NO_CACHE, **frame_headers(settings.frame_ancestors)}
+    )
+
+
+# CSP keywords are quoted; a shell or an env file easily strips the quotes (S2C_FRAME_ANCESTORS='self').
+KEYWORDS = {"self": "'self'", "none": "'none'"}
+
+
+def frame_headers(frame_ancestors: str) -> dict[str, str]:
+    """Who may frame the page (S2C_FRAME_ANCESTORS, CSP `frame-ancestors` sources; "*" or empty: anyone, no
+    header). The page can delete models and launch training, so by default only its own origin may frame it;
+    X-Frame-Options says the same to older browsers where it can ('self', 'none')."""
+    sources = " ".join(KEYWORDS.get(source.lower(), source) for source in frame_ancestors.split())
+    if sources in ("", "*"):
+        return {}
+    headers = {"Content-Security-Policy": f"frame-ancestors {sources}"}
+    legacy = {"'self'": "SAMEORIGIN", "'none'": "DENY"}.get(sources.lower())
+    if legacy is not None:
+        headers["X-Frame-Options"] = legacy
+    return headers
 
 
 @router.get("/web/{name}")
