@@ -22,8 +22,8 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import ApiTokenDep, JobQueueDep, SettingsDep, get_broker
 from app.api.errors import error_responses
 from app.api.http import require_broker
+from app.api.job_schemas import Deleted, JobMetrics
 from app.api.openapi import PNG_FILE
-from app.api.routes.job_schemas import Deleted, JobMetrics
 from app.api.services import JobQueue
 from contracts import jobs
 from contracts.datasets import DATASET_NAME, BadDatasetName, check_dataset_name, summarize
