@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     model_poll_seconds: float = Field(2.0, gt=0)
     max_upload_bytes: int = Field(10 * 1024 * 1024, gt=0)
     max_pixels: int = Field(40_000_000, gt=0)
+    # fill=regions: the widest gap in an outline still closed, in pixels per 1024 px of the drawing's side.
+    fill_gap: float = Field(5.0, ge=0, le=64)
     cors_origins: str | None = None
     max_batch_size: int = Field(16, ge=1, le=256)
     max_batch_wait_ms: float = Field(5.0, ge=0)

@@ -5,6 +5,9 @@ The model runs once at 256x256; everything here is resizing and compositing in P
 buffers of the output's size (no float copies), so a large sketch costs little more than a small one.
 Lines are kept the way style2paints does it, as a multiply layer: out = color x sketch / 255. Where the
 sketch is white the colors show unchanged; where it has a dark line the output is at least as dark as the line.
+
+`fill="regions"` makes the colors flat per region of the drawing, a hint filling the region it touches
+(model/regions.py); `fill="soft"` keeps the model's colors as they come.
 """
 
 import io
@@ -15,17 +18,62 @@ import numpy as np
 from PIL import Image, ImageChops
 
 from model.imageio import content_box
+from model.regions import DEFAULT_GAP, flat_colors
 
 Lines = Literal["keep", "none"]
+Fill = Literal["regions", "soft"]
+FILLS: tuple[str, ...] = ("regions", "soft")
 
 
-def full_size_result(colorized: np.ndarray, sketch: Image.Image, lines: Lines = "keep") -> Image.Image:
-    """`colorized` (uint8 [256, 256, 3], the model's output for `sketch`) at the size of `sketch` (RGB)."""
-    if lines not in ("keep", "none"):
-        raise ValueError(f"lines must be 'keep' or 'none', got {lines!r}")
+def full_size_result(
+    colorized: np.ndarray,
+    sketch: Image.Image,
+    lines: Lines = "keep",
+    fill: Fill = "soft",
+    hints: np.ndarray | None = None,
+    gap: float = DEFAULT_GAP,
+) -> Image.Image:
+    """`colorized` (uint8 [256, 256, 3], the model's output for `sketch`) at the size of `sketch` (RGB).
+
+    With `fill="regions"`, `hints` (uint8 RGBA at the sketch's size, or None) fill the regions they touch.
+    """
+    _check(lines, fill)
     size = colorized.shape[0]
     box = content_box(*sketch.size, size=size)
     colors = Image.fromarray(colorized, "RGB").resize(sketch.size, Image.Resampling.BICUBIC, box=box)
+    return _finish(colors, sketch, lines, fill, hints, gap)
+
+
+def square_result(
+    colorized: np.ndarray,
+    sketch: np.ndarray,
+    lines: Lines = "keep",
+    fill: Fill = "soft",
+    hints: np.ndarray | None = None,
+    gap: float = DEFAULT_GAP,
+) -> Image.Image:
+    """The 256x256 result for the model's own input `sketch` (uint8 [256, 256, 3]). `soft` is the model's
+    output as it is (it draws the lines itself); `regions` flattens it and lays the lines back (`lines`)."""
+    _check(lines, fill)
+    colors = Image.fromarray(colorized, "RGB")
+    if fill == "soft":
+        return colors
+    return _finish(colors, Image.fromarray(sketch, "RGB"), lines, fill, hints, gap)
+
+
+def _check(lines: str, fill: str) -> None:
+    if lines not in ("keep", "none"):
+        raise ValueError(f"lines must be 'keep' or 'none', got {lines!r}")
+    if fill not in FILLS:
+        raise ValueError(f"fill must be one of {', '.join(FILLS)}, got {fill!r}")
+
+
+def _finish(
+    colors: Image.Image, sketch: Image.Image, lines: str, fill: str, hints: np.ndarray | None, gap: float
+) -> Image.Image:
+    if fill == "regions":
+        flats = flat_colors(np.asarray(sketch), np.asarray(colors), hints, gap)
+        colors = Image.fromarray(flats, "RGB")
     if lines == "none":
         return colors
     return ImageChops.multiply(colors, sketch)

@@ -141,36 +141,75 @@ def load_sketch_and_original(
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
+HINT_BAND_ROWS = 256  # source rows read at a time: memory stays a few bands, not a float copy of the layer
+
+
+def hint_rgba(image: Image.Image) -> Image.Image:
+    """The hint layer as RGBA, refusing a layer without transparency (nothing would say where hints are)."""
+    if image.mode not in ALPHA_MODES and "transparency" not in image.info:
+        raise NoHintAlpha(
+            f"the hints image has no alpha channel (mode {image.mode}): send an RGBA PNG, transparent "
+            "where there is no hint"
+        )
+    return image if image.mode == "RGBA" else image.convert("RGBA")
+
+
 def prepare_hints(image: Image.Image, size: int = IMAGE_SIZE) -> np.ndarray:
     """An RGBA hint layer mapped onto the model's square exactly as a sketch of its size is: uint8 RGBA
     [size, size, 4], alpha 255 where there is a hint and 0 elsewhere.
 
     Downscaling averages areas: an output pixel is a hint if any hint pixel falls in its area (so a thin
     stroke survives), and its color is the mean color of the hint pixels there. Alpha > 0 marks a hint pixel.
+    The layer is read in bands of rows and only its hint pixels are counted, so a huge layer costs a few
+    bands of memory, never a float copy of itself.
     """
-    if image.mode not in ALPHA_MODES and "transparency" not in image.info:
-        raise NoHintAlpha(
-            f"the hints image has no alpha channel (mode {image.mode}): send an RGBA PNG, transparent "
-            "where there is no hint"
-        )
-    rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
-    hinted = (rgba[..., 3] > 0).astype(np.float32)
-    left, top, right, bottom = content_box(image.width, image.height, size=size)
-    box = (right - left, bottom - top)
-
-    def area_mean(channel: np.ndarray) -> np.ndarray:
-        return np.asarray(Image.fromarray(channel, "F").resize(box, Image.Resampling.BOX), dtype=np.float32)
-
-    coverage = area_mean(hinted)
-    covered = coverage > 0
+    rgba = hint_rgba(image)
+    left, top, right, bottom = content_box(rgba.width, rgba.height, size=size)
+    box_width, box_height = right - left, bottom - top
+    cells = box_width * box_height
+    counts = np.zeros(cells, np.int64)
+    sums = np.zeros((3, cells), np.float64)
+    column_cell = np.arange(rgba.width, dtype=np.int64) * box_width // rgba.width
+    for band_top in range(0, rgba.height, HINT_BAND_ROWS):
+        band = np.asarray(rgba.crop((0, band_top, rgba.width, min(rgba.height, band_top + HINT_BAND_ROWS))))
+        rows, columns = np.nonzero(band[..., 3])
+        if rows.size == 0:
+            continue
+        cell = (rows + band_top) * box_height // rgba.height * box_width + column_cell[columns]
+        counts += np.bincount(cell, minlength=cells)
+        for channel in range(3):
+            sums[channel] += np.bincount(cell, weights=band[rows, columns, channel], minlength=cells)
+    covered = counts > 0
     layer = np.zeros((size, size, 4), np.uint8)
+    box = layer[top:bottom, left:right].reshape(cells, 4)
     for channel in range(3):
-        mean = area_mean(rgba[..., channel] * hinted)[covered] / coverage[covered]
-        layer[top:bottom, left:right, channel][covered] = np.clip(np.round(mean), 0, 255).astype(np.uint8)
-    layer[top:bottom, left:right, 3][covered] = 255
+        box[covered, channel] = np.clip(np.round(sums[channel][covered] / counts[covered]), 0, 255)
+    box[covered, 3] = 255
+    layer[top:bottom, left:right] = box.reshape(box_height, box_width, 4)
     return layer
+
+
+def hints_at_size(image: Image.Image, width: int, height: int) -> np.ndarray:
+    """The hint layer stretched over a width x height sketch (uint8 RGBA [height, width, 4]), nearest
+    neighbour so hint colors stay exact: the full-size fill reads which regions each hint touches."""
+    rgba = hint_rgba(image)
+    if rgba.size != (width, height):
+        rgba = rgba.resize((width, height), Image.Resampling.NEAREST)
+    return np.asarray(rgba, dtype=np.uint8)
 
 
 def load_hints(source: bytes | str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode and map a hint layer in one call: uint8 RGBA [256, 256, 4] (see `prepare_hints`)."""
     return prepare_hints(open_image(source, max_pixels=max_pixels))
+
+
+def load_hint_layers(
+    source: bytes | str | os.PathLike,
+    sketch_size: tuple[int, int] | None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Decode a hint layer once: the model's 256x256 layer, and the layer at the sketch's (width, height)
+    when `sketch_size` is given (None otherwise)."""
+    image = open_image(source, max_pixels=max_pixels)
+    full = hints_at_size(image, *sketch_size) if sketch_size is not None else None
+    return prepare_hints(image), full

@@ -24,8 +24,8 @@ from app.api.openapi import BINARY
 from app.model_store import LoadedModel, ModelStore, VersionNotFound, VersionUnloadable
 from app.uploads import too_large_detail
 from contracts.settings import Settings
-from model.fullsize import full_size_result, png_bytes
-from model.imageio import BadImage, load_hints, load_sketch_and_original
+from model.fullsize import full_size_result, png_bytes, square_result
+from model.imageio import BadImage, load_hint_layers, load_sketch_and_original
 from storage.serving_policy import LABEL_PATTERN, read_policy
 
 router = APIRouter(tags=["colorize"])
@@ -106,7 +106,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     415: {"model": ErrorDetail, "description": "Not an image, or a content type that is not an image."},
     422: {
         "model": ErrorDetail,
-        "description": "No multipart field `file` (or an empty one), a bad `version`, `size` or `lines`, "
+        "description": "No multipart field `file` (or an empty one), a bad `version`, `size`, `fill` or `lines`, "
         "hints without an alpha channel, or hints sent to a version trained without them.",
     },
     503: {
@@ -139,10 +139,21 @@ async def colorize(
         Literal["256", "original"],
         Query(description="`256` (a 256x256 square) or `original` (the sketch's own width and height)."),
     ] = "256",
+    fill: Annotated[
+        Literal["regions", "soft"],
+        Query(
+            description="`regions`: flat colors, one per region the sketch's lines enclose; a hint fills the "
+            "region it touches (gaps in outlines up to S2C_FILL_GAP px per 1024 px are closed); where the "
+            "drawing has no closed regions (a background, open strokes, hatching) the model's own colors stay. "
+            "`soft`: the model's colors as they come, hints spread softly around their dabs."
+        ),
+    ] = "regions",
     lines: Annotated[
         Literal["keep", "none"],
         Query(
-            description="With `size=original`: lay the sketch's own lines over the colors (`keep`) or not."
+            description="Lay the sketch's own lines over the colors (`keep`) or not (`none`: flats without "
+            "lines). Applies at both sizes, except `size=256` with `fill=soft`, which is the model's own "
+            "picture (it draws the lines itself)."
         ),
     ] = "keep",
 ) -> Response:
@@ -150,7 +161,7 @@ async def colorize(
     colorized. Returns a 256x256 RGB PNG, or with `size=original` the colors upsampled to the sketch's own
     size (the padding cut away) with its lines kept crisp; the generator version is in `X-Model-Version`.
     Color hints (multipart field `hints`, an RGBA layer over the sketch) tell a hint model which colors go
-    where: a few dabs of color are spread into the regions under them."""
+    where: with `fill=regions` (the default) a dab fills the whole region of the drawing it touches."""
     model = await _pick_model(store, settings, await _version_number(version, settings))
     with batcher.announce() as ticket:
         data, hints_data = await _read_image_bytes(request, settings)
@@ -162,13 +173,18 @@ async def colorize(
                 "`hints: true`)",
             )
         sketch, original = await _decode(data, settings)
-        hints = await _decode_hints(hints_data, settings) if hints_data is not None else None
+        hints, full_hints = None, None
+        if hints_data is not None:
+            full_size = original.size if size == "original" and fill == "regions" else None
+            hints, full_hints = await _decode_hints(hints_data, settings, full_size)
         colorized = await batcher.colorize(model, sketch, ticket, hints=hints)
+    gap = settings.fill_gap
     if size == "original":
-        png, (width, height) = await asyncio.to_thread(_full_size_png, colorized, original, lines)
+        result = await asyncio.to_thread(full_size_result, colorized, original, lines, fill, full_hints, gap)
     else:
-        png = await asyncio.to_thread(png_bytes, Image.fromarray(colorized, "RGB"))
-        width, height = colorized.shape[1], colorized.shape[0]
+        result = await asyncio.to_thread(square_result, colorized, sketch, lines, fill, hints, gap)
+    png = await asyncio.to_thread(png_bytes, result)
+    width, height = result.size
     headers = {
         "X-Model-Version": str(model.version),
         "X-Image-Size": f"{width}x{height}",
@@ -255,9 +271,16 @@ async def _decode(data: bytes, settings: Settings) -> tuple[np.ndarray, Image.Im
     return await _read_image(load_sketch_and_original, data, settings, "")
 
 
-async def _decode_hints(data: bytes, settings: Settings) -> np.ndarray:
-    """The hint layer on the model's square; errors name the `hints` field, so a client knows which part."""
-    return await _read_image(load_hints, data, settings, "hints: ")
+async def _decode_hints(
+    data: bytes, settings: Settings, sketch_size: tuple[int, int] | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The hint layer on the model's square, and at the sketch's size when the full-size fill needs it;
+    errors name the `hints` field, so a client knows which part."""
+
+    def load(source: bytes, max_pixels: int) -> tuple[np.ndarray, np.ndarray | None]:
+        return load_hint_layers(source, sketch_size, max_pixels)
+
+    return await _read_image(load, data, settings, "hints: ")
 
 
 async def _read_image(load: Callable[[bytes, int], T], data: bytes, settings: Settings, prefix: str) -> T:
@@ -270,8 +293,3 @@ async def _read_image(load: Callable[[bytes, int], T], data: bytes, settings: Se
     except Exception as error:  # whatever else a hostile file makes Pillow raise is still the file's fault
         logger.warning("could not read an uploaded image (%s): %r", prefix.rstrip(": ") or "sketch", error)
         raise HTTPException(400, f"{prefix}cannot read the image: {type(error).__name__}") from error
-
-
-def _full_size_png(colorized: np.ndarray, original: Image.Image, lines: str) -> tuple[bytes, tuple[int, int]]:
-    result = full_size_result(colorized, original, "keep" if lines == "keep" else "none")
-    return png_bytes(result), result.size
