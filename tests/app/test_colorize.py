@@ -25,7 +25,7 @@ def test_colorize_equals_the_direct_savedmodel_output_of_the_padded_input(
     """Version 2 was trained and published by the model package in this test session (see conftest)."""
     sketch = encode(draw_sketch(320, 200, seed=11))  # not square: padded with white, not stretched
     with server.client() as client:
-        response = client.post("/colorize", files={"file": ("sketch.png", sketch, "image/png")})
+        response = client.post("/colorize?fill=soft", files={"file": ("sketch.png", sketch, "image/png")})
     pixels = png_pixels(response)
     version = int(response.headers["X-Model-Version"])
     assert version == 2, f"the newest published version should serve, got {version}"
@@ -75,7 +75,7 @@ def test_every_accepted_format_and_mode_is_colorized(
     data = encode(_mode_image(mode), image_format)
     with server.client() as client:
         response = client.post(
-            "/colorize", content=data, headers={"Content-Type": f"image/{image_format.lower()}"}
+            "/colorize?fill=soft", content=data, headers={"Content-Type": f"image/{image_format.lower()}"}
         )
     pixels = png_pixels(response)
     expected = direct_models.colorize(
@@ -104,9 +104,12 @@ def test_version_query_pins_an_older_version(server: Server, direct_models: Dire
     sketch = encode(draw_sketch(256, 256, seed=3))
     with server.client() as client:
         pinned = client.post(
-            "/colorize", params={"version": 1}, content=sketch, headers={"Content-Type": "image/png"}
+            "/colorize",
+            params={"version": 1, "fill": "soft"},
+            content=sketch,
+            headers={"Content-Type": "image/png"},
         )
-        newest = client.post("/colorize", content=sketch, headers={"Content-Type": "image/png"})
+        newest = client.post("/colorize?fill=soft", content=sketch, headers={"Content-Type": "image/png"})
         missing = client.post(
             "/colorize", params={"version": 99}, content=sketch, headers={"Content-Type": "image/png"}
         )
@@ -169,7 +172,7 @@ def test_square_sketch_s_256_result_is_the_model_s_output_of_a_plain_resize(serv
 
     square = draw_sketch(400, 400, seed=3)
     with server.client() as client:
-        response = client.post("/colorize", files={"file": ("s.png", encode(square), "image/png")})
+        response = client.post("/colorize?fill=soft", files={"file": ("s.png", encode(square), "image/png")})
     pixels = png_pixels(response)
     assert response.headers["X-Image-Size"] == "256x256"
     model_input = np.asarray(square.resize((256, 256), Image.Resampling.BICUBIC))[np.newaxis]
@@ -177,15 +180,20 @@ def test_square_sketch_s_256_result_is_the_model_s_output_of_a_plain_resize(serv
     assert within_one_level(pixels, serve(model_input).numpy()[0])
 
 
-@pytest.mark.parametrize("query", ["size=512", "size=", "lines=bold", "size=original&lines=thin"])
-def test_bad_size_or_lines_is_a_422_in_the_one_error_shape(colorize_app: InProcessApp, query: str) -> None:
+@pytest.mark.parametrize(
+    "query", ["size=512", "size=", "lines=bold", "size=original&lines=thin", "fill=flat", "fill="]
+)
+def test_bad_size_fill_or_lines_is_a_422_in_the_one_error_shape(
+    colorize_app: InProcessApp, query: str
+) -> None:
     with colorize_app.client() as client:
         response = client.post(
             f"/colorize?{query}", files={"file": ("s.png", encode(draw_sketch()), "image/png")}
         )
     assert response.status_code == 422, response.text
     detail = response.json()["detail"]
-    assert isinstance(detail, str) and ("size" in detail or "lines" in detail), detail
+    bad_parameter = query.split("&")[-1].split("=")[0]
+    assert isinstance(detail, str) and bad_parameter in detail, detail
 
 
 def test_the_served_version_says_which_engine_serves_a_batch_of_one(server: Server) -> None:

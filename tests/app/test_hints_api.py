@@ -68,7 +68,7 @@ def test_models_say_which_versions_accept_hints(server: Server):
 
 def test_hints_steer_the_colors_where_they_are_painted(server: Server):
     layer = hint_layer()
-    with_hints, without = post(server, layer), post(server, None)
+    with_hints, without = post(server, layer, "?fill=soft"), post(server, None, "?fill=soft")
     assert with_hints.headers["X-Model-Version"] == "2"
     steered, plain = png_pixels(with_hints).astype(int), png_pixels(without).astype(int)
     np.testing.assert_allclose(steered, direct(server, 2, layer), atol=1)
@@ -118,11 +118,12 @@ def test_an_empty_hints_field_counts_as_absent(colorize_app: InProcessApp):
         "an empty value": (None, b""),
     }
     with colorize_app.client() as client:
-        plain = client.post("/colorize", **form_body([("file", "sketch.png", SKETCH)]))
+        plain = client.post("/colorize?fill=soft", **form_body([("file", "sketch.png", SKETCH)]))
         assert plain.status_code == 200, plain.text
         for name, (filename, data) in empty_parts.items():
             response = client.post(
-                "/colorize", **form_body([("file", "sketch.png", SKETCH), ("hints", filename, data)])
+                "/colorize?fill=soft",
+                **form_body([("file", "sketch.png", SKETCH), ("hints", filename, data)]),
             )
             assert response.status_code == 200, f"hints as {name}: {response.status_code} {response.text}"
             assert response.content == plain.content, f"hints as {name} must colorize as no hints do"
@@ -132,9 +133,39 @@ def test_hint_and_plain_requests_batched_together_each_get_their_own_answer(serv
     layers = [hint_layer(color) for color in ((250, 10, 10), (10, 10, 250))] + [None, None]
     expected = [direct(server, 2, layer) for layer in layers]
     with ThreadPoolExecutor(8) as pool:
-        responses = list(pool.map(lambda index: post(server, layers[index % 4]), range(16)))
+        responses = list(pool.map(lambda index: post(server, layers[index % 4], "?fill=soft"), range(16)))
     for index, response in enumerate(responses):
         np.testing.assert_allclose(png_pixels(response).astype(int), expected[index % 4], atol=1)
+
+
+def test_a_hint_dot_fills_the_closed_shape_it_touches_at_both_sizes(server: Server):
+    """fill=regions (the default): one dot in a circle makes the whole circle that color, at 256 and at the
+    sketch's own size, and the rest of the drawing does not take it."""
+    sketch = Image.new("RGB", (600, 400), "white")
+    pen = ImageDraw.Draw(sketch)
+    pen.ellipse((60, 60, 300, 300), outline="black", width=5)
+    pen.rectangle((360, 100, 560, 300), outline="black", width=5)
+    layer = Image.new("RGBA", sketch.size, (0, 0, 0, 0))
+    ImageDraw.Draw(layer).ellipse((172, 172, 188, 188), fill=(*RED, 255))
+    inside = np.zeros((400, 600), bool)
+    inside[110:250, 110:250] = True  # well inside the circle, far from the dot
+    in_square = np.zeros((400, 600), bool)
+    in_square[130:270, 390:530] = True
+    for query, scale in (("", 256 / 600), ("?size=original", 1.0)):
+        response = post(server, encode(layer), query, sketch=encode(sketch))
+        assert response.status_code == 200, response.text
+        pixels = np.asarray(Image.open(io.BytesIO(response.content)).convert("RGB")).astype(int)
+        if scale != 1.0:  # the 256 square: the 600x400 drawing scaled and centered on white
+            top = (256 - round(400 * scale)) // 2
+            rows, columns = np.nonzero(inside)
+            inner = pixels[(rows * scale).astype(int) + top, (columns * scale).astype(int)]
+            rows, columns = np.nonzero(in_square)
+            square = pixels[(rows * scale).astype(int) + top, (columns * scale).astype(int)]
+        else:
+            inner, square = pixels[inside], pixels[in_square]
+        error = np.abs(inner - RED).mean()
+        assert error < 12, f"{query or '256'}: the circle is {inner.mean(axis=0)}, not filled with {RED}"
+        assert np.abs(square - RED).mean() > 60, f"{query or '256'}: the red leaked into the square"
 
 
 def test_hints_work_at_the_sketch_own_size(server: Server):

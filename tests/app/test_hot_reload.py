@@ -34,7 +34,7 @@ def empty_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def _colorize(client: httpx.Client) -> httpx.Response:
-    return client.post("/colorize", files={"file": ("sketch.png", SKETCH, "image/png")})
+    return client.post("/colorize?fill=soft", files={"file": ("sketch.png", SKETCH, "image/png")})
 
 
 def test_503_before_any_version_then_200_without_a_restart(empty_server: Server) -> None:

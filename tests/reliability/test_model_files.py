@@ -15,7 +15,7 @@ SKETCH = encode(draw_sketch(seed=31))
 
 def colorize(server) -> tuple[int, np.ndarray]:
     with server.client() as client:
-        response = client.post("/colorize", files={"file": ("s.png", SKETCH, "image/png")})
+        response = client.post("/colorize?fill=soft", files={"file": ("s.png", SKETCH, "image/png")})
     return int(response.headers["X-Model-Version"]), png_pixels(response)
 
 

@@ -1,5 +1,5 @@
-"""`storage` and `contracts` import no TensorFlow or Keras, nor does the API's image reading
-(model/imageio.py): light processes (the API's upload path, the launcher, the CLI's model commands) must not
+"""`storage` and `contracts` import no TensorFlow or Keras, nor does the API's image reading and region
+filling (model/imageio.py, model/regions.py, model/fullsize.py): light processes (the API's upload path, the launcher, the CLI's model commands) must not
 pay TensorFlow's start-up time and memory for them. Checked in a fresh interpreter, where nothing else has
 imported TensorFlow first."""
 
@@ -33,7 +33,13 @@ def modules_of(package: str) -> list[str]:
 
 
 def test_storage_contracts_and_image_reading_import_no_tensorflow():
-    modules = [*modules_of("storage"), *modules_of("contracts"), "model.imageio"]
+    modules = [
+        *modules_of("storage"),
+        *modules_of("contracts"),
+        "model.imageio",
+        "model.regions",
+        "model.fullsize",
+    ]
     assert "storage.serving_policy" in modules and "contracts.settings" in modules, modules
     checked = subprocess.run(
         [sys.executable, "-c", CHECK, *modules],
