@@ -1,9 +1,29 @@
 """A small HTTP client of the sketch2color API (standard library only), with the token when one is set."""
 
 import json
+import secrets
 import urllib.error
 import urllib.request
 from typing import Any
+
+FilePart = tuple[str, str, bytes, str]  # (field, filename, data, content type)
+
+
+def multipart(files: list[FilePart]) -> tuple[bytes, str]:
+    """A multipart/form-data body of file parts (RFC 7578) and its content type. The boundary is random, so
+    no file's bytes can contain it by chance."""
+    boundary = "s2c-" + secrets.token_hex(16)
+    chunks = []
+    for field, filename, data, content_type in files:
+        quoted = "".join("_" if char in '"\\\r\n' else char for char in filename)
+        chunks += [
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{quoted}"\r\n'
+            f"Content-Type: {content_type}\r\n\r\n".encode(),
+            data,
+            b"\r\n",
+        ]
+    body = b"".join([*chunks, f"--{boundary}--\r\n".encode()])
+    return body, f"multipart/form-data; boundary={boundary}"
 
 
 class ApiClient:
@@ -26,6 +46,11 @@ class ApiClient:
                 return response.status, decode(response.read())
         except urllib.error.HTTPError as error:
             return error.code, decode(error.read())
+
+    def post_files(self, path: str, files: list[FilePart], timeout: float = 120.0):
+        """POST files as multipart/form-data; (status, headers, body bytes)."""
+        body, content_type = multipart(files)
+        return self.post_bytes(path, body, content_type, timeout)
 
     def post_bytes(self, path: str, data: bytes, content_type: str, timeout: float = 120.0):
         """POST a raw body; (status, headers, body bytes)."""

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
+from cli.choices import FILL_HELP, LINES_HELP, SIZE_HELP, Fill, Lines, ResultSize
 from cli.datasets import datasets_cli
 from cli.errors import fail as _fail
 from cli.models import models_cli
@@ -145,16 +146,6 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
-class ResultSize(StrEnum):
-    square = "256"
-    original = "original"
-
-
-class Lines(StrEnum):
-    keep = "keep"
-    none = "none"
-
-
 @cli.command()
 def colorize(
     model: Annotated[
@@ -167,13 +158,9 @@ def colorize(
         Path, typer.Argument(metavar="IN", help="Sketch image (PNG, JPEG, WebP, BMP, GIF).")
     ],
     output_image: Annotated[Path, typer.Argument(metavar="OUT", help="Where to write the PNG.")],
-    size: Annotated[
-        ResultSize, typer.Option(help="256 (a 256x256 square) or original (the sketch's own size).")
-    ] = ResultSize.square,
-    lines: Annotated[
-        Lines,
-        typer.Option(help="With --size original: keep the sketch's own lines over the colors, or none."),
-    ] = Lines.keep,
+    size: Annotated[ResultSize, typer.Option(help=SIZE_HELP)] = ResultSize.square,
+    lines: Annotated[Lines, typer.Option(help=LINES_HELP)] = Lines.keep,
+    fill: Annotated[Fill, typer.Option(help=FILL_HELP)] = Fill.regions,
     hints: Annotated[
         Path | None,
         typer.Option(
@@ -184,27 +171,38 @@ def colorize(
 ) -> None:
     """Colorize one sketch with a published generator, optionally steered by color hints."""
     import numpy as np
-    from PIL import Image
 
+    from contracts.settings import Settings
     from model.export import load_serving_function
-    from model.fullsize import full_size_result
-    from model.imageio import BadImage, load_hints, load_sketch_and_original
+    from model.fullsize import full_size_result, square_result
+    from model.imageio import BadImage, load_hint_layers, load_sketch_and_original
     from storage.versions import resolve_model_path
 
     try:
+        gap = Settings().fill_gap
+    except ValidationError as error:
+        _fail(f"bad S2C_* setting: {error}")
+    full_size = size is ResultSize.original and fill is Fill.regions
+    try:
         version_path = resolve_model_path(model)
         sketch, original = load_sketch_and_original(input_image)
-        hint_layer = load_hints(hints)[np.newaxis] if hints is not None else None
     except (FileNotFoundError, BadImage) as error:
-        _fail(f"{hints}: {error}" if hints is not None and isinstance(error, BadImage) else str(error))
+        _fail(str(error))
+    hint_layer, full_hints = None, None
+    if hints is not None:  # at the sketch's size too when the full-size fill reads which regions hints touch
+        try:
+            hint_layer, full_hints = load_hint_layers(hints, original.size if full_size else None)
+        except (FileNotFoundError, BadImage) as error:
+            _fail(f"{hints}: {error}")
     colorize_version = load_serving_function(version_path)
     if hint_layer is not None and not colorize_version.accepts_hints:
         _fail(f"version {version_path.name} was trained without color hints; leave out --hints")
-    colorized = colorize_version(sketch[np.newaxis], hint_layer).numpy()[0]
+    batch_hints = hint_layer[np.newaxis] if hint_layer is not None else None
+    colorized = colorize_version(sketch[np.newaxis], batch_hints).numpy()[0]
     if size is ResultSize.original:
-        result = full_size_result(colorized, original, lines.value)
+        result = full_size_result(colorized, original, lines.value, fill.value, full_hints, gap)
     else:
-        result = Image.fromarray(colorized)
+        result = square_result(colorized, sketch, lines.value, fill.value, hint_layer, gap)
     result.save(output_image, format="PNG")
     typer.echo(f"wrote {output_image} ({result.width}x{result.height}) with model {version_path}")
 

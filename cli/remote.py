@@ -3,14 +3,15 @@
 Standard library HTTP only (cli/api_client.py); the server's answers and errors are shown as they come.
 """
 
-import json
 import mimetypes
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import typer
 
-from cli.api_client import ApiClient, detail
+from cli.api_client import ApiClient, decode, detail
+from cli.choices import FILL_HELP, LINES_HELP, SIZE_HELP, Fill, Lines, ResultSize
 from cli.errors import fail as _fail
 from cli.schema_options import with_options_of
 from contracts.train_config import TrainConfig
@@ -41,25 +42,39 @@ def _call(client: ApiClient, method: str, path: str, body: Any = None) -> Any:
 def colorize(
     input_image: Annotated[Path, typer.Argument(metavar="IN", help="The sketch.")],
     output_image: Annotated[Path, typer.Argument(metavar="OUT", help="Where to write the PNG.")],
-    size: Annotated[str, typer.Option(help="256 or original.")] = "256",
+    size: Annotated[ResultSize, typer.Option(help=SIZE_HELP)] = ResultSize.square,
+    lines: Annotated[Lines, typer.Option(help=LINES_HELP)] = Lines.keep,
+    fill: Annotated[Fill, typer.Option(help=FILL_HELP)] = Fill.regions,
+    hints: Annotated[
+        Path | None,
+        typer.Option(
+            help="Color hints: an RGBA PNG over the sketch (best its size), transparent except where a color "
+            "is painted; the version must accept hints (remote models says which)."
+        ),
+    ] = None,
     version: Annotated[str | None, typer.Option(help="A version number or label (default: served).")] = None,
     url: Url = "http://127.0.0.1:8000",
     token: Token = None,
 ) -> None:
-    """Colorize a sketch on the server."""
-    if not input_image.is_file():
-        _fail(f"no file {input_image}")
+    """Colorize a sketch on the server (POST /colorize, the sketch and any hints as multipart fields)."""
+    files = []
+    for field, path in (("file", input_image), ("hints", hints)):
+        if path is None:
+            continue
+        if not path.is_file():
+            _fail(f"no file {path}")
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        files.append((field, path.name, path.read_bytes(), content_type))
+    query = {"size": size.value, "lines": lines.value, "fill": fill.value}
+    if version:
+        query["version"] = version
     client = ApiClient(url, token)
-    query = f"?size={size}" + (f"&version={version}" if version else "")
-    content_type = mimetypes.guess_type(input_image.name)[0] or "application/octet-stream"
     try:
-        status, headers, body = client.post_bytes(f"/colorize{query}", input_image.read_bytes(), content_type)
+        status, headers, body = client.post_files(f"/colorize?{urlencode(query)}", files)
     except OSError as error:
         _fail(f"cannot reach {url}: {error}")
     if status != 200:
-        _fail(
-            f"POST /colorize answered {status}: {detail(json.loads(body) if body.startswith(b'{') else body)}"
-        )
+        _fail(f"POST /colorize answered {status}: {detail(decode(body))}")
     output_image.write_bytes(body)
     size_header = {name.lower(): value for name, value in headers.items()}
     typer.echo(

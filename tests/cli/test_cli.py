@@ -113,7 +113,7 @@ def test_models_commands_choose_what_is_served_on_the_data_folder(tmp_path):
 
 
 def test_help_is_plain_and_readable_at_80_columns():
-    for command in ([], ["train"], ["colorize"], ["models", "delete"]):
+    for command in ([], ["train"], ["colorize"], ["remote", "colorize"], ["models", "delete"]):
         shown = subprocess.run([SKETCH2COLOR, *command, "--help"], capture_output=True, text=True,
                                env={**os.environ, "COLUMNS": "80"}, timeout=120)  # fmt: skip
         assert shown.returncode == 0, shown.stderr
@@ -194,3 +194,33 @@ def _run_with(environment, *arguments, check=True):
     if check:
         assert completed.returncode == 0, f"{arguments} failed:\n{completed.stdout}\n{completed.stderr}"
     return completed
+
+
+def test_fill_regions_paints_the_hinted_shape_in_the_hint_color_at_both_sizes(tmp_path):
+    from tests.app.conftest import publish_tiny_hint_generator
+    from tests.cli.shapes import draw_shape_and_hint, hint_filled, inside_box
+
+    models = tmp_path / "models"
+    publish_tiny_hint_generator(models, seed=4)  # untrained: the hint color inside comes from the fill alone
+    sketch, hints = draw_shape_and_hint(tmp_path)
+    outputs = {}
+    for size, fill in (("original", "regions"), ("256", "regions"), ("original", "soft")):
+        outputs[size, fill] = tmp_path / f"{size}-{fill}.png"
+        _run(
+            "colorize", models, sketch, outputs[size, fill], "--hints", hints, "--size", size, "--fill", fill
+        )
+    for size in ("original", "256"):
+        share = hint_filled(inside_box(outputs[size, "regions"]))
+        assert share == 1.0, f"--size {size} --fill regions: only {share:.0%} of the box has the hint color"
+    soft = hint_filled(inside_box(outputs["original", "soft"]))
+    assert soft < 0.9, f"--fill soft is the model's own colors, not a flat fill: {soft:.0%} in the hint color"
+
+
+def test_a_bad_fill_value_is_refused_with_the_choices(tmp_path):
+    refused = _run(
+        "colorize", tmp_path, tmp_path / "in.png", tmp_path / "out.png", "--fill", "flat", check=False
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert "--fill" in refused.stderr and "regions" in refused.stderr and "soft" in refused.stderr, (
+        refused.stderr
+    )

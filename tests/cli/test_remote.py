@@ -1,16 +1,26 @@
 """`sketch2color remote ...` against a real API server with a token, as a user with a remote GPU box runs it."""
 
+import io
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
+import numpy as np
 import pytest
 from PIL import Image
 
-from tests.app.conftest import Server, draw_sketch, run_server, wait_for_version
-from tests.conftest import publish_tiny_generator
+from tests.app.conftest import (
+    Server,
+    draw_sketch,
+    encode,
+    publish_tiny_hint_generator,
+    run_server,
+    wait_for_version,
+)
+from tests.cli.shapes import draw_shape_and_hint, hint_filled, inside_box
 
 SKETCH2COLOR = str(Path(sys.executable).with_name("sketch2color"))
 TOKEN = "remote-token"
@@ -19,7 +29,7 @@ TOKEN = "remote-token"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("remote") / "data"
-    publish_tiny_generator(data_dir / "models", seed=1)
+    publish_tiny_hint_generator(data_dir / "models", seed=1)  # takes hints, and colorizes without them too
     with run_server(data_dir, api_token=TOKEN) as running:
         wait_for_version(running, 1)
         yield running
@@ -61,3 +71,49 @@ def test_a_missing_token_says_what_to_do(server: Server) -> None:
     assert answer.returncode == 2 and "401" in answer.stderr and "Authorization" in answer.stderr, (
         answer.stderr
     )
+
+
+def test_colorize_with_hints_and_fill_draws_what_a_direct_post_does(server: Server, tmp_path: Path) -> None:
+    sketch, hints = draw_shape_and_hint(tmp_path)
+    for size, fill, lines in (
+        ("original", "regions", "keep"),
+        ("256", "regions", "none"),
+        ("original", "soft", "keep"),
+    ):
+        output = tmp_path / f"{size}-{fill}.png"
+        done = remote(server, "colorize", sketch, output, "--hints", hints, "--size", size, "--fill", fill,
+                      "--lines", lines)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        files = {
+            "file": ("sketch.png", sketch.read_bytes(), "image/png"),
+            "hints": ("hints.png", hints.read_bytes(), "image/png"),
+        }
+        query = {"size": size, "fill": fill, "lines": lines}
+        direct = httpx.post(f"{server.base_url}/colorize", params=query, files=files, timeout=60)
+        assert direct.status_code == 200, direct.text
+        with Image.open(output) as got, Image.open(io.BytesIO(direct.content)) as expected:
+            assert got.size == expected.size == ((256, 256) if size == "256" else (320, 200))
+            assert np.array_equal(np.asarray(got), np.asarray(expected)), (
+                f"{size} {fill} {lines}: not the same picture"
+            )
+        share = hint_filled(inside_box(output))
+        assert (share == 1.0) if fill == "regions" else (share < 0.9), (
+            f"{size} {fill}: {share:.0%} in the hint color"
+        )
+
+
+def test_server_refusals_and_bad_choices_are_one_clear_line(server: Server, tmp_path: Path) -> None:
+    sketch, _ = draw_shape_and_hint(tmp_path)
+    opaque = tmp_path / "opaque.png"
+    opaque.write_bytes(encode(Image.new("RGB", (320, 200), "red")))
+    refused = remote(server, "colorize", sketch, tmp_path / "out.png", "--hints", opaque)
+    assert refused.returncode == 2 and "422" in refused.stderr and "no alpha channel" in refused.stderr, (
+        refused.stderr
+    )
+    assert not (tmp_path / "out.png").exists()
+    missing = remote(server, "colorize", sketch, tmp_path / "out.png", "--hints", tmp_path / "nothing.png")
+    assert missing.returncode == 2 and "no file" in missing.stderr, missing.stderr
+    bad_fill = remote(server, "colorize", sketch, tmp_path / "out.png", "--fill", "flat")
+    assert bad_fill.returncode == 2 and "--fill" in bad_fill.stderr and "regions" in bad_fill.stderr
+    bad_size = remote(server, "colorize", sketch, tmp_path / "out.png", "--size", "512")
+    assert bad_size.returncode == 2 and "--size" in bad_size.stderr and "original" in bad_size.stderr
