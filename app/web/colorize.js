@@ -1,4 +1,5 @@
 // Colorize: send the sketch (and the hints) to POST /colorize and show the result, with the last few results at hand.
+// The Result selector gives `size` and `fill`: flat regions (a hint fills the region it touches) or soft colors.
 // Painting hints colorizes again RECOLOR_DELAY_MS after the last stroke ends, once there is something to colorize.
 // One request at a time: a change while one is out sends the latest state when it is back. The Colorize button's
 // data-recolor says "idle" when no request is due or out, "busy" otherwise.
@@ -59,7 +60,8 @@ async function colorize({ auto = false } = {}) {
     else form.append("file", await canvasBlob(), "sketch.png");
     const withHints = sendsHints();
     if (withHints) form.append("hints", await hintsBlob(), "hints.png");
-    const query = new URLSearchParams({ size: $("result-size").value });
+    const fill = $("result-fill").value;
+    const query = new URLSearchParams({ size: $("result-size").value, fill });
     if ($("model-choice").value) query.set("version", $("model-choice").value);
     const response = await api(`colorize?${query}`, { method: "POST", body: form, auth: false });
     const version = response.headers.get("X-Model-Version");
@@ -67,7 +69,8 @@ async function colorize({ auto = false } = {}) {
     const image = await response.blob();
     const url = URL.createObjectURL(image);  // kept while it is in the history
     const milliseconds = Math.round(performance.now() - started);
-    const caption = `${dimensions} · model version ${version}${withHints ? " · with hints" : ""} · ${milliseconds} ms`;
+    const caption = `${dimensions} · model version ${version}${withHints ? " · with hints" : ""}`
+      + `${fill === "soft" ? " · soft colors" : ""} · ${milliseconds} ms`;
     const stem = state.sketch.file ? state.sketch.file.name.replace(/\.[^.]*$/, "") : "sketch";
     const entry = { url, name: `${stem}-colored-v${version}-${dimensions}.png`, caption, version, dimensions, auto };
     remember(entry);
@@ -88,6 +91,9 @@ async function colorize({ auto = false } = {}) {
   }
 }
 $("colorize").addEventListener("click", () => colorize());
+$("result-fill").addEventListener("change", () => {  // a result is shown: show it the other way at once
+  if (recolor.done) scheduleRecolor();
+});
 
 // A click on a recent result shows it again (and offers it for download). Results of painting hints replace each
 // other in the history, so that a few strokes do not push everything else out.

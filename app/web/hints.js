@@ -1,5 +1,6 @@
-// Color hints: strokes of color on the hint layer; the model spreads each color into the region around it. Sent with
-// the sketch as multipart field `hints`: an RGBA PNG of the sketch's size whose alpha marks the hint pixels.
+// Color hints: strokes and dots of color on the hint layer. With fill=regions each fills the region of the drawing it
+// touches; with fill=soft the model spreads it around. Sent with the sketch as multipart field `hints`: an RGBA PNG
+// of the sketch's size whose alpha marks the hint pixels. The eyedropper takes a hint color from the result.
 
 import { scheduleRecolor } from "./colorize.js";
 import { $, show } from "./dom.js";
@@ -19,7 +20,7 @@ export function hintColor() {
 
 export function setHintColor(color, { select = true } = {}) {
   $("hint-color").value = color;
-  $("tool-brush").style.setProperty("--hint", color);
+  for (const id of ["tool-brush", "tool-bucket"]) $(id).style.setProperty("--hint", color);
   for (const swatch of $("swatches").children) {
     swatch.setAttribute("aria-pressed", String(swatch.dataset.color === color));
   }
@@ -40,6 +41,31 @@ $("swatches").append(...HINT_COLORS.map(([name, color]) => {
   return swatch;
 }));
 $("hint-color").addEventListener("input", () => setHintColor(hintColor()));
+
+function resultColorAt(event) {  // "#rrggbb" of the result pixel under the pointer, or null off the picture
+  const image = $("result");
+  const box = image.getBoundingClientRect();
+  const { naturalWidth: width, naturalHeight: height } = image;
+  const scale = Math.min(box.width / width, box.height / height);  // object-fit: contain, centered
+  const x = Math.floor((event.clientX - box.left - (box.width - width * scale) / 2) / scale);
+  const y = Math.floor((event.clientY - box.top - (box.height - height * scale) / 2) / scale);
+  if (!(x >= 0 && y >= 0 && x < width && y < height)) return null;
+  const pixel = document.createElement("canvas");
+  pixel.width = pixel.height = 1;
+  const context = pixel.getContext("2d");
+  context.imageSmoothingEnabled = false;
+  context.drawImage(image, x, y, 1, 1, 0, 0, 1, 1);
+  const [red, green, blue] = context.getImageData(0, 0, 1, 1).data;
+  return `#${[red, green, blue].map((value) => value.toString(16).padStart(2, "0")).join("")}`;
+}
+
+$("result").addEventListener("click", (event) => {
+  if (state.drawing.tool !== "eyedropper") return;
+  const color = resultColorAt(event);
+  if (!color) return;
+  setHintColor(color, { select: false });
+  selectTool(state.drawing.previous);
+});
 
 function hintPixels() {
   return hintContext.getImageData(0, 0, hintCanvas.width, hintCanvas.height);

@@ -1,5 +1,7 @@
 // The drawing area: two canvases of the same size, stacked: the sketch (black on white), and over it a transparent
-// layer of color hints. The top one takes the pointer; the tool decides which canvas a stroke lands on.
+// layer of color hints. The top one takes the pointer; the tool decides which canvas a stroke lands on. The paint
+// bucket drops one small hint dot per click (with fill=regions the server fills the whole region it touches); the
+// eyedropper picks from the result (hints.js) and then hands back to the tool before it.
 
 import { cancelRecolor } from "./colorize.js";
 import { $, show } from "./dom.js";
@@ -10,9 +12,17 @@ export const canvas = $("sketch");
 const context = canvas.getContext("2d");
 export const hintCanvas = $("hints");
 export const hintContext = hintCanvas.getContext("2d", { willReadFrequently: true });
-const HINT_TOOLS = new Set(["brush", "hint-eraser"]);
-const TOOL_NAMES = { pen: "pen", eraser: "sketch eraser", brush: "color brush", "hint-eraser": "hint eraser" };
-const TOOL_BUTTONS = { pen: "tool-pen", eraser: "tool-eraser", brush: "tool-brush", "hint-eraser": "tool-hint-eraser" };
+const HINT_TOOLS = new Set(["brush", "bucket", "hint-eraser"]);
+const TOOL_NAMES = {
+  pen: "pen", eraser: "sketch eraser", brush: "color brush", bucket: "paint bucket", eyedropper: "eyedropper",
+  "hint-eraser": "hint eraser",
+};
+const TOOL_BUTTONS = {
+  pen: "tool-pen", eraser: "tool-eraser", brush: "tool-brush", bucket: "tool-bucket", eyedropper: "tool-eyedropper",
+  "hint-eraser": "tool-hint-eraser",
+};
+const SHORTCUTS = { p: "pen", b: "brush", g: "bucket", i: "eyedropper" };
+const BUCKET_RADIUS = 4;  // canvas pixels: small enough to land inside a small shape, big enough to survive 256x256
 const { sketch, drawing } = state;
 
 export function isHintTool(tool) {
@@ -57,7 +67,23 @@ function strokeTo(point) {
   drawing.last = point;
 }
 
+function dropHint(point) {  // the paint bucket: one dot of the hint color
+  hintContext.globalCompositeOperation = "source-over";
+  hintContext.fillStyle = hintColor();
+  hintContext.beginPath();
+  hintContext.arc(point.x, point.y, BUCKET_RADIUS, 0, 2 * Math.PI);
+  hintContext.fill();
+}
+
 hintCanvas.addEventListener("pointerdown", (event) => {
+  if (drawing.tool === "eyedropper") return;  // it picks from the result, not from the sketch
+  if (drawing.tool === "bucket") {
+    cancelRecolor();
+    saveHintsForUndo();
+    dropHint(canvasPoint(event));
+    hintsChanged();
+    return;
+  }
   hintCanvas.setPointerCapture(event.pointerId);
   drawing.active = true;
   drawing.last = canvasPoint(event);
@@ -86,16 +112,26 @@ for (const name of ["pointerup", "pointercancel"]) {
 }
 
 export function selectTool(tool) {
+  if (tool === "eyedropper" && drawing.tool !== "eyedropper") drawing.previous = drawing.tool;
   drawing.tool = tool;
   for (const [name, id] of Object.entries(TOOL_BUTTONS)) {
     $(id).classList.toggle("active", name === tool);
     $(id).setAttribute("aria-pressed", String(name === tool));
   }
   $("canvas-stack").dataset.tool = tool;
+  $("result-frame").classList.toggle("picking", tool === "eyedropper");
   $("tool-caption").textContent = `Tool: ${TOOL_NAMES[tool]}`;
   updateHintNote();
 }
 for (const [name, id] of Object.entries(TOOL_BUTTONS)) $(id).addEventListener("click", () => selectTool(name));
+document.addEventListener("keydown", (event) => {  // P, B, G, I pick a tool; Esc leaves the eyedropper
+  if (event.ctrlKey || event.metaKey || event.altKey || event.target.closest("input, select, textarea")) return;
+  const key = event.key.toLowerCase();
+  if (key === "escape" && drawing.tool === "eyedropper") selectTool(drawing.previous);
+  else if (SHORTCUTS[key]) selectTool(SHORTCUTS[key]);
+  else return;
+  event.preventDefault();
+});
 $("clear").addEventListener("click", clearCanvas);
 
 $("upload").addEventListener("change", async (event) => {

@@ -5,8 +5,8 @@ export const state = {
   // sketch.js. file: an upload, sent as is unless the user draws over it; box: where its preview lies on the canvas,
   // and its own size (the hints are sent at that size); drawn: the pen or the eraser has touched the canvas.
   sketch: { file: null, box: null, drawn: false },
-  // sketch.js: the chosen tool, and the stroke under way.
-  drawing: { tool: "pen", active: false, last: null },
+  // sketch.js: the chosen tool, the stroke under way, and the tool to go back to after the eyedropper.
+  drawing: { tool: "pen", active: false, last: null, previous: "pen" },
   // hints.js. empty: the hint layer has no pixel; undo: the layer before each stroke or clear, newest last.
   hints: { empty: true, undo: [] },
   // colorize.js: the debounced colorize after a hint stroke, one request at a time.

@@ -8,6 +8,7 @@ with two published versions, and one per test module that needs a server of its 
 """
 
 import io
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -160,6 +161,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         data_dir, max_upload_bytes=MAX_UPLOAD_BYTES, max_pixels=MAX_PIXELS, cors_origins=ALLOWED_ORIGIN
     ) as running:
         wait_for_version(running, 2)
+        yield running
+
+
+@pytest.fixture(scope="session")
+def hinted_server(hinted_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server of its own on a copy of the models folder with one generator trained briefly with hints
+    (version 1), shared by the page tests that need hints to be followed."""
+    data_dir = tmp_path_factory.mktemp("page-hinted") / "data"
+    shutil.copytree(hinted_models_dir, data_dir / "models")
+    with run_server(data_dir) as running:
+        wait_for_version(running, 1)
         yield running
 
 

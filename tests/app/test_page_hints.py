@@ -4,7 +4,6 @@ size whose alpha marks the hint pixels. The tests only watch the requests the pa
 
 import base64
 import io
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
-from tests.app.conftest import Server, draw_sketch, encode, run_server, wait_for_version
+from tests.app.conftest import Server, draw_sketch, encode
 from tests.app.test_page import CHROMIUM, CHROMIUM_ARGS, FITS_THE_SCREEN, READ_RESULT_IMAGE, keep_screenshot
 
 RED = (229, 57, 53)  # the first swatch, #e53935
@@ -32,16 +31,6 @@ def browser() -> Iterator[Browser]:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield launched
         launched.close()
-
-
-@pytest.fixture(scope="module")
-def hinted_server(hinted_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A server of its own on a copy of the models folder with one generator trained briefly with hints."""
-    data_dir = tmp_path_factory.mktemp("page-hinted") / "data"
-    shutil.copytree(hinted_models_dir, data_dir / "models")
-    with run_server(data_dir) as running:
-        wait_for_version(running, 1)
-        yield running
 
 
 def open_page(browser: Browser, server: Server, **options) -> tuple[Page, list[str]]:
@@ -98,8 +87,11 @@ def image_size(data: bytes) -> tuple[int, int]:
 
 
 def drag(page: Page, stroke: list[tuple[float, float]], steps: int = 10) -> None:
-    """A mouse stroke over the canvases (the hint layer on top takes the pointer), in fractions of their box."""
-    box = page.get_by_test_id("hint-canvas").bounding_box()
+    """A mouse stroke over the canvases (the hint layer on top takes the pointer), in fractions of their box; the
+    canvases are scrolled into view first, as a person would (on a phone they start below the tools)."""
+    canvas = page.get_by_test_id("hint-canvas")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
     assert box is not None
     x, y = stroke[0]
     page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"])
