@@ -11,9 +11,10 @@ then each figure as the median (min-max) over several runs or timed windows, and
   under load; and of a training process;
 - size=original (bench_fullsize.py);
 - ONNX Runtime against TensorFlow for a batch of one (bench_onnx.py);
+- fill=regions against fill=soft: hint colors, flatness, photo-like sketches, added time (bench_regions.py);
 - GPU training figures measured elsewhere (bench_gpu_jax.py), copied in from bench/gpu/ if present.
 
-    .venv/bin/python bench/run_all.py            # the full run (about 20 minutes on 2 cores)
+    .venv/bin/python bench/run_all.py            # the full run (about 25 minutes on 2 cores)
     .venv/bin/python bench/run_all.py --quick    # small widths, few steps: checks that everything runs
 """
 
@@ -326,6 +327,10 @@ def write_report(path: Path, results: dict, quick: bool) -> None:
         results["onnx"].rstrip(),
         "```",
         "",
+        "## fill=regions against fill=soft (bench/bench_regions.py)",
+        "",
+        *results["regions"]["report"],
+        "",
     ]
     gpu = BENCH / "gpu" / "h100_results.md"
     if gpu.is_file():
@@ -388,6 +393,13 @@ def main() -> None:
         results["onnx"] = run_script(
             "bench_onnx.py", ["--ngf", str(ngf), "--rounds", "2" if quick else "5", "--calls", "3"], scratch
         )
+        regions_json = scratch / "regions.json"
+        regions_args = ["--timing-ngf", str(ngf), "--json", str(regions_json)]
+        if quick:
+            regions_args += ["--pictures", "2", "--photos", "3", "--steps", "5", "--width", "8",
+                             "--train-pairs", "20", "--repeats", "2"]  # fmt: skip
+        run_script("bench_regions.py", regions_args, scratch)
+        results["regions"] = json.loads(regions_json.read_text())
 
         print("\n== tf.data pipeline", flush=True)
         results["pipeline"] = pipeline_speeds(scratch, 30 if quick else 200, 2 if quick else 3)
