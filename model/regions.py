@@ -14,7 +14,8 @@ takes the median of the model's colors inside it. This is what flatting tools an
 4. **Fallback**: where regions cannot be trusted the model's own colors stay, so nothing gets worse than the
    soft result: in a region larger than `MAX_REGION_SHARE` of the picture (a background, or a leak through an
    open outline), and everywhere when the drawing has no structure of closed shapes (photo-like sketches,
-   hatching: too much ink, or too much of the picture in specks too small to be shapes).
+   hatching: too much ink, most of the ink in specks rather than strokes, or too much of the picture in
+   regions too small to be shapes).
 
 Everything works on uint8/int32 buffers at the output's size; no float copy of the picture is made.
 """
@@ -31,6 +32,8 @@ MAX_SPECK_SHARE = 0.2  # more of the picture than this in specks: hatching or a 
 MAX_INK_SHARE = 0.35  # more ink than this is hatching or a photo, not line art
 MIN_REGION_SHARE = 0.0002  # cores below this share of the picture are specks, too small to count as structure
 MIN_LINE_CONTRAST = 48  # paper and ink closer than this: no lines at all
+INK_QUANTILE = 0.0002  # the ink level is read this far into the dark end: a sparse drawing has little ink
+MAX_SPECKLED_INK = 0.5  # more of the ink than this in specks: a photo's texture, not drawn lines
 STATISTICS_SAMPLE = 1 << 20  # at most this many pixels are read for the medians
 HINT_BITS = 4  # hint colors are grouped by their top 4 bits per channel to find the dominant one
 
@@ -57,7 +60,7 @@ def find_ink(sketch: np.ndarray) -> np.ndarray:
     histogram = np.bincount(darkest.ravel(), minlength=256)
     cumulative = np.cumsum(histogram)
     paper = int(np.searchsorted(cumulative, 0.9 * cumulative[-1]))
-    ink = int(np.searchsorted(cumulative, 0.002 * cumulative[-1]))
+    ink = int(np.searchsorted(cumulative, INK_QUANTILE * cumulative[-1]))
     if paper - ink < MIN_LINE_CONTRAST:
         return np.zeros(darkest.shape, bool)
     return darkest < (paper + ink) // 2 + 1
@@ -71,6 +74,9 @@ def find_regions(sketch: np.ndarray, gap: float = DEFAULT_GAP) -> Regions:
     ink_share = float(ink.mean())
     radius = int(np.ceil(gap_pixels(width, height, gap) / 2))  # a gap of g px is bridged from both ends
     if ink_share == 0:  # a blank page: one region, nothing to trust
+        ones = np.ones((height, width), np.int32)
+        return Regions(ones, ones, 1, reliable=False)
+    if _speckled(ink, MIN_REGION_SHARE * area):
         ones = np.ones((height, width), np.int32)
         return Regions(ones, ones, 1, reliable=False)
     grown = ndimage.distance_transform_cdt(~ink, metric="chessboard") <= radius
@@ -89,6 +95,14 @@ def find_regions(sketch: np.ndarray, gap: float = DEFAULT_GAP) -> Regions:
     specks = float(sizes[core_sizes < MIN_REGION_SHARE * area].sum()) / area
     reliable = ink_share <= MAX_INK_SHARE and specks <= MAX_SPECK_SHARE
     return Regions(labels, cores, int(count), reliable)
+
+
+def _speckled(ink: np.ndarray, speck_pixels: float) -> bool:
+    """Whether most of the ink lies in blobs smaller than `speck_pixels`: XDoG of a photo's texture, screentone
+    or noise, where drawn lines are long connected strokes."""
+    blobs, count = ndimage.label(ink)
+    sizes = np.bincount(blobs.ravel(), minlength=count + 1)[1:]
+    return float(sizes[sizes < speck_pixels].sum()) > MAX_SPECKLED_INK * float(sizes.sum())
 
 
 def region_medians(cores: np.ndarray, count: int, colors: np.ndarray) -> np.ndarray:
@@ -167,7 +181,6 @@ def flat_colors(
     sizes = np.bincount(labels.ravel(), minlength=count + 1)
     keep_model = sizes > MAX_REGION_SHARE * labels.size
     keep_model[0] = True
-    flats = table[labels]
-    soft = keep_model[labels]
-    flats[soft] = colors[soft]
+    flats = np.take(table, labels, axis=0)
+    np.copyto(flats, colors, where=np.take(keep_model, labels)[..., None])
     return flats

@@ -183,3 +183,19 @@ def test_full_size_and_square_results_fill_regions_and_soft_stays_the_models_pic
     assert error(big[inside(CIRCLE, 1000)], YELLOW) < 3
     lines = find_ink(np.asarray(sketch))
     assert big[lines].mean() < 60, "lines=keep lays the sketch's lines back on top"
+
+
+def test_a_sparse_drawing_still_has_lines_and_a_photo_texture_does_not():
+    """One small outlined triangle in a large picture is line art (its ink is 0.1% of the picture); the
+    speckled lines XDoG draws from a photo's texture are not, however many little regions they enclose."""
+    sparse = Image.new("RGB", (1024, 1024), "white")
+    ImageDraw.Draw(sparse).polygon([(500, 440), (560, 560), (440, 560)], outline="black", width=3)
+    assert find_ink(np.asarray(sparse)).mean() < 0.002
+    flats = fill(sparse, dot(1024, (500, 530), YELLOW))
+    assert error(flats[520:545, 490:510], YELLOW) < 3, "the triangle should be filled"
+    rng = np.random.default_rng(5)
+    texture = np.where(rng.random((SIDE, SIDE)) < 0.03, 0, 255).astype(np.uint8)  # dark specks on paper
+    speckled = Image.fromarray(texture, "L").convert("RGB")
+    assert not find_regions(np.asarray(speckled)).reliable
+    colors = model_colors()
+    np.testing.assert_array_equal(fill(speckled, dot(SIDE, (100, 100), RED), colors), colors)
