@@ -6,7 +6,8 @@
   alpha, gives the sketch" (color-to-alpha against white paper), it reproduces the PNG's multiplied lines
   exactly, colored lines included, and is clear wherever the paper is white.
 - `shading` (`fill=regions` only; soft light, hidden): the model's light and dark inside each region,
-  relative to the model's own median color there, as gray around 50% (which changes nothing). It is hidden
+  relative to the model's own median color there, as gray around 50% (which changes nothing; so it is under
+  the hint strokes, which are the user's colors, not the model's light and dark). It is hidden
   because the PNG result is flat; turn it on to bring the model's shading back over the flats.
 - `flats` (normal, opaque): one color per region, no lines (with `fill=soft`: the model's colors as they come).
 
@@ -88,8 +89,8 @@ def _stack(
                         visible=lines == "keep"))  # fmt: skip
     if fill == "regions":
         flats = flatten(np.asarray(sketch), np.asarray(colors), hints, gap)
-        layers.append(Layer("shading", Image.fromarray(shading(np.asarray(colors), flats), "L"), "soft-light",
-                            visible=False))  # fmt: skip
+        gray = shading(np.asarray(colors), flats, hints)
+        layers.append(Layer("shading", Image.fromarray(gray, "L"), "soft-light", visible=False))
         colors = Image.fromarray(flats.colors, "RGB")
     layers.append(Layer("flats", colors))
     return LayerStack(tuple(layers), lay_lines(colors, sketch, lines))
@@ -109,9 +110,10 @@ def line_layer(sketch: np.ndarray) -> np.ndarray:
     return layer
 
 
-def shading(colors: np.ndarray, flats: Flats) -> np.ndarray:
+def shading(colors: np.ndarray, flats: Flats, hints: np.ndarray | None = None) -> np.ndarray:
     """uint8 gray [H, W]: the model's luma (`colors`, uint8 RGB) against its median luma in each region, as
-    a soft-light layer around NEUTRAL_GRAY; neutral where the flats are the model's own colors already."""
+    a soft-light layer around NEUTRAL_GRAY; neutral where the flats are the model's own colors already, and
+    under the hint strokes (RGBA `hints`), where the model paints the stroke's color, not light or shade."""
     if flats.labels is None or flats.medians is None or flats.kept is None:
         return np.full(colors.shape[:2], NEUTRAL_GRAY, np.uint8)
     reference = _luma(flats.medians)[flats.labels].astype(np.int16)
@@ -121,6 +123,8 @@ def shading(colors: np.ndarray, flats: Flats) -> np.ndarray:
     gray += NEUTRAL_GRAY
     np.clip(gray, 0, 255, out=gray)
     gray[flats.kept[flats.labels]] = NEUTRAL_GRAY
+    if hints is not None:
+        gray[hints[..., 3] > 0] = NEUTRAL_GRAY
     return gray.astype(np.uint8)
 
 

@@ -81,6 +81,10 @@ def test_the_shading_is_the_models_light_and_dark_against_each_region_s_flat_col
     )
     assert abs(np.median(inside) - NEUTRAL_GRAY) <= 6, "the flat color is the region's median"
     assert (shading[:20] == NEUTRAL_GRAY).all(), "the background keeps the model's colors: no shading there"
+    hints = np.asarray(hint_dots())
+    hinted = full_size_layers(model_colors(), drawn_sketch(), "keep", "regions", hints)
+    under_hints = np.asarray(layers_by_name(hinted)["shading"].image)[hints[..., 3] > 0]
+    assert (under_hints == NEUTRAL_GRAY).all(), "a hint stroke is the user's color, not the model's shading"
 
 
 def test_soft_fill_has_no_shading_and_its_flats_are_the_models_colors():
