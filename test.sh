@@ -2,7 +2,8 @@
 # Run the whole test suite, as CI does (.ci/run calls this script). Arguments go to pytest:
 #   ./test.sh                       lint (ruff, mypy), then everything under tests/
 #   ./test.sh tests/cli -x          one folder, stop at the first failure (no lint)
-# On a fresh machine it first installs what the tests need: Debian's chromium, docker-compose and redis-server
+# On a fresh machine it first installs what the tests need: Debian's chromium, docker-compose, redis-server and
+# imagemagick (an independent reader of the layered files)
 # (through apt-get, as root or with sudo) and the project with its test extra in .venv. The tests start their
 # own Redis on a free port; they never touch a server they did not start.
 # Exits non-zero when a test fails, and also when no test ran at all (nothing collected, or all skipped).
@@ -15,6 +16,7 @@ if [ -z "${SKIP_INSTALL:-}" ]; then
     command -v chromium >/dev/null || need+=(chromium)
     command -v docker-compose >/dev/null || need+=(docker-compose)
     command -v redis-server >/dev/null || need+=(redis-server)
+    command -v identify >/dev/null || need+=(imagemagick)
     if [ ${#need[@]} -gt 0 ]; then
         if [ "$(id -u)" -eq 0 ]; then sudo=""
         elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo"

@@ -10,6 +10,7 @@ then each figure as the median (min-max) over several runs or timed windows, and
 - peak RSS (VmHWM) of the API with one version loaded, and while a second version is published and swapped in
   under load; and of a training process;
 - size=original (bench_fullsize.py);
+- each format of POST /colorize after the model, PNG, PSD, ORA and zip (bench_layers.py);
 - ONNX Runtime against TensorFlow for a batch of one (bench_onnx.py);
 - fill=regions against fill=soft: hint colors, flatness, photo-like sketches, added time (bench_regions.py);
 - GPU training figures measured elsewhere (bench_gpu_jax.py), copied in from bench/gpu/ if present.
@@ -321,6 +322,12 @@ def write_report(path: Path, results: dict, quick: bool) -> None:
         results["fullsize"].rstrip(),
         "```",
         "",
+        "## Layered files (bench/bench_layers.py)",
+        "",
+        "```",
+        results["layers"].rstrip(),
+        "```",
+        "",
         "## ONNX Runtime for lone requests (bench/bench_onnx.py)",
         "",
         "```",
@@ -390,6 +397,7 @@ def main() -> None:
         results["fullsize"] = run_script(
             "bench_fullsize.py", ["--ngf", str(ngf), "--repeats", "2" if quick else "5"], scratch
         )
+        results["layers"] = run_script("bench_layers.py", ["--repeats", "2" if quick else "5"], scratch)
         results["onnx"] = run_script(
             "bench_onnx.py", ["--ngf", str(ngf), "--rounds", "2" if quick else "5", "--calls", "3"], scratch
         )

@@ -1,6 +1,7 @@
 """The choices `colorize` and `remote colorize` share, spelled as the API spells them (POST /colorize)."""
 
 from enum import StrEnum
+from pathlib import Path
 
 
 class ResultSize(StrEnum):
@@ -27,3 +28,24 @@ FILL_HELP = (
     "regions: flat colors, one per region the sketch's lines enclose, a hint filling the region it touches; "
     "soft: the model's colors as they come."
 )
+
+
+class FileFormat(StrEnum):
+    png = "png"
+    psd = "psd"
+    ora = "ora"
+    zip = "zip"
+
+
+FORMAT_HELP = (
+    "png: the picture; psd, ora or zip: the picture as layers for painting apps (hints, lines, shading, "
+    "flats). Default: from OUT's extension (.psd, .ora, .zip), else png."
+)
+
+
+def file_format(chosen: FileFormat | None, output: Path) -> FileFormat:
+    """The format asked for, or the one OUT's extension names (png for any other)."""
+    if chosen is not None:
+        return chosen
+    suffix = output.suffix.lower().lstrip(".")
+    return FileFormat(suffix) if suffix in FileFormat.__members__ else FileFormat.png

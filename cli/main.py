@@ -10,7 +10,17 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from cli.choices import FILL_HELP, LINES_HELP, SIZE_HELP, Fill, Lines, ResultSize
+from cli.choices import (
+    FILL_HELP,
+    FORMAT_HELP,
+    LINES_HELP,
+    SIZE_HELP,
+    FileFormat,
+    Fill,
+    Lines,
+    ResultSize,
+    file_format,
+)
 from cli.datasets import datasets_cli
 from cli.errors import fail as _fail
 from cli.models import models_cli
@@ -157,7 +167,9 @@ def colorize(
     input_image: Annotated[
         Path, typer.Argument(metavar="IN", help="Sketch image (PNG, JPEG, WebP, BMP, GIF).")
     ],
-    output_image: Annotated[Path, typer.Argument(metavar="OUT", help="Where to write the PNG.")],
+    output_image: Annotated[
+        Path, typer.Argument(metavar="OUT", help="Where to write the picture (PNG) or the layered file.")
+    ],
     size: Annotated[ResultSize, typer.Option(help=SIZE_HELP)] = ResultSize.square,
     lines: Annotated[Lines, typer.Option(help=LINES_HELP)] = Lines.keep,
     fill: Annotated[Fill, typer.Option(help=FILL_HELP)] = Fill.regions,
@@ -168,28 +180,38 @@ def colorize(
             "is painted; needs a version trained with hints."
         ),
     ] = None,
+    output_format: Annotated[
+        FileFormat | None, typer.Option("--format", help=FORMAT_HELP, show_default=False)
+    ] = None,
 ) -> None:
-    """Colorize one sketch with a published generator, optionally steered by color hints."""
+    """Colorize one sketch with a published generator, optionally steered by color hints; write the picture,
+    or its layers as a PSD, OpenRaster or zip file."""
     import numpy as np
 
     from contracts.settings import Settings
     from model.export import load_serving_function
     from model.fullsize import full_size_result, square_result
     from model.imageio import BadImage, load_hint_layers, load_sketch_and_original
+    from model.layer_files import layered_file
+    from model.layers import full_size_layers, square_layers
     from storage.versions import resolve_model_path
 
     try:
         gap = Settings().fill_gap
     except ValidationError as error:
         _fail(f"bad S2C_* setting: {error}")
-    full_size = size is ResultSize.original and fill is Fill.regions
+    chosen_format = file_format(output_format, output_image)
+    layered = chosen_format is not FileFormat.png
+    # Hints at the sketch's size too where the full-size fill reads which regions they touch, or a layer
+    # shows them.
+    full_size = size is ResultSize.original and (fill is Fill.regions or layered)
     try:
         version_path = resolve_model_path(model)
         sketch, original = load_sketch_and_original(input_image)
     except (FileNotFoundError, BadImage) as error:
         _fail(str(error))
     hint_layer, full_hints = None, None
-    if hints is not None:  # at the sketch's size too when the full-size fill reads which regions hints touch
+    if hints is not None:
         try:
             hint_layer, full_hints = load_hint_layers(hints, original.size if full_size else None)
         except (FileNotFoundError, BadImage) as error:
@@ -199,12 +221,24 @@ def colorize(
         _fail(f"version {version_path.name} was trained without color hints; leave out --hints")
     batch_hints = hint_layer[np.newaxis] if hint_layer is not None else None
     colorized = colorize_version(sketch[np.newaxis], batch_hints).numpy()[0]
-    if size is ResultSize.original:
-        result = full_size_result(colorized, original, lines.value, fill.value, full_hints, gap)
+    full = size is ResultSize.original
+    if layered:
+        if full:
+            stack = full_size_layers(colorized, original, lines.value, fill.value, full_hints, gap)
+        else:
+            stack = square_layers(colorized, sketch, lines.value, fill.value, hint_layer, gap)
+        output_image.write_bytes(layered_file(stack, chosen_format.value))
+        width, height = stack.size
+        what = f"{chosen_format.value}, layers {', '.join(layer.name for layer in stack.layers)}"
     else:
-        result = square_result(colorized, sketch, lines.value, fill.value, hint_layer, gap)
-    result.save(output_image, format="PNG")
-    typer.echo(f"wrote {output_image} ({result.width}x{result.height}) with model {version_path}")
+        if full:
+            result = full_size_result(colorized, original, lines.value, fill.value, full_hints, gap)
+        else:
+            result = square_result(colorized, sketch, lines.value, fill.value, hint_layer, gap)
+        result.save(output_image, format="PNG")
+        width, height = result.size
+        what = "png"
+    typer.echo(f"wrote {output_image} ({width}x{height}, {what}) with model {version_path}")
 
 
 @cli.command()

@@ -11,7 +11,17 @@ from urllib.parse import urlencode
 import typer
 
 from cli.api_client import ApiClient, decode, detail
-from cli.choices import FILL_HELP, LINES_HELP, SIZE_HELP, Fill, Lines, ResultSize
+from cli.choices import (
+    FILL_HELP,
+    FORMAT_HELP,
+    LINES_HELP,
+    SIZE_HELP,
+    FileFormat,
+    Fill,
+    Lines,
+    ResultSize,
+    file_format,
+)
 from cli.errors import fail as _fail
 from cli.schema_options import with_options_of
 from contracts.train_config import TrainConfig
@@ -41,7 +51,9 @@ def _call(client: ApiClient, method: str, path: str, body: Any = None) -> Any:
 @remote_cli.command()
 def colorize(
     input_image: Annotated[Path, typer.Argument(metavar="IN", help="The sketch.")],
-    output_image: Annotated[Path, typer.Argument(metavar="OUT", help="Where to write the PNG.")],
+    output_image: Annotated[
+        Path, typer.Argument(metavar="OUT", help="Where to write the picture (PNG) or the layered file.")
+    ],
     size: Annotated[ResultSize, typer.Option(help=SIZE_HELP)] = ResultSize.square,
     lines: Annotated[Lines, typer.Option(help=LINES_HELP)] = Lines.keep,
     fill: Annotated[Fill, typer.Option(help=FILL_HELP)] = Fill.regions,
@@ -53,10 +65,14 @@ def colorize(
         ),
     ] = None,
     version: Annotated[str | None, typer.Option(help="A version number or label (default: served).")] = None,
+    output_format: Annotated[
+        FileFormat | None, typer.Option("--format", help=FORMAT_HELP, show_default=False)
+    ] = None,
     url: Url = "http://127.0.0.1:8000",
     token: Token = None,
 ) -> None:
-    """Colorize a sketch on the server (POST /colorize, the sketch and any hints as multipart fields)."""
+    """Colorize a sketch on the server (POST /colorize, the sketch and any hints as multipart fields); the
+    picture, or its layers as a PSD, OpenRaster or zip file."""
     files = []
     for field, path in (("file", input_image), ("hints", hints)):
         if path is None:
@@ -65,7 +81,8 @@ def colorize(
             _fail(f"no file {path}")
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         files.append((field, path.name, path.read_bytes(), content_type))
-    query = {"size": size.value, "lines": lines.value, "fill": fill.value}
+    chosen_format = file_format(output_format, output_image)
+    query = {"size": size.value, "lines": lines.value, "fill": fill.value, "format": chosen_format.value}
     if version:
         query["version"] = version
     client = ApiClient(url, token)
@@ -78,8 +95,8 @@ def colorize(
     output_image.write_bytes(body)
     size_header = {name.lower(): value for name, value in headers.items()}
     typer.echo(
-        f"wrote {output_image} ({size_header.get('x-image-size', '?')}) with model version "
-        f"{size_header.get('x-model-version', '?')}"
+        f"wrote {output_image} ({size_header.get('x-image-size', '?')}, {chosen_format.value}) with model "
+        f"version {size_header.get('x-model-version', '?')}"
     )
 
 

@@ -37,11 +37,14 @@ def full_size_result(
 
     With `fill="regions"`, `hints` (uint8 RGBA at the sketch's size, or None) fill the regions they touch.
     """
-    _check(lines, fill)
-    size = colorized.shape[0]
-    box = content_box(*sketch.size, size=size)
-    colors = Image.fromarray(colorized, "RGB").resize(sketch.size, Image.Resampling.BICUBIC, box=box)
-    return _finish(colors, sketch, lines, fill, hints, gap)
+    check_choices(lines, fill)
+    return _finish(upsampled_colors(colorized, sketch), sketch, lines, fill, hints, gap)
+
+
+def upsampled_colors(colorized: np.ndarray, sketch: Image.Image) -> Image.Image:
+    """The model's colors cut free of the padding and upsampled to the size of `sketch` (RGB)."""
+    box = content_box(*sketch.size, size=colorized.shape[0])
+    return Image.fromarray(colorized, "RGB").resize(sketch.size, Image.Resampling.BICUBIC, box=box)
 
 
 def square_result(
@@ -54,14 +57,14 @@ def square_result(
 ) -> Image.Image:
     """The 256x256 result for the model's own input `sketch` (uint8 [256, 256, 3]). `soft` is the model's
     output as it is (it draws the lines itself); `regions` flattens it and lays the lines back (`lines`)."""
-    _check(lines, fill)
+    check_choices(lines, fill)
     colors = Image.fromarray(colorized, "RGB")
     if fill == "soft":
         return colors
     return _finish(colors, Image.fromarray(sketch, "RGB"), lines, fill, hints, gap)
 
 
-def _check(lines: str, fill: str) -> None:
+def check_choices(lines: str, fill: str) -> None:
     if lines not in ("keep", "none"):
         raise ValueError(f"lines must be 'keep' or 'none', got {lines!r}")
     if fill not in FILLS:
@@ -74,9 +77,12 @@ def _finish(
     if fill == "regions":
         flats = flat_colors(np.asarray(sketch), np.asarray(colors), hints, gap)
         colors = Image.fromarray(flats, "RGB")
-    if lines == "none":
-        return colors
-    return ImageChops.multiply(colors, sketch)
+    return lay_lines(colors, sketch, lines)
+
+
+def lay_lines(colors: Image.Image, sketch: Image.Image, lines: str) -> Image.Image:
+    """The sketch's lines multiplied over the colors (`keep`), or the colors alone (`none`)."""
+    return ImageChops.multiply(colors, sketch) if lines == "keep" else colors
 
 
 def png_bytes(image: Image.Image) -> bytes:

@@ -165,22 +165,43 @@ def dominant_hints(labels: np.ndarray, count: int, hints: np.ndarray) -> tuple[n
     return colors, hinted
 
 
-def flat_colors(
+@dataclass(frozen=True)
+class Flats:
+    """The flat picture, with what the layered files need besides: each pixel's region (`labels`), each
+    region's median of the model's colors before any hint (`medians`, uint8 [count + 1, 3]) and which regions
+    keep the model's own colors (`kept`, bool [count + 1]). The three are None where regions cannot be
+    trusted (the model's colors stay everywhere)."""
+
+    colors: np.ndarray
+    labels: np.ndarray | None = None
+    medians: np.ndarray | None = None
+    kept: np.ndarray | None = None
+
+
+def flatten(
     sketch: np.ndarray, colors: np.ndarray, hints: np.ndarray | None = None, gap: float = DEFAULT_GAP
-) -> np.ndarray:
-    """uint8 RGB [H, W, 3]: `colors` (the model's, at the sketch's size) made flat per region, hinted regions in
-    their hint's color; the model's colors where regions cannot be trusted. `hints` is RGBA at the same size."""
+) -> Flats:
+    """`colors` (the model's, uint8 RGB at the sketch's size) made flat per region, hinted regions in their
+    hint's color; the model's colors where regions cannot be trusted. `hints` is RGBA at the same size."""
     regions = find_regions(sketch, gap)
     if not regions.reliable:
-        return colors
+        return Flats(colors)
     labels, count = regions.labels, regions.count
-    table = region_medians(regions.cores, count, colors)
+    medians = region_medians(regions.cores, count, colors)
+    table = medians.copy()
     if hints is not None:
         hint_colors, hinted = dominant_hints(labels, count, hints)
         table[hinted] = hint_colors[hinted]
     sizes = np.bincount(labels.ravel(), minlength=count + 1)
-    keep_model = sizes > MAX_REGION_SHARE * labels.size
-    keep_model[0] = True
+    kept = sizes > MAX_REGION_SHARE * labels.size
+    kept[0] = True
     flats = np.take(table, labels, axis=0)
-    np.copyto(flats, colors, where=np.take(keep_model, labels)[..., None])
-    return flats
+    np.copyto(flats, colors, where=np.take(kept, labels)[..., None])
+    return Flats(flats, labels, medians, kept)
+
+
+def flat_colors(
+    sketch: np.ndarray, colors: np.ndarray, hints: np.ndarray | None = None, gap: float = DEFAULT_GAP
+) -> np.ndarray:
+    """uint8 RGB [H, W, 3]: the flat picture alone (see `flatten`)."""
+    return flatten(sketch, colors, hints, gap).colors

@@ -224,3 +224,39 @@ def test_a_bad_fill_value_is_refused_with_the_choices(tmp_path):
     assert "--fill" in refused.stderr and "regions" in refused.stderr and "soft" in refused.stderr, (
         refused.stderr
     )
+
+
+def test_colorize_writes_the_layers_as_psd_with_format_or_as_ora_by_the_extension(tmp_path):
+    from psd_tools import PSDImage
+
+    from tests.app.conftest import publish_tiny_hint_generator
+    from tests.layered import SIZE, assert_close, drawn_sketch, hint_dots, ora_structure, pixels
+
+    models = tmp_path / "models"
+    publish_tiny_hint_generator(models, seed=4)
+    drawn_sketch().save(tmp_path / "sketch.png")
+    hint_dots().save(tmp_path / "hints.png")
+    sketch, hints = tmp_path / "sketch.png", tmp_path / "hints.png"
+    options = ("--hints", hints, "--size", "original")
+    done = _run("colorize", models, sketch, tmp_path / "layers.out", *options, "--format", "psd")
+    assert "layers hints, lines, shading, flats" in done.stdout, done.stdout
+    _run("colorize", models, sketch, tmp_path / "picture.png", *options)
+    _run("colorize", models, sketch, tmp_path / "layers.ora", *options)  # the format from the extension
+
+    document = PSDImage.open(tmp_path / "layers.out")
+    assert [layer.name for layer in reversed(list(document))] == ["hints", "lines", "shading", "flats"]
+    assert all(layer.size == SIZE for layer in document)
+    picture = pixels(Image.open(tmp_path / "picture.png"))
+    assert_close(pixels(document.topil()), picture, "the CLI's PSD against its PNG")
+    layers, archive = ora_structure((tmp_path / "layers.ora").read_bytes())
+    assert [layer["name"] for layer in layers] == ["hints", "lines", "shading", "flats"]
+    assert_close(pixels(archive.read("mergedimage.png")), picture, "the CLI's ORA")
+
+
+def test_a_bad_format_value_is_refused_with_the_choices(tmp_path):
+    refused = _run(
+        "colorize", tmp_path, tmp_path / "in.png", tmp_path / "out.png", "--format", "tiff", check=False
+    )
+    assert refused.returncode == 2 and "--format" in refused.stderr and "psd" in refused.stderr, (
+        refused.stderr
+    )

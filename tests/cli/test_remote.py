@@ -4,6 +4,7 @@ import io
 import os
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -100,6 +101,22 @@ def test_colorize_with_hints_and_fill_draws_what_a_direct_post_does(server: Serv
         assert (share == 1.0) if fill == "regions" else (share < 0.9), (
             f"{size} {fill}: {share:.0%} in the hint color"
         )
+
+
+def test_colorize_format_psd_writes_the_servers_layered_file(server: Server, tmp_path: Path) -> None:
+    from psd_tools import PSDImage
+
+    sketch, hints = draw_shape_and_hint(tmp_path)
+    output = tmp_path / "layers.psd"
+    done = remote(
+        server, "colorize", sketch, output, "--hints", hints, "--size", "original", "--format", "psd"
+    )
+    assert done.returncode == 0 and "(320x200, psd)" in done.stdout, done.stdout + done.stderr
+    document = PSDImage.open(output)
+    assert [layer.name for layer in reversed(list(document))] == ["hints", "lines", "shading", "flats"]
+    by_extension = tmp_path / "layers.zip"
+    assert remote(server, "colorize", sketch, by_extension, "--size", "original").returncode == 0
+    assert zipfile.is_zipfile(by_extension) and "layers.json" in zipfile.ZipFile(by_extension).namelist()
 
 
 def test_server_refusals_and_bad_choices_are_one_clear_line(server: Server, tmp_path: Path) -> None:

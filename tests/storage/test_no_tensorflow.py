@@ -1,5 +1,6 @@
-"""`storage` and `contracts` import no TensorFlow or Keras, nor does the API's image reading and region
-filling (model/imageio.py, model/regions.py, model/fullsize.py): light processes (the API's upload path, the launcher, the CLI's model commands) must not
+"""`storage` and `contracts` import no TensorFlow or Keras, nor does the API's image reading, region
+filling and layered files (model/imageio.py, model/regions.py, model/fullsize.py, model/layers.py,
+model/layer_files.py): light processes (the API's upload path, the launcher, the CLI's model commands) must not
 pay TensorFlow's start-up time and memory for them. Checked in a fresh interpreter, where nothing else has
 imported TensorFlow first."""
 
@@ -39,6 +40,8 @@ def test_storage_contracts_and_image_reading_import_no_tensorflow():
         "model.imageio",
         "model.regions",
         "model.fullsize",
+        "model.layers",
+        "model.layer_files",
     ]
     assert "storage.serving_policy" in modules and "contracts.settings" in modules, modules
     checked = subprocess.run(

@@ -1,7 +1,7 @@
-"""Routes: colorize one sketch, optionally steered by color hints.
+"""Routes: colorize one sketch, optionally steered by color hints; the result as a PNG or as a layered file.
 
 The image arrives as multipart field `file` or as the raw body; color hints as the multipart field `hints`
-(an RGBA image, alpha > 0 marking a hint), mapped onto the sketch's square as the sketch is (model/imageio.py). Decoding, inference and PNG encoding all
+(an RGBA image, alpha > 0 marking a hint), mapped onto the sketch's square as the sketch is (model/imageio.py). Decoding, inference, layering and encoding all
 run in threads, never on the event loop; inference goes through the micro-batcher. Every way a client's
 bytes can be wrong maps to a 4xx with a JSON detail, never to a 500.
 """
@@ -26,6 +26,8 @@ from app.uploads import too_large_detail
 from contracts.settings import Settings
 from model.fullsize import full_size_result, png_bytes, square_result
 from model.imageio import BadImage, load_hint_layers, load_sketch_and_original
+from model.layer_files import MEDIA_TYPES, layered_file
+from model.layers import LayerStack, full_size_layers, square_layers
 from storage.serving_policy import LABEL_PATTERN, read_policy
 
 router = APIRouter(tags=["colorize"])
@@ -81,8 +83,11 @@ REQUEST_BODY: dict[str, Any] = {
 }
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
-        "content": {"image/png": _binary},
-        "description": "The colorized RGB PNG: 256x256, or the sketch's own size with `size=original`.",
+        "content": {media_type: _binary for media_type in MEDIA_TYPES.values()},
+        "description": "The colorized RGB PNG (`format=png`): 256x256, or the sketch's own size with "
+        "`size=original`. With `format=psd`, `ora` or `zip`: the same picture as layers at that size, top "
+        "first `hints` (when sent; hidden), `lines` (multiply), `shading` (soft light, hidden; `fill=regions` "
+        "only) and `flats`, the PNG as the file's merged image; an attachment (Content-Disposition).",
         "headers": {
             "X-Model-Version": {
                 "description": "The generator version that drew it.",
@@ -90,6 +95,11 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
             },
             "X-Image-Size": {
                 "description": "The result's width x height, e.g. `1200x900`.",
+                "schema": {"type": "string"},
+            },
+            "Content-Disposition": {
+                "description": "With `format=psd`, `ora` or `zip`: `attachment; filename=colorized.psd` (or "
+                "`.ora`, `.zip`).",
                 "schema": {"type": "string"},
             },
         },
@@ -106,7 +116,8 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     415: {"model": ErrorDetail, "description": "Not an image, or a content type that is not an image."},
     422: {
         "model": ErrorDetail,
-        "description": "No multipart field `file` (or an empty one), a bad `version`, `size`, `fill` or `lines`, "
+        "description": "No multipart field `file` (or an empty one), a bad `version`, `size`, `fill`, `lines` or "
+        "`format`, "
         "hints without an alpha channel, or hints sent to a version trained without them.",
     },
     503: {
@@ -156,12 +167,25 @@ async def colorize(
             "picture (it draws the lines itself)."
         ),
     ] = "keep",
+    file_format: Annotated[
+        Literal["png", "psd", "ora", "zip"],
+        Query(
+            alias="format",
+            description="`png`: the picture. `psd` (Photoshop, Clip Studio Paint, Krita, GIMP), `ora` "
+            "(OpenRaster: Krita, GIMP, MyPaint) or `zip` (the layer PNGs with `layers.json`): the picture as "
+            "layers to keep painting on, top first `hints` (the strokes sent, hidden), `lines` (multiply: the "
+            "sketch's lines on transparency), `shading` (soft light, hidden: the model's light and dark "
+            "against each region's flat color; `fill=regions` only) and `flats` (one color per region; with "
+            "`fill=soft` the model's colors). Opened as saved, the file looks exactly like the PNG.",
+        ),
+    ] = "png",
 ) -> Response:
     """PNG, JPEG, WebP, BMP or GIF (first frame), any mode and size: scaled to fit a white 256x256 square and
     colorized. Returns a 256x256 RGB PNG, or with `size=original` the colors upsampled to the sketch's own
     size (the padding cut away) with its lines kept crisp; the generator version is in `X-Model-Version`.
     Color hints (multipart field `hints`, an RGBA layer over the sketch) tell a hint model which colors go
-    where: with `fill=regions` (the default) a dab fills the whole region of the drawing it touches."""
+    where: with `fill=regions` (the default) a dab fills the whole region of the drawing it touches.
+    `format=psd`, `ora` or `zip` returns the same picture as layers for painting apps."""
     model = await _pick_model(store, settings, await _version_number(version, settings))
     with batcher.announce() as ticket:
         data, hints_data = await _read_image_bytes(request, settings)
@@ -174,23 +198,50 @@ async def colorize(
             )
         sketch, original = await _decode(data, settings)
         hints, full_hints = None, None
-        if hints_data is not None:
-            full_size = original.size if size == "original" and fill == "regions" else None
+        if hints_data is not None:  # at the sketch's size where the fill reads them or a layer shows them
+            wanted = fill == "regions" or file_format != "png"
+            full_size = original.size if size == "original" and wanted else None
             hints, full_hints = await _decode_hints(hints_data, settings, full_size)
         colorized = await batcher.colorize(model, sketch, ticket, hints=hints)
     gap = settings.fill_gap
     if size == "original":
-        result = await asyncio.to_thread(full_size_result, colorized, original, lines, fill, full_hints, gap)
+        body, (width, height) = await asyncio.to_thread(
+            _result_file, full_size_result, full_size_layers, file_format, colorized, original, lines, fill,
+            full_hints, gap,
+        )  # fmt: skip
     else:
-        result = await asyncio.to_thread(square_result, colorized, sketch, lines, fill, hints, gap)
-    png = await asyncio.to_thread(png_bytes, result)
-    width, height = result.size
+        body, (width, height) = await asyncio.to_thread(
+            _result_file,
+            square_result,
+            square_layers,
+            file_format,
+            colorized,
+            sketch,
+            lines,
+            fill,
+            hints,
+            gap,
+        )
     headers = {
         "X-Model-Version": str(model.version),
         "X-Image-Size": f"{width}x{height}",
         "Cache-Control": "no-store",
     }
-    return Response(png, media_type="image/png", headers=headers)
+    if file_format != "png":
+        headers["Content-Disposition"] = f'attachment; filename="colorized.{file_format}"'
+    return Response(body, media_type=MEDIA_TYPES[file_format], headers=headers)
+
+
+def _result_file(
+    result: Callable[..., Image.Image], layers: Callable[..., LayerStack], file_format: str, *arguments: Any
+) -> tuple[bytes, tuple[int, int]]:
+    """The file asked for and the picture's size: the PNG of `result(*arguments)`, or the layered file of
+    `layers(*arguments)` (model/layers.py: the same picture as layers)."""
+    if file_format == "png":
+        picture = result(*arguments)
+        return png_bytes(picture), picture.size
+    stack = layers(*arguments)
+    return layered_file(stack, file_format), stack.size
 
 
 async def _version_number(version: str | None, settings: Settings) -> int | None:
