@@ -21,8 +21,11 @@ from tests.app.conftest import (
     draw_sketch,
     encode,
     form_body,
+    in_process_app,
     png_pixels,
+    publish_tiny_hint_generator,
 )
+from tests.conftest import publish_tiny_generator
 
 
 def _noise(width: int = 300, height: int = 300) -> Image.Image:
@@ -169,6 +172,26 @@ def test_bad_version_query(colorize_app: InProcessApp, query: str, status: int) 
         response = client.post(f"/colorize?{query}", **multipart(encode(draw_sketch())))
     assert response.status_code == status, response.text
     assert "detail" in response.json()
+
+
+def test_a_pinned_version_is_not_loaded_for_a_request_without_a_usable_image(tmp_path) -> None:
+    """Loading a pinned version takes seconds (SavedModel, ONNX session, agreement check): a request whose
+    body is empty or not an image is answered from its body alone, and nothing is loaded for it."""
+    assert publish_tiny_generator(tmp_path / "models", seed=1) == 1
+    assert publish_tiny_hint_generator(tmp_path / "models", seed=2) == 2
+    with in_process_app(tmp_path, serving=2) as running, running.client() as client:
+        store = running.services.model_store
+        bad_bodies = {
+            "an empty raw body": {"content": b"", "headers": {"Content-Type": "image/png"}},
+            "not an image": multipart(b"no picture here"),
+            "no file field": {"files": {"other": ("x.png", encode(draw_sketch()), "image/png")}},
+        }
+        for name, body in bad_bodies.items():
+            response = client.post("/colorize?version=1", **body)
+            assert 400 <= response.status_code < 500, f"{name}: {response.status_code} {response.text}"
+            assert 1 not in store._pinned and not store._pinned_loads, f"{name}: version 1 was loaded for it"
+        assert client.post("/colorize?version=1", **multipart(encode(draw_sketch()))).status_code == 200
+        assert 1 in store._pinned, "a good request loads the pinned version"
 
 
 def _send_then_read_status(port: int, head: bytes, body_chunks: list[bytes]) -> tuple[int, bytes]:

@@ -186,9 +186,13 @@ async def colorize(
     Color hints (multipart field `hints`, an RGBA layer over the sketch) tell a hint model which colors go
     where: with `fill=regions` (the default) a dab fills the whole region of the drawing it touches.
     `format=psd`, `ora` or `zip` returns the same picture as layers for painting apps."""
-    model = await _pick_model(store, settings, await _version_number(version, settings))
+    version_number = await _version_number(version, settings)
     with batcher.announce() as ticket:
+        # The upload is read and its sketch decoded before a version is loaded: a request with no usable
+        # image costs no model load (a pinned version's load takes seconds and slows everyone's requests).
         data, hints_data = await _read_image_bytes(request, settings)
+        sketch, original = await _decode(data, settings)
+        model = await _pick_model(store, settings, version_number)
         if hints_data is not None and model.predict_with_hints is None:
             raise HTTPException(
                 422,
@@ -196,7 +200,6 @@ async def colorize(
                 "leave out the `hints` field, or serve a version trained with hints on (GET /models says "
                 "`hints: true`)",
             )
-        sketch, original = await _decode(data, settings)
         hints, full_hints = None, None
         if hints_data is not None:  # at the sketch's size where the fill reads them or a layer shows them
             wanted = fill == "regions" or file_format != "png"
