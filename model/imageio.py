@@ -16,6 +16,7 @@ from storage.layout import IMAGE_SIZE
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
 DEFAULT_MAX_PIXELS = 40_000_000
+BAND_ROWS = 256  # rows converted at a time: memory stays a few bands, never a float copy of a big picture
 
 
 class BadImage(ValueError):
@@ -81,9 +82,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     """Any mode to RGB: transparency is composited on white, 16-bit gray is scaled, CMYK is converted."""
     image = ImageOps.exif_transpose(image) if image.format == "JPEG" else image
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        values = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
-        return Image.fromarray(np.clip(values / peak * 255.0, 0, 255).astype(np.uint8), "L").convert("RGB")
+        return _deep_gray_to_rgb(image)
     if image.mode == "F":
         values = np.asarray(image, dtype=np.float64)
         return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8), "L").convert("RGB")
@@ -94,6 +93,18 @@ def to_rgb(image: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def _deep_gray_to_rgb(image: Image.Image) -> Image.Image:
+    """16-bit (or 32-bit integer) gray scaled to 8 bits, a band of rows at a time in integers: a float copy
+    of a 40-megapixel picture would cost gigabytes."""
+    values = np.asarray(image)
+    peak = 65535 if image.mode.startswith("I;16") or values.max() > 255 else 255
+    gray = np.empty(values.shape, np.uint8)
+    for top in range(0, values.shape[0], BAND_ROWS):
+        band = np.clip(values[top : top + BAND_ROWS].astype(np.int64), 0, peak)
+        gray[top : top + BAND_ROWS] = (band * 255 + peak // 2) // peak
+    return Image.fromarray(gray, "L").convert("RGB")
 
 
 def content_box(width: int, height: int, size: int = IMAGE_SIZE) -> tuple[int, int, int, int]:
@@ -141,9 +152,6 @@ def load_sketch_and_original(
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
-HINT_BAND_ROWS = 256  # source rows read at a time: memory stays a few bands, not a float copy of the layer
-
-
 def hint_rgba(image: Image.Image) -> Image.Image:
     """The hint layer as RGBA, refusing a layer without transparency (nothing would say where hints are)."""
     if image.mode not in ALPHA_MODES and "transparency" not in image.info:
@@ -170,8 +178,8 @@ def prepare_hints(image: Image.Image, size: int = IMAGE_SIZE) -> np.ndarray:
     counts = np.zeros(cells, np.int64)
     sums = np.zeros((3, cells), np.float64)
     column_cell = np.arange(rgba.width, dtype=np.int64) * box_width // rgba.width
-    for band_top in range(0, rgba.height, HINT_BAND_ROWS):
-        band = np.asarray(rgba.crop((0, band_top, rgba.width, min(rgba.height, band_top + HINT_BAND_ROWS))))
+    for band_top in range(0, rgba.height, BAND_ROWS):
+        band = np.asarray(rgba.crop((0, band_top, rgba.width, min(rgba.height, band_top + BAND_ROWS))))
         rows, columns = np.nonzero(band[..., 3])
         if rows.size == 0:
             continue
