@@ -24,6 +24,7 @@ from model.synthetic import PAIR_HEIGHT, make_pair_image
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar", ".zst")
 MAX_COMPRESSION_RATIO = 200  # images barely compress; a far higher ratio is a bomb
+UNPACK_CHUNK = 1 << 20
 Kind = Literal["pairs", "pictures"]
 
 
@@ -146,20 +147,34 @@ def import_archive(
     entries = _assign_splits(plan.entries, options)
     report = ImportReport()
     budget = limits.max_unpacked_bytes
-    with zipfile.ZipFile(archive) as zipped:
-        for done, (info, split) in enumerate(entries, start=1):
-            with zipped.open(info) as source:
-                data = source.read(min(budget, info.file_size) + 1)
-            if len(data) > info.file_size or len(data) > budget:
-                raise BadArchive(f"{info.filename!r}: more bytes than its header says (a zip bomb)")
-            budget -= len(data)
-            if _import_one(data, info.filename, staging / split, options, limits, report):
-                report.counts[split] += 1
-            if progress is not None:
-                progress(done, len(entries))
+    spool = staging / ".entry"  # one entry at a time on disk: Pillow reads its header and pixels from there
+    try:
+        with zipfile.ZipFile(archive) as zipped:
+            for done, (info, split) in enumerate(entries, start=1):
+                budget -= _unpack_entry(zipped, info, spool, min(budget, info.file_size))
+                if _import_one(spool, info.filename, staging / split, options, limits, report):
+                    report.counts[split] += 1
+                if progress is not None:
+                    progress(done, len(entries))
+    finally:
+        spool.unlink(missing_ok=True)
     if not report.counts.get("train") or not report.counts.get("val"):
         raise BadArchive(f"too few usable images: {report.counts} (need pairs in both train and val)")
     return report
+
+
+def _unpack_entry(zipped: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, allowed: int) -> int:
+    """Copy one entry to `path` in chunks, never more than `allowed` bytes (memory stays one chunk, however
+    large the entry); its size. More bytes than its header says, or than the budget left, is a zip bomb."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with zipped.open(info) as source, open(path, "wb") as target:
+        while chunk := source.read(min(UNPACK_CHUNK, allowed - written + 1)):
+            written += len(chunk)
+            if written > allowed:
+                raise BadArchive(f"{info.filename!r}: more bytes than its header says (a zip bomb)")
+            target.write(chunk)
+    return written
 
 
 def _assign_splits(entries, options: ImportOptions) -> list[tuple[zipfile.ZipInfo, str]]:
@@ -173,7 +188,7 @@ def _assign_splits(entries, options: ImportOptions) -> list[tuple[zipfile.ZipInf
     return [(info, "val" if index < val_count else "train") for index, info in enumerate(ordered)]
 
 
-def _import_one(data: bytes, name: str, folder: Path, options, limits, report: ImportReport) -> bool:
+def _import_one(data: Path, name: str, folder: Path, options, limits, report: ImportReport) -> bool:
     """Write one pair; False when the image was skipped (over the pixel limit, with oversize=skip)."""
     try:
         image = to_rgb(open_image(data, max_pixels=limits.max_pixels))
