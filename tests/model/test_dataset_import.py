@@ -157,3 +157,15 @@ def test_an_undecodable_image_or_a_non_pair_fails_naming_the_file(tmp_path):
     )
     with pytest.raises(BadArchive, match="'train/a.png': 64x64 is not a pair.*kind=pictures"):
         import_archive(square, tmp_path / "out2", ImportOptions(), LIMITS)
+
+
+@pytest.mark.parametrize("entries", [1_200, 66_000], ids=["end-record", "zip64-end-record"])
+def test_a_directory_of_far_too_many_entries_is_refused_from_its_end_record(tmp_path, entries):
+    """A zip that is mostly central directory is refused from the count its end record declares, before
+    zipfile builds an object per entry (the other path would say "holds no images" for these folders)."""
+    archive = tmp_path / "many.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for index in range(entries):
+            zipped.writestr(zipfile.ZipInfo(f"d{index}/"), b"")
+    with pytest.raises(BadArchive, match=f"{entries} entries, far over the limit of 50"):
+        inspect_archive(archive, LIMITS)
