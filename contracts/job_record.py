@@ -86,7 +86,9 @@ class Attempt(Stored):
     previous_lease: LeaseInfo | None = None
     ended_at: str | None = None
     outcome: str | None = Field(
-        None, description="succeeded, failed, cancelled, handed back, worker lost, lease lost"
+        None,
+        description="succeeded, failed, cancelled, handed back, worker lost, worker lost, gave up (the job "
+        "failed after its worker died too often in a row), lease lost",
     )
     last_step: int | None = None
     lost_noticed_at: str | None = None

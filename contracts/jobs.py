@@ -50,6 +50,9 @@ __all__ = [
 JOB_ID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 EVENTS_KEPT = 50
 RESERVE_BYTES = 256 * 1024
+WORKER_LOST = "worker lost"
+WORKER_LOST_GAVE_UP = "worker lost, gave up"
+MAX_WORKERS_LOST = 3  # attempts in a row whose worker died: then the job fails instead of being re-queued
 
 Result = TypeVar("Result")
 
@@ -272,6 +275,9 @@ def begin_attempt(run_dir: Path, owner: str, worker: str, previous_lease: dict[s
             _move(record, JobState.CANCELLED, finished_at=utc_now())
             add_event(record, "cancelled before this delivery could start it", worker=worker)
             return JobState.CANCELLED.value
+        if _note_lost_worker(record) >= MAX_WORKERS_LOST:  # a redelivery after yet another dead worker
+            _give_up_after_lost_workers(record, worker)
+            return JobState.FAILED.value
         now = utc_now()
         _move(record, JobState.RUNNING, started_at=record.started_at or now, error=None, message_sent=True)
         record.attempts.append(
@@ -348,6 +354,35 @@ def hand_back(run_dir: Path, owner: str, worker: str, step: int) -> None:
     update_record(run_dir, change)
 
 
+def _note_lost_worker(record: Job) -> int:
+    """Mark the newest attempt lost when it never ended (its worker died); how many attempts in a row ended
+    that way."""
+    if record.attempts and record.attempts[-1].outcome is None:
+        record.attempts[-1].outcome = WORKER_LOST
+        record.attempts[-1].lost_noticed_at = utc_now()
+    lost = 0
+    for attempt in reversed(record.attempts):
+        if attempt.outcome != WORKER_LOST:
+            break
+        lost += 1
+    return lost
+
+
+def _give_up_after_lost_workers(record: Job, noticed_by: str) -> None:
+    """A job that kills its worker (out of memory, most often) would otherwise be re-queued forever. The last
+    attempt says so, so a resumed job starts counting its lost workers afresh."""
+    record.attempts[-1].outcome = WORKER_LOST_GAVE_UP
+    _move(
+        record,
+        JobState.FAILED,
+        finished_at=utc_now(),
+        error=f"its worker died {MAX_WORKERS_LOST} times in a row while running it (killed, most often for "
+        "running out of memory): not re-queued again. See the worker's log; resume it (POST "
+        "/jobs/{id}/resume) once the worker has more memory, or launch it with a smaller batch or width",
+    )
+    add_event(record, f"worker lost {MAX_WORKERS_LOST} times in a row; failed", noticed_by=noticed_by)
+
+
 def requeue_lost(
     run_dir: Path, lease_is_live: Callable[[], bool], noticed_by: str, lease: dict[str, Any] | None
 ) -> bool:
@@ -367,10 +402,10 @@ def requeue_lost(
                 noticed_by=noticed_by,
             )
             return False
+        if _note_lost_worker(record) >= MAX_WORKERS_LOST:
+            _give_up_after_lost_workers(record, noticed_by)
+            return False
         _move(record, JobState.QUEUED)
-        if record.attempts and record.attempts[-1].outcome is None:
-            record.attempts[-1].outcome = "worker lost"
-            record.attempts[-1].lost_noticed_at = utc_now()
         add_event(
             record,
             "worker lost (lease expired); re-queued to resume from its newest checkpoint",

@@ -119,6 +119,30 @@ def test_a_lost_worker_s_job_is_requeued_only_without_a_live_lease(run_dir):
     assert "worker lost" in record.events[-1].event
 
 
+def test_a_job_that_keeps_killing_its_worker_fails_instead_of_being_requeued_forever(run_dir):
+    """Out of memory kills the worker at every try: after MAX_WORKERS_LOST lost workers in a row (noticed by
+    the janitor, or by a redelivery that finds the job still running) it fails and says why; resuming it
+    starts the count afresh."""
+    assert jobs.MAX_WORKERS_LOST == 3
+    jobs.begin_attempt(run_dir, "w1:1:a", "w1", previous_lease=None)
+    assert jobs.requeue_lost(run_dir, lambda: False, "janitor", lease=None)  # lost 1: the janitor re-queues
+    jobs.begin_attempt(run_dir, "w2:1:b", "w2", previous_lease=None)
+    assert jobs.begin_attempt(run_dir, "w3:1:c", "w3", previous_lease=None) == "run"  # lost 2: a redelivery
+    assert not jobs.requeue_lost(run_dir, lambda: False, "janitor", lease=None)  # lost 3: not re-queued
+    record = read(run_dir)
+    assert record.state == JobState.FAILED, record.state
+    assert "died 3 times in a row" in (record.error or "") and "memory" in (record.error or "")
+    assert [attempt.outcome for attempt in record.attempts] == [
+        "worker lost", "worker lost", "worker lost, gave up",
+    ]  # fmt: skip
+    jobs.resume(run_dir)
+    assert jobs.begin_attempt(run_dir, "w4:1:d", "w4", previous_lease=None) == "run", "a resume starts afresh"
+    assert jobs.begin_attempt(run_dir, "w5:1:e", "w5", previous_lease=None) == "run"
+    assert jobs.begin_attempt(run_dir, "w6:1:f", "w6", previous_lease=None) == "run"
+    assert jobs.begin_attempt(run_dir, "w7:1:g", "w7", previous_lease=None) == "failed", "3 lost again"
+    assert read(run_dir).state == JobState.FAILED
+
+
 def test_a_job_whose_message_could_not_be_sent_stays_queued_and_flagged(run_dir):
     jobs.mark_unsent(run_dir)
     record = read(run_dir)
