@@ -11,10 +11,9 @@ from typing import Any
 from cli.api_client import ApiClient, detail
 from contracts.job_states import FINAL_STATES, JobState
 from contracts.settings import Settings
-from storage.layout import pair_files
+from storage.layout import DEMO_DATASET, pair_files
 from storage.versions import latest_version
 
-DEMO_DATASET = "demo"
 ACTIVE_STATES = frozenset(JobState) - FINAL_STATES  # states read from the job contract, not spelled here
 PROGRESS_SECONDS = 30.0
 

@@ -9,6 +9,7 @@ hyper-parameters are contracts/train_config.py, the objective model/losses.py, t
 
 import io
 import json
+import logging
 import math
 import os
 import time
@@ -24,7 +25,7 @@ from contracts.job_record import Losses, MetricsPoint, Progress, RunEvent, ValMe
 from contracts.train_config import ARCHITECTURE_BEFORE_FIELD, ARCHITECTURE_FIELDS, TrainConfig
 from model.data import list_pairs, make_dataset
 from model.devices import choose_precision, choose_strategy
-from model.export import publish_generator
+from model.export import load_serving_function, publish_generator
 from model.hints import empty_hint_maps, validation_hint_maps
 from model.losses import ConstantThenLinearDecay
 from model.metrics_log import MetricsLog, PendingLosses, SpeedMeter
@@ -34,6 +35,9 @@ from model.schedule import WRITES, Action, training_schedule
 from model.train_step import TrainStep, build_train_step
 from storage.run_folder import RunFolder
 from storage.serving_policy import GateDecision, gate
+from storage.versions import PublishedVersion
+
+logger = logging.getLogger("sketch2color.train")
 
 __all__ = ["Pix2PixTrainer", "TrainConfig", "TrainResult", "train_pix2pix"]
 ProgressCallback = Callable[[Progress], None]
@@ -235,13 +239,27 @@ class Pix2PixTrainer:
             self._generator_for_export(),
             models_dir,
             manifest,
-            gate=lambda: gate(models_dir, self.dataset_dir.name, val, self.config.promote),
+            gate=lambda: gate(
+                models_dir, self.dataset_dir.name, val, self.config.promote, self.score_on_validation
+            ),
             extra_files={"sample.png": buffer.getvalue()},
             onnx=self.config.onnx,
         )
         decision = published.manifest.get("gate")
         self.last_gate = GateDecision(**decision) if decision is not None else None
         return published.version
+
+    def score_on_validation(self, version: PublishedVersion) -> float | None:
+        """The validation L1 of another published version (from another dataset) on this job's fixed
+        validation subset, plain sketches as for our own `l1`, so the gate compares the two on equal terms."""
+        try:
+            colorize = load_serving_function(version.path)
+        except Exception as error:  # its files are at fault, not this job: the gate then keeps it served
+            logger.warning("could not score version %d on this validation split: %r", version.version, error)
+            return None
+        sketches = tf.cast(tf.round((self._val_sketches + 1.0) * 127.5), tf.uint8)
+        outputs = tf.cast(colorize(sketches), tf.float32) / 127.5 - 1.0
+        return float(tf.reduce_mean(tf.abs(outputs - self._val_targets)))
 
     def _generator_for_export(self) -> keras.Model:
         """The generator itself, or a float32 single-device copy when training used mixed precision or GPUs."""

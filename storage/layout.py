@@ -9,6 +9,9 @@ import re
 from pathlib import Path
 
 IMAGE_SIZE = 256  # the side of the square sketch and color image a generator reads and writes
+DEMO_DATASET = (
+    "demo"  # the synthetic dataset `up` trains its first model on; its versions never block a user's
+)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 

@@ -33,6 +33,7 @@ from filelock import FileLock
 from pydantic import BaseModel
 
 from storage.atomic import write_atomically
+from storage.layout import DEMO_DATASET
 from storage.versions import ModelsDir, PublishedVersion, generator_dir, list_versions, read_version
 
 POLICY_NAME = "serving_policy.json"
@@ -246,10 +247,22 @@ def served_version(versions: Sequence[PublishedVersion], policy: ServingPolicy) 
     return passing[-1] if passing else None
 
 
+ScoreOnOurs = Callable[[PublishedVersion], float | None]
+
+
 def gate(
-    models_dir: ModelsDir, dataset: str | None, val: dict[str, float], promote: Promote = "auto"
+    models_dir: ModelsDir,
+    dataset: str | None,
+    val: dict[str, float],
+    promote: Promote = "auto",
+    score_on_ours: ScoreOnOurs | None = None,
 ) -> GateDecision:
-    """Whether a version about to be published may be served (the trainer asks under the publish lock)."""
+    """Whether a version about to be published may be served (the trainer asks under the publish lock).
+
+    Versions from one dataset compare by their recorded validation L1. A served version from another dataset
+    is scored on this version's own validation split by `score_on_ours` (the trainer's), and compared there;
+    a served demo version never blocks a user's model.
+    """
     if promote == "always":
         return GateDecision(passed=True, reason="promote=always")
     if promote == "never":
@@ -259,24 +272,35 @@ def gate(
         return GateDecision(passed=True, reason="nothing was served yet")
     theirs, ours = (served.manifest.get("val") or {}).get("l1"), val.get("l1")
     compared = served.version
+    where = ""
     if "gate" not in served.manifest:
         reason = f"served version {compared} was published before the quality gate existed"
         return GateDecision(passed=True, reason=reason, compared_with=compared)
-    if served.manifest.get("dataset") != dataset:
-        reason = (
-            f"version {compared} is served and comes from dataset {served.manifest.get('dataset')!r}, this one "
-            f"from {dataset!r}: not comparable, so not served (pin it to serve it)"
-        )
-        return GateDecision(passed=False, reason=reason, compared_with=compared)
+    served_dataset = served.manifest.get("dataset")
+    if served_dataset != dataset:
+        if served_dataset == DEMO_DATASET:
+            reason = (
+                f"served version {compared} is the demo's; a demo version never holds a user's model back"
+            )
+            return GateDecision(passed=True, reason=reason, compared_with=compared)
+        theirs = score_on_ours(served) if score_on_ours is not None else None
+        if theirs is None:
+            reason = (
+                f"version {compared} is served and comes from dataset {served_dataset!r}, this one from "
+                f"{dataset!r}, and it could not be scored on this one's validation split: not served (pin "
+                "it to serve it)"
+            )
+            return GateDecision(passed=False, reason=reason, compared_with=compared)
+        where = f" on dataset {dataset!r}'s validation split"
     if theirs is None or ours is None:
         return GateDecision(passed=True, reason="no validation L1 to compare", compared_with=compared)
     limit = theirs * (1 + GATE_RELATIVE_TOLERANCE) + GATE_ABSOLUTE_TOLERANCE
     if ours <= limit:
-        reason = f"validation L1 {ours:.4f} is no worse than served version {compared}'s {theirs:.4f}"
+        reason = f"validation L1 {ours:.4f} is no worse than served version {compared}'s {theirs:.4f}{where}"
         return GateDecision(passed=True, reason=reason, compared_with=compared)
     reason = (
-        f"validation L1 {ours:.4f} is worse than served version {compared}'s {theirs:.4f}: published, not "
-        "served (pin it to serve it anyway)"
+        f"validation L1 {ours:.4f} is worse than served version {compared}'s {theirs:.4f}{where}: published, "
+        "not served (pin it to serve it anyway)"
     )
     return GateDecision(passed=False, reason=reason, compared_with=compared)
 

@@ -8,6 +8,7 @@ from contracts.job_record import Progress
 from model.schedule import AUTO_LOG_SECONDS, Action, training_schedule
 from model.train import Pix2PixTrainer, TrainConfig, train_pix2pix
 from storage.serving_policy import GateDecision
+from storage.versions import read_version
 
 TINY = {"batch_size": 4, "ngf": 8, "ndf": 8, "log_every": 5, "onnx": False}  # ONNX: tests/model/test_onnx.py
 
@@ -122,6 +123,32 @@ def test_progress_reports_the_design_fields_and_publishes_versions(synthetic_dat
     assert (models_dir / "generator" / "2" / "sample.png").is_file(), "a sample thumbnail beside the model"
     assert (tmp_path / "run" / "samples" / "progress.gif").is_file()
     assert list((tmp_path / "run" / "tb").glob("events.out.tfevents.*")), "no TensorBoard events written"
+
+
+def test_a_first_model_on_a_new_dataset_is_compared_with_the_served_one_on_its_own_split(
+    tmp_path, models_dir
+):
+    """A demo version never blocks a user's first model; a version from another user dataset is scored on the
+    new job's validation split, so the comparison is on equal terms (and says so)."""
+    from model.synthetic import make_synthetic_dataset
+
+    datasets = {}
+    for name, seed in (("demo", 1), ("pics", 2), ("faces", 3)):
+        datasets[name] = tmp_path / "datasets" / name
+        make_synthetic_dataset(datasets[name], train=8, val=4, seed=seed)
+    config = TrainConfig(steps=2, checkpoint_every=2, **TINY)
+    train_pix2pix(datasets["demo"], tmp_path / "demo-run", config, models_dir=models_dir)
+    user = Pix2PixTrainer(datasets["pics"], tmp_path / "pics-run", config, models_dir=models_dir)
+    user.fit()
+    assert user.last_gate is not None and user.last_gate.passed, user.last_gate
+    assert "demo" in user.last_gate.reason
+    other = Pix2PixTrainer(datasets["faces"], tmp_path / "faces-run", config, models_dir=models_dir)
+    other.fit()
+    assert other.last_gate is not None and other.last_gate.compared_with == 2, other.last_gate
+    assert "on dataset 'faces'" in other.last_gate.reason, other.last_gate
+    served_l1 = other.score_on_validation(read_version(models_dir, 2))
+    assert served_l1 is not None and 0 < served_l1 < 2
+    assert f"{served_l1:.4f}" in other.last_gate.reason, (served_l1, other.last_gate.reason)
 
 
 def test_learning_rate_decays_linearly_to_zero_over_the_last_part():

@@ -52,6 +52,32 @@ def test_a_worse_version_is_published_but_not_served(models_dir):
     assert publish(models_dir, 0.01, promote="never") == 6 and served(models_dir) == 5
 
 
+def test_a_version_from_another_dataset_is_compared_on_its_own_validation_split(models_dir):
+    """The served version is scored on the candidate's own validation split (the trainer's scorer); a
+    served demo version never holds a user's model back; no scorer means no comparison, so not served."""
+    assert publish(models_dir, 0.05, dataset="demo") == 1 and served(models_dir) == 1
+    decision = gate(models_dir, "pics", {"l1": 0.40})
+    assert decision.passed and "demo" in decision.reason, decision
+    assert publish(models_dir, 0.40, dataset="pics") == 2 and served(models_dir) == 2, (
+        "a user's model is served"
+    )
+    scored: list[int] = []
+
+    def served_scores(l1: float):
+        def score(version) -> float:
+            scored.append(version.version)
+            return l1
+
+        return score
+
+    better = gate(models_dir, "faces", {"l1": 0.30}, score_on_ours=served_scores(0.35))
+    assert better.passed and "on dataset 'faces'" in better.reason and scored == [2], better
+    worse = gate(models_dir, "faces", {"l1": 0.30}, score_on_ours=served_scores(0.20))
+    assert not worse.passed and "worse than served version 2's 0.2000" in worse.reason, worse
+    unscored = gate(models_dir, "faces", {"l1": 0.01}, score_on_ours=lambda version: None)
+    assert not unscored.passed and "could not be scored" in unscored.reason, unscored
+
+
 def test_the_gate_answers_with_a_typed_decision(models_dir):
     decision = gate(models_dir, "shapes", {"l1": 0.3})
     assert decision == GateDecision(passed=True, reason="nothing was served yet", compared_with=None)
