@@ -2,7 +2,7 @@
 // Plain JavaScript modules, no build step, one per panel:
 //   api.js (every API call, the token)   dom.js (small DOM helpers)   state.js (what the page remembers)
 //   sketch.js (the canvases, drawing tools, shortcuts)   hints.js (hint colors, eyedropper)   colorize.js (results)
-//   models.js (Models panel, status pill)   datasets.js (Datasets panel)   jobs.js (Training panel)   chart.js
+//   download.js (the Download menu: PNG, PSD, ORA)   models.js (Models panel, status pill)   datasets.js (Datasets panel)   jobs.js (Training panel)   chart.js
 // Importing a module only sets up its panel's listeners; everything that calls across modules starts here, once
 // every module has loaded.
 

@@ -2,10 +2,12 @@
 // The Result selector gives `size` and `fill`: flat regions (a hint fills the region it touches) or soft colors.
 // Painting hints colorizes again RECOLOR_DELAY_MS after the last stroke ends, once there is something to colorize.
 // One request at a time: a change while one is out sends the latest state when it is back. The Colorize button's
-// data-recolor says "idle" when no request is due or out, "busy" otherwise.
+// data-recolor says "idle" when no request is due or out, "busy" otherwise. Each result keeps what it was made from,
+// so that the Download menu (download.js) can ask for the same picture as layers.
 
 import { api } from "./api.js";
 import { $, show } from "./dom.js";
+import { offerDownloads } from "./download.js";
 import { hintsBlob, sendsHints } from "./hints.js";
 import { canvas } from "./sketch.js";
 import { state } from "./state.js";
@@ -55,13 +57,16 @@ async function colorize({ auto = false } = {}) {
   const started = performance.now();
   const upload = state.sketch.file;
   try {
+    const sketch = upload || await canvasBlob();
+    const sketchName = upload ? upload.name : "sketch.png";
+    const hints = sendsHints() ? await hintsBlob() : null;
+    const withHints = hints !== null;
     const form = new FormData();
-    if (upload) form.append("file", upload, upload.name);
-    else form.append("file", await canvasBlob(), "sketch.png");
-    const withHints = sendsHints();
-    if (withHints) form.append("hints", await hintsBlob(), "hints.png");
+    form.append("file", sketch, sketchName);
+    if (withHints) form.append("hints", hints, "hints.png");
+    const size = $("result-size").value;
     const fill = $("result-fill").value;
-    const query = new URLSearchParams({ size: $("result-size").value, fill });
+    const query = new URLSearchParams({ size, fill });
     if ($("model-choice").value) query.set("version", $("model-choice").value);
     const response = await api(`colorize?${query}`, { method: "POST", body: form, auth: false });
     const version = response.headers.get("X-Model-Version");
@@ -72,7 +77,10 @@ async function colorize({ auto = false } = {}) {
     const caption = `${dimensions} · model version ${version}${withHints ? " · with hints" : ""}`
       + `${fill === "soft" ? " · soft colors" : ""} · ${milliseconds} ms`;
     const stem = state.sketch.file ? state.sketch.file.name.replace(/\.[^.]*$/, "") : "sketch";
-    const entry = { url, name: `${stem}-colored-v${version}-${dimensions}.png`, caption, version, dimensions, auto };
+    const inputs = { sketch, sketchName, hints, size, fill };  // the version is the one that drew it
+    const entry = {
+      url, name: `${stem}-colored-v${version}-${dimensions}.png`, caption, version, dimensions, auto, inputs,
+    };
     remember(entry);
     showResult(entry);
     recolor.done = true;
@@ -122,8 +130,6 @@ function showResult(entry) {
   result.dataset.size = entry.dimensions;
   $("result-placeholder").hidden = true;
   $("result-caption").textContent = entry.caption;
-  const download = $("download");
-  download.href = entry.url;
-  download.download = entry.name;
-  download.hidden = false;
+  state.shown = entry;
+  offerDownloads(entry);
 }

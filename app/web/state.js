@@ -11,8 +11,9 @@ export const state = {
   hints: { empty: true, undo: [] },
   // colorize.js: the debounced colorize after a hint stroke, one request at a time.
   recolor: { timer: null, inFlight: false, pending: false, done: false },
-  // colorize.js: the last few results, newest first.
+  // colorize.js: the last few results, newest first, and the one shown (what the Download menu offers).
   results: [],
+  shown: null,
   // models.js: the last GET /models answer (which version is served, which versions take hints).
   models: null,
   // jobs.js. list: the last GET /jobs answer, newest first; selected: the job whose loss curves are drawn.

@@ -147,8 +147,9 @@ def test_full_size_result_is_shown_and_downloaded(page: Page, server: Server, tm
     expect(page.get_by_test_id("result-caption")).to_contain_text("600x240", timeout=20_000)
     shown = _shown_result(page)
     assert shown.shape == (240, 600, 3), f"the page shows a {shown.shape} image, not the sketch's size"
+    open_download_menu(page)
     with page.expect_download() as download_info:
-        page.get_by_role("link", name="Download PNG").click()
+        page.get_by_role("link", name="PNG").click()
     download = download_info.value
     assert download.suggested_filename == "wide-colored-v2-600x240.png", download.suggested_filename
     saved = tmp_path / "downloaded.png"
@@ -255,6 +256,15 @@ def test_a_missing_job_state_list_is_said_in_the_console(page: Page) -> None:
     assert any("lists no job states" in error for error in errors), errors
 
 
+def open_download_menu(page: Page) -> None:
+    """Open the Download menu under the result (a <details>), so that its items (PNG, PSD, ORA) can be clicked."""
+    menu = page.get_by_test_id("download-menu")
+    menu.scroll_into_view_if_needed()
+    if menu.get_attribute("open") is None:
+        menu.locator("summary").click()
+    expect(menu).to_have_attribute("open", "")
+
+
 FITS_THE_SCREEN = """() => {
   const width = document.documentElement.clientWidth;
   const wide = [...document.querySelectorAll("body *")].filter((element) => {
@@ -288,9 +298,9 @@ def test_the_page_works_at_phone_width(browser: Browser, server: Server, tmp_pat
         phone.get_by_label("Result size").select_option("original")
         phone.get_by_role("button", name="Colorize").click()
         expect(phone.get_by_test_id("result-caption")).to_contain_text("240x420", timeout=20_000)
-        phone.get_by_role("link", name="Download PNG").scroll_into_view_if_needed()
+        open_download_menu(phone)
         with phone.expect_download():
-            phone.get_by_role("link", name="Download PNG").click()
+            phone.get_by_role("link", name="PNG").click()
         phone.locator("#token").fill("phone-token")
         phone.locator("#jobs-body tr.job").first.click()
         expect(phone.locator("#chart-panel")).to_be_visible()
@@ -381,9 +391,7 @@ def test_the_last_results_stay_in_a_history(page: Page) -> None:
     newest = page.locator("#result").get_attribute("src")
     history.nth(1).click()
     assert page.locator("#result").get_attribute("src") != newest, "a click shows the older result"
-    expect(page.get_by_role("link", name="Download PNG")).to_have_attribute(
-        "download", re.compile("^s1-colored")
-    )
+    expect(page.locator("#download")).to_have_attribute("download", re.compile("^s1-colored"))
 
 
 def test_a_zip_uploaded_from_the_page_becomes_a_ready_dataset(browser: Browser, tmp_path: Path) -> None:
