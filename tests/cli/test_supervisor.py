@@ -119,10 +119,11 @@ def test_sigterm_stops_everything_cleanly(tmp_path):
     assert "did not stop" not in log.read_text()
 
 
-def _new_pid(log: Path, name: str, old: int, health_url: str | None, timeout: float = 30) -> int:
+def _new_pid(process, log: Path, name: str, old: int, health_url: str | None, timeout: float = 30) -> int:
     """Wait for `name` to be started again; with `health_url`, it must answer 200 at every poll meanwhile."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        assert process.poll() is None, f"up exited with {process.returncode}:\n{tail(log)}"
         if health_url:
             assert http_status(health_url, timeout=2) == 200, f"the API stopped answering:\n{tail(log)}"
         pid = _child_pids(log).get(name)
@@ -132,13 +133,23 @@ def _new_pid(log: Path, name: str, old: int, health_url: str | None, timeout: fl
     raise AssertionError(f"the {name} was not started again within {timeout:.0f}s:\n{tail(log)}")
 
 
+def _exit_status(process, log: Path, timeout: float) -> int:
+    """The launcher's exit status; one still running after `timeout` is killed (its children follow it)."""
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        raise AssertionError(f"up still running after {timeout:.0f}s:\n{tail(log)}") from None
+
+
 def test_a_killed_worker_is_restarted_alone_while_the_api_keeps_answering(tmp_path):
     port = free_port()
     process, log = _start(tmp_path, POLITE_WORKER, port=port)
     wait_for_text(log, "sketch2color is up", process, timeout=60)
     before = _child_pids(log)
     os.kill(before["worker"], signal.SIGKILL)
-    worker = _new_pid(log, "worker", before["worker"], health_url=f"http://127.0.0.1:{port}/healthz")
+    worker = _new_pid(process, log, "worker", before["worker"], health_url=f"http://127.0.0.1:{port}/healthz")
     output = log.read_text()
     assert "the worker exited with status -9 (killed); restarting it in 1 s (restart 1)" in output, output
     assert _child_pids(log)["api"] == before["api"], "the API was restarted too"
@@ -158,7 +169,7 @@ def test_a_killed_api_comes_back_every_time_it_had_run_healthily(tmp_path):
     for _ in range(2):
         api = _child_pids(log)["api"]
         os.kill(api, signal.SIGKILL)
-        _new_pid(log, "api", api, health_url=None)
+        _new_pid(process, log, "api", api, health_url=None)
         wait_until(lambda: http_status(f"http://127.0.0.1:{port}/healthz", timeout=2) == 200, 30,
                    lambda: f"the restarted API to answer:\n{tail(log)}")  # fmt: skip
     output = log.read_text()
@@ -175,7 +186,7 @@ def test_a_child_that_keeps_dying_makes_up_give_up_and_stop_the_rest(tmp_path):
     wait_for_text(log, "sketch2color is up", process, timeout=60)
     children = descendants(process.pid)
     os.kill(_child_pids(log)["worker"], signal.SIGKILL)
-    assert process.wait(timeout=60) == 1, tail(log)
+    assert _exit_status(process, log, timeout=60) == 1, tail(log)
     output = log.read_text()
     assert "restarting it in 0.1 s (restart 1)" in output and "restarting it in 0.2 s (restart 2)" in output
     assert "error: the worker exited with status 3; it died 3 times in a row" in output, output
