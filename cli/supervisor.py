@@ -5,8 +5,11 @@ the same settings, waits until the API answers, prints its address and, when no 
 yet, has the demo bootstrap (cli/demo.py) launch a short demo training job through the API, so that
 `/colorize` answers with a real (demo-quality) model a few minutes later. With `S2C_BROKER_URL` unset both
 children use the embedded broker under the data folder, so nothing else needs to run; with it set, they use
-that broker (Redis). Ctrl-C or SIGTERM stops both children (terminate, wait, then kill). A second start
-reuses what the first one made: the dataset, the published models and any demo job still queued or running.
+that broker (Redis). Once up, a child that dies (a worker killed for memory, say) is restarted on its own
+after a growing pause, so the API keeps serving; only a child that keeps dying soon after each start makes
+`up` give up and stop the rest. Ctrl-C or SIGTERM stops all children (terminate, wait, then kill). A second
+start reuses what the first one made: the dataset, the published models and any demo job still queued or
+running.
 """
 
 import os
@@ -17,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from cli.api_client import ApiClient
@@ -26,6 +30,21 @@ from contracts.settings import Settings
 
 POLL_SECONDS = 0.5
 FOLLOW_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """When a dead child is started again: after first_delay, doubling up to max_delay, so a crash loop does
+    not spin; a child that ran healthy_seconds counts as recovered; more than max_restarts quick deaths in a
+    row mean something is wrong that restarting will not fix."""
+
+    first_delay: float = 1.0
+    max_delay: float = 30.0
+    healthy_seconds: float = 60.0
+    max_restarts: int = 5
+
+    def delay(self, restart: int) -> float:
+        return min(self.first_delay * 2 ** (restart - 1), self.max_delay)
 
 
 class LaunchError(RuntimeError):
@@ -47,6 +66,7 @@ class Launcher:
         stop_timeout: float = 600.0,
         echo: Callable[[str], None] = print,
         verbose: bool = False,
+        restart: RestartPolicy | None = None,
     ):
         self.settings = settings
         self.verbose = verbose
@@ -56,7 +76,11 @@ class Launcher:
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         self.echo = echo
+        self.restart = restart or RestartPolicy()
         self.children: dict[str, subprocess.Popen] = {}
+        self.started_at: dict[str, float] = {}
+        self.quick_restarts: dict[str, int] = {}  # restarts in a row, each after a death soon after starting
+        self.restart_due: dict[str, float] = {}  # dead children waiting for their restart time
         self.signals_received = 0
         self.api = ApiClient(self.local_url, settings.api_token)
         self.bootstrap = DemoBootstrap(self.demo, settings, self.api, echo)
@@ -72,7 +96,8 @@ class Launcher:
 
     # ---- the whole run -----------------------------------------------------------------------------------
     def run(self) -> int:
-        """Start everything, wait for Ctrl-C/SIGTERM or a child's death, stop everything; the exit status."""
+        """Start everything, keep it running until Ctrl-C/SIGTERM (or a child that keeps dying), stop
+        everything; the exit status."""
         previous_handlers = {
             sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
         }
@@ -147,22 +172,29 @@ class Launcher:
             redact(self.settings.broker_url) if self.settings.broker_url else "embedded (no Redis needed)"
         )
         self.echo(f"data folder: {self.settings.data_dir.resolve()}; broker: {broker}")
-        environment = self.child_environment()
-        for name, command in self.child_commands().items():
-            self.children[name] = subprocess.Popen(
-                command,
-                env=environment,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                # Own process groups: the terminal's Ctrl-C reaches only this launcher, which then stops
-                # the children in order; if the launcher itself dies, the kernel stops them.
-                start_new_session=True,
-                preexec_fn=_die_with_parent(os.getpid()),
-            )
-            threading.Thread(
-                target=self._relay, args=(self.children[name],), name=f"relay-{name}", daemon=True
-            ).start()
-            self.echo(f"started {name} (pid {self.children[name].pid}): sketch2color {' '.join(command[3:])}")
+        for name in self.child_commands():
+            self._start_child(name)
+
+    def _start_child(self, name: str) -> None:
+        command = self.child_commands()[name]
+        self.children[name] = subprocess.Popen(
+            command,
+            env=self.child_environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            # Own process groups: the terminal's Ctrl-C reaches only this launcher, which then stops
+            # the children in order; if the launcher itself dies, the kernel stops them.
+            start_new_session=True,
+            preexec_fn=_die_with_parent(os.getpid()),
+        )
+        self.started_at[name] = time.monotonic()
+        threading.Thread(
+            target=self._relay, args=(self.children[name],), name=f"relay-{name}", daemon=True
+        ).start()
+        self.echo(f"started {name} (pid {self.children[name].pid}): {self._command_text(name)}")
+
+    def _command_text(self, name: str) -> str:
+        return f"sketch2color {' '.join(self.child_commands()[name][3:])}"
 
     def _relay(self, child: subprocess.Popen) -> None:
         """Pass a child's output on, without the libraries' start-up chatter (all of it with --verbose)."""
@@ -173,12 +205,14 @@ class Launcher:
                 sys.stdout.write(line + "\n")
                 sys.stdout.flush()
 
-    def _dead_child(self) -> tuple[str, int] | None:
+    def _dead_children(self) -> list[tuple[str, int]]:
+        """(name, exit status) of the children that died and have no restart planned yet."""
+        dead = []
         for name, child in self.children.items():
             code = child.poll()
-            if code is not None:
-                return name, code
-        return None
+            if code is not None and name not in self.restart_due:
+                dead.append((name, code))
+        return dead
 
     def _stop_children(self) -> None:
         running = {name: child for name, child in self.children.items() if child.poll() is None}
@@ -208,11 +242,10 @@ class Launcher:
         while time.monotonic() < deadline:
             if self.stopping:
                 raise Stopped
-            dead = self._dead_child()
+            dead = self._dead_children()
             if dead:
-                raise LaunchError(
-                    f"the {dead[0]} exited with status {dead[1]} while starting (its output is above)"
-                )
+                name, code = dead[0]
+                raise LaunchError(f"the {name} {exit_text(code)} while starting (its output is above)")
             try:
                 status, _ = self.api.request("GET", "/healthz", timeout=2)
                 if status == 200:
@@ -233,16 +266,50 @@ class Launcher:
         """
         last_follow = time.monotonic()
         while not self.stopping:
-            dead = self._dead_child()
-            if dead:
-                self.echo(f"error: the {dead[0]} exited with status {dead[1]}; stopping")
-                return 1
+            for name, code in self._dead_children():
+                if not self._plan_restart(name, code):
+                    return 1
+            self._restart_due_children()
             if self.bootstrap.following:
                 if time.monotonic() - last_follow >= FOLLOW_SECONDS:
                     last_follow = time.monotonic()
                     self.bootstrap.follow()
             time.sleep(POLL_SECONDS)
         return 0
+
+    def _plan_restart(self, name: str, code: int) -> bool:
+        """Say that a child died and when it starts again; False when it keeps dying and `up` gives up."""
+        if time.monotonic() - self.started_at[name] >= self.restart.healthy_seconds:
+            self.quick_restarts[name] = 0  # it had recovered: this is a new failure, not a crash loop
+        restart = self.quick_restarts.get(name, 0) + 1
+        if restart > self.restart.max_restarts:
+            memory = "; status -9 is often the system running out of memory (see dmesg)" if code == -9 else ""
+            self.echo(
+                f"error: the {name} {exit_text(code)}; it died {restart} times in a row, each restart within "
+                f"{self.restart.healthy_seconds:g} s, so restarting will not help: giving up and stopping the "
+                f"rest. Its output is above, or run `{self._command_text(name)}` on its own to see why{memory}"
+            )
+            return False
+        self.quick_restarts[name] = restart
+        _kill_group(self.children[name])  # whatever it left behind in its process group
+        delay = self.restart.delay(restart)
+        self.echo(f"the {name} {exit_text(code)}; restarting it in {delay:g} s (restart {restart})")
+        self.restart_due[name] = time.monotonic() + delay
+        return True
+
+    def _restart_due_children(self) -> None:
+        now = time.monotonic()
+        for name, due in list(self.restart_due.items()):
+            if now >= due:
+                del self.restart_due[name]
+                self._start_child(name)
+
+
+def exit_text(code: int) -> str:
+    """'exited with status -9 (killed)': a negative status is the signal that ended the process."""
+    if code >= 0:
+        return f"exited with status {code}"
+    return f"exited with status {code} ({(signal.strsignal(-code) or f'signal {-code}').lower()})"
 
 
 # TensorFlow's C++ start-up lines (absl logging before it is initialised cannot be turned off by any

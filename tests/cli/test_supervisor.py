@@ -1,5 +1,6 @@
-"""`sketch2color up` process handling, with stand-in children (no TensorFlow): start, Ctrl-C, deaths."""
+"""`sketch2color up` process handling, with stand-in children (no TensorFlow): start, stop, deaths, restarts."""
 
+import json
 import os
 import re
 import signal
@@ -13,16 +14,18 @@ from pathlib import Path
 import pytest
 
 from cli.demo import DemoConfig, _job_list
-from cli.supervisor import Launcher
+from cli.supervisor import Launcher, RestartPolicy, exit_text
 from contracts.queue import redact
 from contracts.settings import Settings
 from tests.support import REPO_ROOT as REPO
 from tests.support import (
     descendants,
     free_port,
+    http_status,
     interrupt_and_wait,
     tail,
     wait_for_text,
+    wait_until,
     wait_until_gone,
 )
 
@@ -38,11 +41,11 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 """
 
 DRIVER = """
-import sys
+import json, sys
 from pathlib import Path
 from contracts.settings import Settings
 from cli.demo import DemoConfig
-from cli.supervisor import Launcher
+from cli.supervisor import Launcher, RestartPolicy
 
 FAKE_API, WORKER = sys.argv[4], sys.argv[5]
 
@@ -55,7 +58,7 @@ class StandIns(Launcher):
 
 settings = Settings(data_dir=Path(sys.argv[1]))
 launcher = StandIns(settings, port=int(sys.argv[2]), demo=DemoConfig(enabled=False), startup_timeout=60,
-                    stop_timeout=float(sys.argv[3]))
+                    stop_timeout=float(sys.argv[3]), restart=RestartPolicy(**json.loads(sys.argv[6])))
 sys.exit(launcher.run())
 """
 
@@ -63,10 +66,18 @@ POLITE_WORKER = "import time\nwhile True: time.sleep(1)"
 STUBBORN_WORKER = (
     "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile True: time.sleep(1)"
 )
-DYING_WORKER = "import sys, time\ntime.sleep(1.5)\nsys.exit(3)"
+# The first one runs until killed; every restart exits at once, as a worker with a broken setting would.
+CRASH_LOOP_WORKER = """
+import os, sys, time
+marker = os.path.join(os.environ["S2C_DATA_DIR"], "worker-ran")
+if os.path.exists(marker):
+    sys.exit(3)
+open(marker, "w").close()
+while True: time.sleep(1)
+"""
 
 
-def _start(tmp_path: Path, worker: str, stop_timeout: float = 3.0, port: int | None = None):
+def _start(tmp_path: Path, worker: str, stop_timeout: float = 3.0, port: int | None = None, **restart: float):
     log = tmp_path / "launcher.log"
     arguments = [
         str(tmp_path / "data"),
@@ -74,7 +85,7 @@ def _start(tmp_path: Path, worker: str, stop_timeout: float = 3.0, port: int | N
         str(stop_timeout),
         textwrap.dedent(FAKE_API),
     ]
-    command = [sys.executable, "-c", DRIVER, *arguments, worker]
+    command = [sys.executable, "-c", DRIVER, *arguments, worker, json.dumps(restart)]
     with log.open("w") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=REPO)
     return process, log
@@ -108,12 +119,79 @@ def test_sigterm_stops_everything_cleanly(tmp_path):
     assert "did not stop" not in log.read_text()
 
 
-def test_a_child_that_dies_stops_the_other_and_fails(tmp_path):
-    process, log = _start(tmp_path, DYING_WORKER)
-    wait_for_text(log, "started worker", process, timeout=60)
+def _new_pid(process, log: Path, name: str, old: int, health_url: str | None, timeout: float = 30) -> int:
+    """Wait for `name` to be started again; with `health_url`, it must answer 200 at every poll meanwhile."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"up exited with {process.returncode}:\n{tail(log)}"
+        if health_url:
+            assert http_status(health_url, timeout=2) == 200, f"the API stopped answering:\n{tail(log)}"
+        pid = _child_pids(log).get(name)
+        if pid != old and pid in descendants(os.getpid()):
+            return pid
+        time.sleep(0.1)
+    raise AssertionError(f"the {name} was not started again within {timeout:.0f}s:\n{tail(log)}")
+
+
+def _exit_status(process, log: Path, timeout: float) -> int:
+    """The launcher's exit status; one still running after `timeout` is killed (its children follow it)."""
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        raise AssertionError(f"up still running after {timeout:.0f}s:\n{tail(log)}") from None
+
+
+def test_a_killed_worker_is_restarted_alone_while_the_api_keeps_answering(tmp_path):
+    port = free_port()
+    process, log = _start(tmp_path, POLITE_WORKER, port=port)
+    wait_for_text(log, "sketch2color is up", process, timeout=60)
+    before = _child_pids(log)
+    os.kill(before["worker"], signal.SIGKILL)
+    worker = _new_pid(process, log, "worker", before["worker"], health_url=f"http://127.0.0.1:{port}/healthz")
+    output = log.read_text()
+    assert "the worker exited with status -9 (killed); restarting it in 1 s (restart 1)" in output, output
+    assert _child_pids(log)["api"] == before["api"], "the API was restarted too"
+    assert process.poll() is None, output
     children = descendants(process.pid)
-    assert process.wait(timeout=60) != 0
-    assert "worker exited with status 3" in log.read_text(), log.read_text()
+    assert set(children) == {before["api"], worker}, (children, output)
+    assert interrupt_and_wait(process, timeout=30, signal_number=signal.SIGTERM) == 0, tail(log)
+    assert not wait_until_gone(children, timeout=5)
+
+
+def test_a_killed_api_comes_back_every_time_it_had_run_healthily(tmp_path):
+    port = free_port()
+    # healthy_seconds=0: every run counts as healthy, so each death is restart 1 again and never gives up.
+    process, log = _start(tmp_path, POLITE_WORKER, port=port, healthy_seconds=0, max_restarts=1)
+    wait_for_text(log, "sketch2color is up", process, timeout=60)
+    worker = _child_pids(log)["worker"]
+    for _ in range(2):
+        api = _child_pids(log)["api"]
+        os.kill(api, signal.SIGKILL)
+        _new_pid(process, log, "api", api, health_url=None)
+        wait_until(lambda: http_status(f"http://127.0.0.1:{port}/healthz", timeout=2) == 200, 30,
+                   lambda: f"the restarted API to answer:\n{tail(log)}")  # fmt: skip
+    output = log.read_text()
+    restarted = "the api exited with status -9 (killed); restarting it in 1 s (restart 1)"
+    assert output.count(restarted) == 2, output
+    assert _child_pids(log)["worker"] == worker, "the worker was restarted too"
+    children = descendants(process.pid)
+    assert interrupt_and_wait(process, timeout=30, signal_number=signal.SIGTERM) == 0, tail(log)
+    assert not wait_until_gone(children, timeout=5)
+
+
+def test_a_child_that_keeps_dying_makes_up_give_up_and_stop_the_rest(tmp_path):
+    process, log = _start(tmp_path, CRASH_LOOP_WORKER, first_delay=0.1, max_restarts=2)
+    wait_for_text(log, "sketch2color is up", process, timeout=60)
+    children = descendants(process.pid)
+    os.kill(_child_pids(log)["worker"], signal.SIGKILL)
+    assert _exit_status(process, log, timeout=60) == 1, tail(log)
+    output = log.read_text()
+    assert "restarting it in 0.1 s (restart 1)" in output and "restarting it in 0.2 s (restart 2)" in output
+    assert "error: the worker exited with status 3; it died 3 times in a row" in output, output
+    assert "giving up and stopping the rest" in output and "to see why" in output, output
+    assert "restart 3" not in output, output
     assert not wait_until_gone(children, timeout=5)
 
 
@@ -148,6 +226,8 @@ def test_demo_job_request_matches_the_jobs_api():
 
 
 def test_helpers():
+    assert [RestartPolicy().delay(n) for n in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]
+    assert exit_text(-9) == "exited with status -9 (killed)" and exit_text(3) == "exited with status 3"
     assert _job_list([{"id": "a"}, "junk"]) == [{"id": "a"}]
     assert _job_list({"detail": "no"}) == []
     assert redact("redis://:secret@host:6379/0") == "redis://:***@host:6379/0"
