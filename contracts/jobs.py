@@ -52,7 +52,7 @@ EVENTS_KEPT = 50
 RESERVE_BYTES = 256 * 1024
 WORKER_LOST = "worker lost"
 WORKER_LOST_GAVE_UP = "worker lost, gave up"
-MAX_WORKERS_LOST = 3  # attempts in a row whose worker died: then the job fails instead of being re-queued
+MAX_WORKERS_LOST = 3  # default of S2C_MAX_WORKER_LOSSES: lost workers in a row, then the job fails
 
 Result = TypeVar("Result")
 
@@ -262,7 +262,13 @@ def _attempt_of(record: Job, owner: str) -> Attempt:
     raise LookupError(f"no attempt of {owner} in job {record.id}")
 
 
-def begin_attempt(run_dir: Path, owner: str, worker: str, previous_lease: dict[str, Any] | None) -> str:
+def begin_attempt(
+    run_dir: Path,
+    owner: str,
+    worker: str,
+    previous_lease: dict[str, Any] | None,
+    max_worker_losses: int = MAX_WORKERS_LOST,
+) -> str:
     """queued (or running, after a lost worker) -> running, with a new attempt; the lease is already ours.
 
     Returns "run", or the final state that means there is nothing to run (a cancel that came first).
@@ -275,8 +281,8 @@ def begin_attempt(run_dir: Path, owner: str, worker: str, previous_lease: dict[s
             _move(record, JobState.CANCELLED, finished_at=utc_now())
             add_event(record, "cancelled before this delivery could start it", worker=worker)
             return JobState.CANCELLED.value
-        if _note_lost_worker(record) >= MAX_WORKERS_LOST:  # a redelivery after yet another dead worker
-            _give_up_after_lost_workers(record, worker)
+        if _note_lost_worker(record) >= max_worker_losses:  # a redelivery after yet another dead worker
+            _give_up_after_lost_workers(record, worker, max_worker_losses)
             return JobState.FAILED.value
         now = utc_now()
         _move(record, JobState.RUNNING, started_at=record.started_at or now, error=None, message_sent=True)
@@ -368,7 +374,7 @@ def _note_lost_worker(record: Job) -> int:
     return lost
 
 
-def _give_up_after_lost_workers(record: Job, noticed_by: str) -> None:
+def _give_up_after_lost_workers(record: Job, noticed_by: str, losses: int) -> None:
     """A job that kills its worker (out of memory, most often) would otherwise be re-queued forever. The last
     attempt says so, so a resumed job starts counting its lost workers afresh."""
     record.attempts[-1].outcome = WORKER_LOST_GAVE_UP
@@ -376,15 +382,19 @@ def _give_up_after_lost_workers(record: Job, noticed_by: str) -> None:
         record,
         JobState.FAILED,
         finished_at=utc_now(),
-        error=f"its worker died {MAX_WORKERS_LOST} times in a row while running it (killed, most often for "
+        error=f"its worker died {losses} time{'s' if losses != 1 else ''} in a row while running it (killed, most often for "
         "running out of memory): not re-queued again. See the worker's log; resume it (POST "
         "/jobs/{id}/resume) once the worker has more memory, or launch it with a smaller batch or width",
     )
-    add_event(record, f"worker lost {MAX_WORKERS_LOST} times in a row; failed", noticed_by=noticed_by)
+    add_event(record, f"worker lost {losses} times in a row; failed", noticed_by=noticed_by)
 
 
 def requeue_lost(
-    run_dir: Path, lease_is_live: Callable[[], bool], noticed_by: str, lease: dict[str, Any] | None
+    run_dir: Path,
+    lease_is_live: Callable[[], bool],
+    noticed_by: str,
+    lease: dict[str, Any] | None,
+    max_worker_losses: int = MAX_WORKERS_LOST,
 ) -> bool:
     """running without a live lease -> queued (its worker died); the caller enqueues it. True if it changed.
 
@@ -402,8 +412,8 @@ def requeue_lost(
                 noticed_by=noticed_by,
             )
             return False
-        if _note_lost_worker(record) >= MAX_WORKERS_LOST:
-            _give_up_after_lost_workers(record, noticed_by)
+        if _note_lost_worker(record) >= max_worker_losses:
+            _give_up_after_lost_workers(record, noticed_by, max_worker_losses)
             return False
         _move(record, JobState.QUEUED)
         add_event(

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(16, ge=1, le=256)
     max_batch_wait_ms: float = Field(5.0, ge=0)
     job_lease_seconds: float = Field(30.0, gt=0)
+    # A job whose worker dies this many times in a row (out of memory, most often) fails instead of re-queuing.
+    max_worker_losses: int = Field(3, ge=1, le=1000)
     max_dataset_upload_bytes: int = Field(2 * 1024**3, gt=0)
     max_dataset_files: int = Field(50_000, gt=0)
     max_dataset_unpacked_bytes: int = Field(16 * 1024**3, gt=0)

@@ -26,7 +26,9 @@ PRUNE_EVERY_SECONDS = 3600
 LEFTOVER_AGE_SECONDS = 3600
 
 
-def recover_lost_job(celery_app: Celery, run_dir: Path, hostname: str, lease: dict | None) -> bool:
+def recover_lost_job(
+    celery_app: Celery, run_dir: Path, hostname: str, lease: dict | None, max_worker_losses: int
+) -> bool:
     """Revoke the expired `lease` (as observed), then re-enqueue the job. True if it was re-enqueued.
 
     Revoking first fences the old holder off whatever its clock says: it cannot renew a revoked lease, and the
@@ -34,7 +36,9 @@ def recover_lost_job(celery_app: Celery, run_dir: Path, hostname: str, lease: di
     """
     if not revoke(run_dir, lease):
         return False  # it was renewed meanwhile: alive after all
-    if not jobs.requeue_lost(run_dir, lambda: lease_is_live(read_lease(run_dir)), hostname, lease):
+    if not jobs.requeue_lost(
+        run_dir, lambda: lease_is_live(read_lease(run_dir)), hostname, lease, max_worker_losses
+    ):
         return False
     try:
         enqueue_job(celery_app, run_dir.name)
@@ -117,7 +121,7 @@ class Janitor(threading.Thread):
             return
         lease = read_lease(run_dir)
         if self.watch.expired(run_dir, lease):
-            recover_lost_job(self.celery_app, run_dir, self.hostname, lease)
+            recover_lost_job(self.celery_app, run_dir, self.hostname, lease, self.settings.max_worker_losses)
 
     def clean_leftovers(self) -> None:
         """What a process killed mid-write leaves behind, removed once nothing can be writing it: TensorFlow's

@@ -74,7 +74,9 @@ class JobRun:
             jobs.note_event(self.run_dir, "repeated delivery ignored", worker=self.hostname, holder=holder)
             raise Ignore()
         try:
-            outcome = jobs.begin_attempt(self.run_dir, self.owner, self.hostname, previous_lease)
+            outcome = jobs.begin_attempt(
+                self.run_dir, self.owner, self.hostname, previous_lease, self.settings.max_worker_losses
+            )
         except BaseException:
             self.lease.release()
             raise

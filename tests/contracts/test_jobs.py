@@ -193,3 +193,13 @@ def test_unknown_job_parameters_make_no_readable_record(run_dir):
     raw["params"]["stepz"] = 1
     (run_dir / "job.json").write_text(json.dumps(raw))
     assert jobs.read_record(run_dir) is None
+
+
+def test_the_number_of_lost_workers_a_job_survives_is_a_setting(run_dir):
+    from contracts.settings import Settings
+
+    assert Settings().max_worker_losses == jobs.MAX_WORKERS_LOST == 3
+    jobs.begin_attempt(run_dir, "w1:1:a", "w1", previous_lease=None)
+    assert not jobs.requeue_lost(run_dir, lambda: False, "janitor", lease=None, max_worker_losses=1)
+    record = read(run_dir)
+    assert record.state == JobState.FAILED and "died 1 time in a row" in (record.error or ""), record.error
