@@ -45,7 +45,7 @@ def test_make_synthetic_then_train_then_colorize(tmp_path):
             assert (image.format, image.mode, image.size) == ("PNG", "RGB", (256, 256))
     full = tmp_path / "full.png"
     drawn = _run("colorize", models, sketch, full, "--size", "original")
-    assert "(300x120)" in drawn.stdout, drawn.stdout
+    assert "(300x120, png)" in drawn.stdout, drawn.stdout
     with Image.open(full) as image:
         assert (image.format, image.mode, image.size) == ("PNG", "RGB", (300, 120))
 

@@ -51,7 +51,7 @@ def test_colorize_models_serve_and_jobs_over_http(server: Server, tmp_path: Path
     draw_sketch(300, 150, seed=2).save(sketch)
     done = remote(server, "colorize", sketch, output, "--size", "original")
     assert done.returncode == 0, done.stderr
-    assert "(300x150)" in done.stdout and "model version 1" in done.stdout, done.stdout
+    assert "(300x150, png)" in done.stdout and "model version 1" in done.stdout, done.stdout
     assert Image.open(output).size == (300, 150)
 
     listed = remote(server, "models")
