@@ -1,15 +1,24 @@
 // Every API call goes through `api()`, which turns an error answer ({"detail": ...}) into an Error whose message
-// shows the status and the detail. The API token, if the server has one, is kept in the browser's localStorage.
+// shows the status and the detail. The API token, if the server has one, is kept for the tab (sessionStorage):
+// it is a key to the server, so it does not stay on the disk after the tab is closed.
 
 const TOKEN_KEY = "sketch2color.apiToken";
+localStorage.removeItem(TOKEN_KEY);  // where older pages kept it
+let tokenWatcher = () => {};
 
 export function savedToken() {
-  return localStorage.getItem(TOKEN_KEY);
+  return sessionStorage.getItem(TOKEN_KEY);
 }
 
 export function saveToken(token) {  // an empty token forgets the saved one
-  if (token) localStorage.setItem(TOKEN_KEY, token);
-  else localStorage.removeItem(TOKEN_KEY);
+  if (token) sessionStorage.setItem(TOKEN_KEY, token);
+  else sessionStorage.removeItem(TOKEN_KEY);
+}
+
+// token.js hears how each call that sends the token was answered: accepted (2xx) or refused (401), so that the
+// panels that need a token lock and unlock in one place, whichever call found out.
+export function watchToken(callback) {
+  tokenWatcher = callback;
 }
 
 export class ApiError extends Error {
@@ -38,13 +47,13 @@ export async function api(path, options = {}) {
   } catch (error) {
     throw new ApiError("network", `the server cannot be reached (${error.message})`);
   }
+  if (options.auth !== false && (response.ok || response.status === 401)) tokenWatcher(response.ok);
   if (!response.ok) {
     let detail = response.statusText || "request failed";
     try {
       const body = await response.json();
       if (body && body.detail !== undefined) detail = describeDetail(body.detail);
     } catch (_) { /* not JSON: keep the status text */ }
-    if (response.status === 401) detail += " (enter the API token in the Training panel)";
     throw new ApiError(response.status, detail);
   }
   return response;

@@ -3,6 +3,7 @@
 //   api.js (every API call, the token)   dom.js (small DOM helpers)   state.js (what the page remembers)
 //   sketch.js (the canvases, drawing tools, shortcuts)   hints.js (hint colors, eyedropper)   colorize.js (results)
 //   download.js (the Download menu: PNG, PSD, ORA)   models.js (Models panel, status pill)   datasets.js (Datasets panel)   jobs.js (Training panel)   chart.js
+//   token.js (the API token field, and the panels locked until the server has one it takes)
 // Importing a module only sets up its panel's listeners; everything that calls across modules starts here, once
 // every module has loaded.
 
@@ -12,6 +13,7 @@ import { refreshModelStatus } from "./models.js";
 import { loadDatasets } from "./datasets.js";
 import { refreshJobs } from "./jobs.js";
 import { state } from "./state.js";
+import { tokenLocked, whenTokenChanges } from "./token.js";
 
 const REFRESH_MS = 3000;
 
@@ -21,9 +23,14 @@ selectTool("pen");
 refreshModelStatus();
 loadDatasets();
 refreshJobs();
+whenTokenChanges(() => {
+  loadDatasets();
+  refreshJobs();
+});
 setInterval(() => {
   if (document.hidden) return;
   refreshModelStatus();
+  if (tokenLocked()) return;  // nothing to read until a token is entered
   refreshJobs();
   if (state.datasets.importing) loadDatasets();
 }, REFRESH_MS);

@@ -4,6 +4,8 @@
 // One request at a time: a change while one is out sends the latest state when it is back. The Colorize button's
 // data-recolor says "idle" when no request is due or out, "busy" otherwise. Each result keeps what it was made from,
 // so that the Download menu (download.js) can ask for the same picture as layers.
+// On a phone the result lies below the sketch: a new result that is off screen is scrolled into view after the
+// Colorize button, and after a stroke (the user is drawing: the page does not move) the chip "Result ready" is shown.
 
 import { api } from "./api.js";
 import { $, show } from "./dom.js";
@@ -83,6 +85,7 @@ async function colorize({ auto = false } = {}) {
     };
     remember(entry);
     showResult(entry);
+    bringIntoView(auto);
     recolor.done = true;
   } catch (error) {
     $("result-caption").textContent = "\u00a0";
@@ -121,6 +124,33 @@ function remember(entry) {
     return button;
   }));
 }
+
+function resultInView() {
+  const box = $("result-frame").getBoundingClientRect();
+  return box.top >= -1 && box.bottom <= window.innerHeight + 1;
+}
+
+function scrollToResult() {
+  const smooth = !window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+  $("result-frame").scrollIntoView({ behavior: smooth ? "smooth" : "auto", block: "nearest" });
+  $("result-chip").hidden = true;
+}
+
+function bringIntoView(auto) {
+  const chip = $("result-chip");
+  if (resultInView()) {
+    chip.hidden = true;
+  } else if (auto) {
+    chip.textContent = $("result-frame").getBoundingClientRect().top < 0 ? "Result ready ↑" : "Result ready ↓";
+    chip.hidden = false;
+  } else {
+    scrollToResult();
+  }
+}
+$("result-chip").addEventListener("click", scrollToResult);
+window.addEventListener("scroll", () => {
+  if (!$("result-chip").hidden && resultInView()) $("result-chip").hidden = true;
+}, { passive: true });
 
 function showResult(entry) {
   const result = $("result");

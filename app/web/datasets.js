@@ -18,8 +18,10 @@ export async function loadDatasets() {  // GET /datasets: [{name, train, val, st
     if (!ready.length) select.append(new Option("no datasets yet: upload one above", ""));
     if (ready.some((dataset) => dataset.name === chosen)) select.value = chosen;
     await renderDatasets(datasets);
-  } catch (error) {
-    select.replaceChildren(new Option(`datasets unavailable — ${error.message}`, ""));
+  } catch (error) {  // short words in the select (a long one widens the page); 401: the panel is locked (token.js)
+    select.replaceChildren(new Option("datasets unavailable", ""));
+    const why = error.status === 401 ? "the API token is needed" : error.message;
+    $("datasets-body").replaceChildren(emptyRow(`Datasets unavailable — ${why}`, 5));
   }
 }
 

@@ -1,13 +1,12 @@
-// The Training panel: the API token, the launch form with its time estimate, and the jobs table (GET /jobs) with
+// The Training panel: the launch form with its time estimate, and the jobs table (GET /jobs) with
 // its Cancel, Resume and Delete buttons. A click on a job draws its loss curves (chart.js).
 //
 // The job states are the API's own list: the enum JobState in /openapi.json, read once. Which of them are final,
 // which can be resumed and which are already stopping is said in JOB_STATE_GROUPS below, and nowhere else: a listed
 // state that no group names (a new one) counts as active: it shows an ETA and a Cancel button, not Delete.
 
-import { api, saveToken, savedToken } from "./api.js";
+import { api } from "./api.js";
 import { drawChart } from "./chart.js";
-import { loadDatasets } from "./datasets.js";
 import { $, actionButton, cell, emptyRow, formatSeconds, show } from "./dom.js";
 import { state } from "./state.js";
 
@@ -46,14 +45,6 @@ async function loadJobStates() {
     resumable: new Set(JOB_STATE_GROUPS.resumable),
   };
 }
-
-const tokenInput = $("token");
-tokenInput.value = savedToken() || "";
-tokenInput.addEventListener("change", () => {
-  saveToken(tokenInput.value.trim());
-  loadDatasets();
-  refreshJobs();
-});
 
 function jobRow(job, states) {
   const progress = job.progress || {};
@@ -135,8 +126,8 @@ export async function refreshJobs() {
     updateEstimate();
     if (!jobs.selected && list.length) jobs.selected = list[0].id;
     if (jobs.selected) await drawChart(jobs.selected);
-  } catch (error) {
-    show($("jobs-error"), `Jobs unavailable — ${error.message}`);
+  } catch (error) {  // 401: the panel is locked until the token is entered (token.js), no error to show
+    show($("jobs-error"), error.status === 401 ? "" : `Jobs unavailable — ${error.message}`);
   }
 }
 

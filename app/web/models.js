@@ -65,6 +65,7 @@ function modelRow(version, served) {
     gate.textContent = "–";
   }
   const actions = document.createElement("span");
+  actions.className = "needs-token";
   if (version.version !== served) {
     actions.append(actionButton("Serve", () => changeModels("models/active", "PUT", { version: version.version })));
     if (!version.labels.length) {
@@ -88,8 +89,8 @@ async function changeModels(path, method, body) {
       headers: body ? { "Content-Type": "application/json" } : {},
       body: body ? JSON.stringify(body) : undefined,
     });
-  } catch (error) {
-    show($("models-error"), `Could not change the models: ${error.message}`);
+  } catch (error) {  // 401: the token lock says it (token.js)
+    if (error.status !== 401) show($("models-error"), `Could not change the models: ${error.message}`);
   }
   refreshModelStatus();
 }

@@ -195,34 +195,14 @@ def test_jobs_panel_shows_the_finished_job_and_draws_its_loss_curves(page: Page,
     expect(page.locator("#chart")).to_contain_text("step 20")
 
 
-def test_enter_in_the_token_field_launches_nothing(page: Page) -> None:
-    expect(page.locator("#dataset")).to_have_value(DATASET)  # the launch form could be submitted
-    launches = []
-    page.on(
-        "request", lambda r: launches.append(r) if r.method == "POST" and r.url.endswith("/jobs") else None
-    )
-    page.locator("#token").fill("a-token")
-    page.locator("#token").press("Enter")
-    page.wait_for_timeout(1500)
-    assert not launches, "pressing Enter in the token field submitted the launch form"
-
-
-def test_the_token_is_kept_and_sent_to_the_job_endpoints(page: Page) -> None:
-    page.locator("#token").fill("secret-token")
-    page.locator("#token").dispatch_event("change")
-    page.reload()
-    expect(page.locator("#token")).to_have_value("secret-token")
-    with page.expect_request(lambda request: request.url.endswith("/jobs")) as jobs_request:
-        pass  # the reloaded page asks for the jobs again within a few seconds
-    assert jobs_request.value.headers.get("authorization") == "Bearer secret-token"
-
-
 def test_job_endpoint_errors_show_the_servers_detail(page: Page) -> None:
+    """The detail goes in the panel, not in the dataset select: a long option would widen the page."""
     detail = "the job broker is unreachable: connection refused. Start it"
     for path in ("**/datasets", "**/jobs"):
         page.route(path, lambda route: route.fulfill(status=503, json={"detail": detail}))
-    page.locator("#token").dispatch_event("change")  # a new token: the page asks for both again
-    expect(page.locator("#dataset option")).to_have_text(f"datasets unavailable — 503: {detail}")
+    page.reload()
+    expect(page.locator("#dataset option")).to_have_text("datasets unavailable")
+    expect(page.locator("#datasets-body")).to_have_text(f"Datasets unavailable — 503: {detail}")
     expect(page.locator("#jobs-error")).to_have_text(f"Jobs unavailable — 503: {detail}")
 
 
@@ -301,7 +281,6 @@ def test_the_page_works_at_phone_width(browser: Browser, server: Server, tmp_pat
         open_download_menu(phone)
         with phone.expect_download():
             phone.get_by_role("link", name="PNG").click()
-        phone.locator("#token").fill("phone-token")
         phone.locator("#jobs-body tr.job").first.click()
         expect(phone.locator("#chart-panel")).to_be_visible()
         launch = phone.get_by_role("button", name="Launch training")
