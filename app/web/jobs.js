@@ -151,6 +151,7 @@ $("launch").addEventListener("submit", async (event) => {
     batch_size: Number(form.get("batch_size")),
     ngf: Number(form.get("ngf")),
     ndf: Number(form.get("ngf")),  // one width for both networks, as the estimate assumes
+    promote: form.get("promote"),  // auto: the quality gate decides whether the new version is served
   };
   const message = $("launch-message");
   show(message, "");

@@ -56,29 +56,58 @@ function modelRow(version, served) {
     sample.src = `models/${version.version}/sample.png`;
   }
   const val = version.val || {};
-  const gate = document.createElement("span");
-  if (version.gate) {
-    gate.textContent = version.gate.passed ? "passed" : "held back";
-    gate.className = `state ${version.gate.passed ? "succeeded" : "failed"}`;
-    gate.title = version.gate.reason;
-  } else {
-    gate.textContent = "–";
-  }
+  const serve = () => changeModels("models/active", "PUT", { version: version.version });
   const actions = document.createElement("span");
   actions.className = "needs-token";
   if (version.version !== served) {
-    actions.append(actionButton("Serve", () => changeModels("models/active", "PUT", { version: version.version })));
+    if (!heldBack(version)) actions.append(actionButton("Serve", serve));
     if (!version.labels.length) {
       actions.append(actionButton("Delete", () => changeModels(`models/${version.version}`, "DELETE")));
     }
   }
   row.append(
-    cell(name), cell(sample), cell(version.dataset ?? "–"), cell(val.l1 !== undefined ? val.l1.toFixed(4) : "–"),
-    cell(val.psnr !== undefined ? val.psnr.toFixed(2) : "–"), cell(gate), cell(version.labels.join(", ") || "–"),
+    cell(name), cell(gateCell(version, served, serve)), cell(sample), cell(version.dataset ?? "–"),
+    cell(val.l1 !== undefined ? val.l1.toFixed(4) : "–"), cell(val.psnr !== undefined ? val.psnr.toFixed(2) : "–"),
+    cell(version.labels.join(", ") || "–"),
     cell(version.created ? version.created.replace("T", " ").replace("+00:00", " UTC") : "–"), cell(actions),
   );
   if (version.error) row.title = `cannot be loaded: ${version.error}`;
   return row;
+}
+
+function heldBack(version) {
+  return Boolean(version.gate) && !version.gate.passed;
+}
+
+// The Gate column, second so that a phone shows it without scrolling the table: "passed" (its reason in the
+// tooltip), or "held back" with the reason written out (phones have no hover) and, unless it is served already,
+// its Serve button, the same PUT /models/active the actions column sends.
+function gateCell(version, served, serve) {
+  const box = document.createElement("div");
+  box.className = "gate";
+  const badge = document.createElement("span");
+  if (!version.gate) {
+    badge.textContent = "–";
+    box.append(badge);
+    return box;
+  }
+  badge.textContent = version.gate.passed ? "passed" : "held back";
+  badge.className = `state ${version.gate.passed ? "succeeded" : "failed"}`;
+  badge.title = version.gate.reason;
+  box.append(badge);
+  if (heldBack(version)) {
+    const reason = document.createElement("p");
+    reason.className = "gate-reason";
+    reason.textContent = version.gate.reason;
+    box.append(reason);
+    if (version.version !== served) {
+      const button = actionButton("Serve", serve);
+      button.className = "needs-token";
+      button.title = `Pin version ${version.version}: serve it although the quality gate held it back`;
+      box.append(button);
+    }
+  }
+  return box;
 }
 
 async function changeModels(path, method, body) {
