@@ -75,8 +75,11 @@ def _finish(
     colors: Image.Image, sketch: Image.Image, lines: str, fill: str, hints: np.ndarray | None, gap: float
 ) -> Image.Image:
     if fill == "regions":
-        flats = flat_colors(np.asarray(sketch), np.asarray(colors), hints, gap)
-        colors = Image.fromarray(flats, "RGB")
+        model_colors = np.asarray(colors)
+        flats = flat_colors(np.asarray(sketch), model_colors, hints, gap)
+        if flats is not model_colors:  # the drawing had regions to fill (else no copy is made)
+            colors = Image.fromarray(flats, "RGB")
+        del model_colors, flats
     return lay_lines(colors, sketch, lines)
 
 

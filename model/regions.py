@@ -23,6 +23,7 @@ Everything works on uint8/int32 buffers at the output's size; no float copy of t
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 from scipy import ndimage
 
 DEFAULT_GAP = 5  # widest gap closed, in pixels per 1024 px of the longer side
@@ -41,12 +42,16 @@ HINT_BITS = 4  # hint colors are grouped by their top 4 bits per channel to find
 @dataclass(frozen=True)
 class Regions:
     """The drawing cut into regions: `labels` (int32, 1..count) for every pixel, `cores` the same labels
-    away from the lines (0 on lines and their margin), and whether the structure can be trusted at all."""
+    away from the lines (0 on lines and their margin), and whether the structure can be trusted at all.
+    Where it cannot (a blank page, no lines, specks), the two are empty: nothing reads them."""
 
     labels: np.ndarray
     cores: np.ndarray
     count: int
     reliable: bool
+
+
+_NO_REGIONS = Regions(np.zeros((0, 0), np.int32), np.zeros((0, 0), np.int32), 0, reliable=False)
 
 
 def gap_pixels(width: int, height: int, gap: float = DEFAULT_GAP) -> float:
@@ -57,7 +62,7 @@ def gap_pixels(width: int, height: int, gap: float = DEFAULT_GAP) -> float:
 def find_ink(sketch: np.ndarray) -> np.ndarray:
     """bool [H, W]: the sketch's lines (uint8 RGB [H, W, 3] in). Empty when paper and ink do not differ."""
     darkest = np.minimum(np.minimum(sketch[..., 0], sketch[..., 1]), sketch[..., 2])
-    histogram = np.bincount(darkest.ravel(), minlength=256)
+    histogram = np.array(Image.fromarray(darkest, "L").histogram())  # C, no int64 copy of the picture
     cumulative = np.cumsum(histogram)
     paper = int(np.searchsorted(cumulative, 0.9 * cumulative[-1]))
     ink = int(np.searchsorted(cumulative, INK_QUANTILE * cumulative[-1]))
@@ -74,17 +79,14 @@ def find_regions(sketch: np.ndarray, gap: float = DEFAULT_GAP) -> Regions:
     ink_share = float(ink.mean())
     radius = int(np.ceil(gap_pixels(width, height, gap) / 2))  # a gap of g px is bridged from both ends
     if ink_share == 0:  # a blank page: one region, nothing to trust
-        ones = np.ones((height, width), np.int32)
-        return Regions(ones, ones, 1, reliable=False)
+        return _NO_REGIONS
     if _speckled(ink, MIN_REGION_SHARE * area):
-        ones = np.ones((height, width), np.int32)
-        return Regions(ones, ones, 1, reliable=False)
+        return _NO_REGIONS
     grown = ndimage.distance_transform_cdt(~ink, metric="chessboard") <= radius
     cores, count = ndimage.label(~grown)
     cores = cores.astype(np.int32, copy=False)
     if count == 0:
-        zeros = np.zeros((height, width), np.int32)
-        return Regions(zeros, zeros, 0, reliable=False)
+        return _NO_REGIONS
     nearest = ndimage.distance_transform_cdt(
         cores == 0, metric="chessboard", return_distances=False, return_indices=True
     )
