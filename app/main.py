@@ -23,6 +23,7 @@ from app.observability import MetricsMiddleware
 from app.uploads import UploadLimitMiddleware
 from contracts.settings import Settings, get_settings
 from contracts.train_config import describe_problems
+from storage.serving_policy import DamagedPolicy
 
 logger = logging.getLogger("sketch2color")
 REDACTED = "[query redacted]"
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, services: AppServices | None = 
         )
     app.add_middleware(MetricsMiddleware, metrics=services.metrics)
     app.add_exception_handler(ClientDisconnect, _client_disconnected)
+    app.add_exception_handler(DamagedPolicy, _damaged_policy)
     app.add_exception_handler(RequestValidationError, _bad_parameters)
     app.add_exception_handler(Exception, _unexpected_error)
     for router in (colorize.router, models.router, health.router, datasets.router, jobs.router, pages.router):
@@ -75,6 +77,12 @@ def create_app(settings: Settings | None = None, services: AppServices | None = 
     app.add_exception_handler(StarletteHTTPException, _http_error)
     document_one_error_shape(app)
     return app
+
+
+async def _damaged_policy(request: Request, error: Exception) -> JSONResponse:
+    """The serving policy file is damaged: nothing may be changed or decided from it until someone fixes it."""
+    logger.warning("%s %s refused: %s", request.method, request.url.path, error)
+    return JSONResponse({"detail": str(error)}, 503)
 
 
 async def _client_disconnected(request: Request, error: Exception) -> JSONResponse:

@@ -25,6 +25,7 @@ from model.networks import IMAGE_SIZE
 from model.onnx_engine import choose_batch1_engine
 from storage.layout import relative_to_data
 from storage.serving_policy import (
+    DamagedPolicy,
     ServingPolicy,
     labels_of,
     passed_gate,
@@ -173,12 +174,12 @@ class ModelStore:
 
     async def refresh(self) -> LoadedModel | None:
         """Serve what the policy chooses, if it is not served already and can be loaded; return the current."""
-        versions, policy = await asyncio.to_thread(
-            lambda: (list_versions(self.models_dir), read_policy(self.models_dir))
-        )
+        versions, policy, damage = await asyncio.to_thread(self._read_versions_and_policy)
         self.policy = policy
         current = self.current
         candidates = self._candidates(versions, policy)
+        if damage is not None:  # said after _candidates, which clears what it does not report itself
+            self._report(f"{damage}; serving by the last good policy meanwhile")
         for published in candidates:
             if current is not None and current.version == published.version:
                 if current.files == await asyncio.to_thread(fingerprint, published.path):
@@ -206,6 +207,14 @@ class ModelStore:
                 f"served version {current.version} is no longer published and nothing else can be served"
             )
         return self.current
+
+    def _read_versions_and_policy(self) -> tuple[list[PublishedVersion], ServingPolicy, DamagedPolicy | None]:
+        """The versions and the policy; a damaged policy file leaves the last good policy in force."""
+        versions = list_versions(self.models_dir)
+        try:
+            return versions, read_policy(self.models_dir), None
+        except DamagedPolicy as damage:
+            return versions, self.policy, damage
 
     def _candidates(self, versions: list[PublishedVersion], policy: ServingPolicy) -> list[PublishedVersion]:
         """What to try, best first: the pinned version, or the versions that passed the gate, newest first."""
@@ -325,7 +334,10 @@ class ModelStore:
         """What GET /models shows: the policy, every complete version with its metrics, gate and labels, which
         one is served, why any failed to load. Blocking."""
         current = self.current
-        policy = read_policy(self.models_dir)
+        try:
+            policy = read_policy(self.models_dir)
+        except DamagedPolicy:  # `problem` says so
+            policy = self.policy
         versions = []
         for published in reversed(list_versions(self.models_dir)):
             failure = self.failures.get(published.version)

@@ -4,11 +4,14 @@ The same file the API changes (storage/serving_policy.py), so a running API foll
 """
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from cli.errors import fail as _fail
+
+if TYPE_CHECKING:
+    from storage.serving_policy import ServingPolicy
 
 models_cli = typer.Typer(
     rich_markup_mode=None,
@@ -32,12 +35,12 @@ def _models_dir(models_dir: Path | None) -> Path:
 @models_cli.command("list")
 def list_models(models_dir: ModelsDir = None) -> None:
     """Every published version: metrics, quality gate, labels, and which one is served."""
-    from storage.serving_policy import labels_of, read_policy, served_version
+    from storage.serving_policy import labels_of, served_version
     from storage.versions import list_versions
 
     folder = _models_dir(models_dir)
     versions = list_versions(folder)
-    policy = read_policy(folder)
+    policy = _read_policy(folder)
     served = served_version(versions, policy)
     choice = (
         "latest (newest that passed the gate)" if policy.served == "latest" else f"pinned to {policy.served}"
@@ -67,7 +70,7 @@ def pin(
     models_dir: ModelsDir = None,
 ) -> None:
     """Serve this version (or `latest`: the newest that passed the quality gate)."""
-    from storage.serving_policy import InvalidVersion, VersionNotPublished, pin
+    from storage.serving_policy import DamagedPolicy, InvalidVersion, VersionNotPublished, pin
 
     folder = _models_dir(models_dir)
     if version != "latest" and not (version.isascii() and version.isdigit()):
@@ -77,7 +80,7 @@ def pin(
         pin(folder, chosen)
     except VersionNotPublished as error:
         _fail(f"{error} in {folder} (see `sketch2color models list`)")
-    except InvalidVersion as error:  # 0: the same rule as PUT /models/active
+    except (InvalidVersion, DamagedPolicy) as error:  # 0: the same rule as PUT /models/active
         _fail(str(error))
     typer.echo(
         f"serving {'the newest version that passed the gate' if chosen == 'latest' else f'version {chosen}'}"
@@ -105,6 +108,7 @@ def label(
     """Point a label at a version (`POST /colorize?version=LABEL` uses it), or remove it with --delete. Names
     that read as a version (`latest`, `v3`) are reserved for new labels, as in PUT /models/labels/NAME."""
     from storage.serving_policy import (
+        DamagedPolicy,
         InvalidLabel,
         InvalidVersion,
         LabelNotFound,
@@ -125,6 +129,8 @@ def label(
             unlabel(folder, name)
         except LabelNotFound:
             pass  # already gone: what was asked for holds
+        except DamagedPolicy as error:
+            _fail(str(error))
         typer.echo(f"removed label {name}")
         return
     if version is None:
@@ -133,7 +139,7 @@ def label(
         set_label(folder, name, version)
     except VersionNotPublished as error:
         _fail(f"{error} in {folder} (see `sketch2color models list`)")
-    except InvalidVersion as error:
+    except (InvalidVersion, DamagedPolicy) as error:
         _fail(str(error))
     typer.echo(f"label {name} -> version {version}")
 
@@ -161,14 +167,24 @@ def tf_serving_config_command(
     models_dir: ModelsDir = None,
 ) -> None:
     """Print the same choice as a TensorFlow Serving model config (for --model_config_file)."""
-    from storage.serving_policy import InvalidBasePath, read_policy, served_version, tf_serving_config
+    from storage.serving_policy import InvalidBasePath, served_version, tf_serving_config
     from storage.versions import list_versions
 
     folder = _models_dir(models_dir)
-    policy = read_policy(folder)
+    policy = _read_policy(folder)
     served = served_version(list_versions(folder), policy)
     try:
         config = tf_serving_config(policy, served.version if served else None, base_path)
     except InvalidBasePath as error:
         _fail(str(error))
     typer.echo(config, nl=False)
+
+
+def _read_policy(folder: Path) -> "ServingPolicy":
+    """The serving policy, or one clear line when its file is damaged."""
+    from storage.serving_policy import DamagedPolicy, read_policy
+
+    try:
+        return read_policy(folder)
+    except DamagedPolicy as error:
+        _fail(str(error))

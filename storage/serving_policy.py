@@ -65,6 +65,18 @@ class PolicyError(Exception):
     """A policy change or deletion that was refused; the message says why."""
 
 
+class DamagedPolicy(PolicyError):
+    """The policy file exists but cannot be read as a policy (edited by hand, a bad disk): nothing is changed,
+    deleted or decided from a guess while it is so; readers keep the last good one they had."""
+
+    def __init__(self, path: Path, problem: str):
+        super().__init__(
+            f"the serving policy {path.name} is damaged ({problem}): changes to it and deletions are refused "
+            "until it is fixed by hand, or removed (then the newest version that passed the gate is served "
+            "and there are no labels)"
+        )
+
+
 class VersionNotPublished(PolicyError):
     """No complete version with a readable manifest has this number (never published, or deleted)."""
 
@@ -121,16 +133,31 @@ def policy_path(models_dir: ModelsDir) -> Path:
 
 
 def read_policy(models_dir: ModelsDir) -> ServingPolicy:
-    """The stored policy; "latest" and no labels when there is none (or it is unreadable)."""
+    """The stored policy; "latest" and no labels when there is none. Raises DamagedPolicy when the file is
+    there but is not a valid policy: a guess would silently switch the served version and drop labels."""
+    path = policy_path(models_dir)
     try:
-        raw = json.loads(policy_path(models_dir).read_text())
-        served = raw.get("served", "latest")
-        if served != "latest" and not (isinstance(served, int) and served > 0):
-            served = "latest"
-        labels = {str(name): int(version) for name, version in (raw.get("labels") or {}).items()}
-        return ServingPolicy(served, labels)
-    except (OSError, ValueError, TypeError, AttributeError):
+        text = path.read_text()
+    except FileNotFoundError:
         return ServingPolicy()
+    except (OSError, UnicodeDecodeError) as error:
+        raise DamagedPolicy(path, f"unreadable: {type(error).__name__}") from None
+    try:
+        raw = json.loads(text)
+    except ValueError as error:
+        raise DamagedPolicy(path, f"not JSON: {error}") from None
+    if not isinstance(raw, dict) or set(raw) - {"served", "labels"}:
+        raise DamagedPolicy(path, 'not an object with just "served" and "labels"')
+    served = raw.get("served", "latest")
+    if served != "latest" and not (type(served) is int and served >= 1):
+        raise DamagedPolicy(path, f'"served" is {served!r}, not "latest" or a version number')
+    labels = raw.get("labels") or {}
+    if not isinstance(labels, dict) or not all(
+        isinstance(name, str) and re.fullmatch(LABEL_PATTERN, name) and type(version) is int and version >= 1
+        for name, version in labels.items()
+    ):
+        raise DamagedPolicy(path, '"labels" must map label names to version numbers')
+    return ServingPolicy(served, dict(labels))
 
 
 @contextmanager
@@ -267,7 +294,11 @@ def gate(
         return GateDecision(passed=True, reason="promote=always")
     if promote == "never":
         return GateDecision(passed=False, reason="promote=never: published, not served")
-    served = served_version(list_versions(models_dir), read_policy(models_dir))
+    try:
+        policy = read_policy(models_dir)
+    except DamagedPolicy as error:
+        return GateDecision(passed=False, reason=f"{error}: published, not served")
+    served = served_version(list_versions(models_dir), policy)
     if served is None:
         return GateDecision(passed=True, reason="nothing was served yet")
     theirs, ours = (served.manifest.get("val") or {}).get("l1"), val.get("l1")

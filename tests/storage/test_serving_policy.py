@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from storage.serving_policy import (
+    DamagedPolicy,
     GateDecision,
     InvalidLabel,
     LabelNotFound,
     PolicyError,
+    ServingPolicy,
     VersionInUse,
     VersionNotPublished,
     delete_version,
@@ -193,9 +195,33 @@ def test_a_version_published_before_the_gate_existed_is_replaced_as_before(model
     assert "before the quality gate" in list_versions(models_dir)[-1].manifest["gate"]["reason"]
 
 
-def test_an_unreadable_policy_means_latest(models_dir):
-    (models_dir / "serving_policy.json").write_text("{not json")
-    assert read_policy(models_dir).served == "latest" and read_policy(models_dir).labels == {}
+def test_a_damaged_policy_is_refused_not_guessed_and_nothing_is_written_over_it(models_dir):
+    """A hand-edited policy with a trailing comma used to read as "latest, no labels": serving switched
+    silently and the next label change wrote over the pin and the labels for good."""
+    assert read_policy(models_dir) == ServingPolicy(), "no file: latest, no labels"
+    for number in (1, 2):
+        write_version_folder(models_dir, number)
+    path = models_dir / "serving_policy.json"
+    damaged = {
+        "a trailing comma": '{"served": 1, "labels": {"stable": 2},}',
+        "served is a string": '{"served": "2", "labels": {}}',
+        "a label to a non-version": '{"served": 1, "labels": {"stable": "two"}}',
+        "not an object": "[1, 2]",
+    }
+    for name, text in damaged.items():
+        path.write_text(text)
+        with pytest.raises(DamagedPolicy, match="is damaged"):
+            read_policy(models_dir)
+        for change in (lambda: label(models_dir, "canary", 1), lambda: pin(models_dir, 2),
+                       lambda: unlabel(models_dir, "stable"), lambda: delete_version(models_dir, 2)):  # fmt: skip
+            with pytest.raises(DamagedPolicy):
+                change()
+        assert path.read_text() == text, f"{name}: the damaged file must stay as it was"
+        decision = gate(models_dir, "shapes", {"l1": 0.1})
+        assert not decision.passed and "damaged" in decision.reason, (name, decision)
+    assert read_version(models_dir, 2) is not None, "a version the damaged policy may protect is not deleted"
+    path.write_text('{"served": 1, "labels": {"stable": 2}}')
+    assert read_policy(models_dir) == ServingPolicy(1, {"stable": 2}), "fixed by hand: read again"
 
 
 def test_the_tf_serving_config_names_the_served_and_labelled_versions():

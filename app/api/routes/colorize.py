@@ -28,7 +28,7 @@ from model.fullsize import full_size_result, png_bytes, square_result
 from model.imageio import BadImage, load_hint_layers, load_sketch_and_original
 from model.layer_files import MEDIA_TYPES, layered_file
 from model.layers import LayerStack, full_size_layers, square_layers
-from storage.serving_policy import LABEL_PATTERN, read_policy
+from storage.serving_policy import LABEL_PATTERN, DamagedPolicy, read_policy
 
 router = APIRouter(tags=["colorize"])
 T = TypeVar("T")
@@ -186,7 +186,7 @@ async def colorize(
     Color hints (multipart field `hints`, an RGBA layer over the sketch) tell a hint model which colors go
     where: with `fill=regions` (the default) a dab fills the whole region of the drawing it touches.
     `format=psd`, `ora` or `zip` returns the same picture as layers for painting apps."""
-    version_number = await _version_number(version, settings)
+    version_number = await _version_number(version, settings, store)
     with batcher.announce() as ticket:
         # The upload is read and its sketch decoded before a version is loaded: a request with no usable
         # image costs no model load (a pinned version's load takes seconds and slows everyone's requests).
@@ -247,11 +247,14 @@ def _result_file(
     return layered_file(stack, file_format), stack.size
 
 
-async def _version_number(version: str | None, settings: Settings) -> int | None:
+async def _version_number(version: str | None, settings: Settings, store: ModelStore) -> int | None:
     """A number as given, or the version a label points at (404 for an unknown label)."""
     if version is None or version.isdigit():
         return int(version) if version else None
-    labels = (await asyncio.to_thread(read_policy, settings.models_dir)).labels
+    try:
+        labels = (await asyncio.to_thread(read_policy, settings.models_dir)).labels
+    except DamagedPolicy:  # GET /models says so; labels as the model store last read them
+        labels = store.policy.labels
     if version not in labels:
         raise HTTPException(404, f"no version labelled {version!r}; GET /models lists the labels")
     return labels[version]
