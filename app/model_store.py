@@ -31,7 +31,7 @@ from storage.serving_policy import (
     passed_gate,
     read_policy,
 )
-from storage.versions import MANIFEST, PublishedVersion, list_versions
+from storage.versions import MANIFEST, PublishedVersion, damaged_versions, list_versions
 
 logger = logging.getLogger("sketch2color.models")
 SLOW_LOAD_WARNING_SECONDS = 60.0
@@ -143,6 +143,7 @@ class ModelStore:
         self._pinned: OrderedDict[int, LoadedModel] = OrderedDict()
         self._pinned_cache_size = pinned_cache_size
         self._pinned_loads: dict[int, asyncio.Task[LoadedModel]] = {}
+        self._damaged_seen: set[int] = set()
         self._on_change = on_change
         self._task: asyncio.Task | None = None
 
@@ -209,8 +210,13 @@ class ModelStore:
         return self.current
 
     def _read_versions_and_policy(self) -> tuple[list[PublishedVersion], ServingPolicy, DamagedPolicy | None]:
-        """The versions and the policy; a damaged policy file leaves the last good policy in force."""
+        """The versions and the policy; a damaged policy file leaves the last good policy in force. A version
+        folder that cannot be read is logged once (GET /models lists it)."""
         versions = list_versions(self.models_dir)
+        damaged = dict(damaged_versions(self.models_dir))
+        for number in damaged.keys() - self._damaged_seen:
+            logger.warning("version %d cannot be read and is not served: %s", number, damaged[number])
+        self._damaged_seen = set(damaged)
         try:
             return versions, read_policy(self.models_dir), None
         except DamagedPolicy as damage:
@@ -367,4 +373,7 @@ class ModelStore:
             "policy": policy.to_json(),
             "problem": self.problem,
             "versions": versions,
+            "damaged": [
+                {"version": number, "error": error} for number, error in damaged_versions(self.models_dir)
+            ],
         }

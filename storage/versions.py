@@ -58,6 +58,28 @@ def list_versions(models_dir: ModelsDir) -> list[PublishedVersion]:
     return [version for version in found if version is not None]
 
 
+def damaged_versions(models_dir: ModelsDir) -> list[tuple[int, str]]:
+    """Numbered version folders that cannot be read as published versions, each with why. Publishing renames
+    a finished folder into place, so a numbered folder is complete unless something damaged it by hand."""
+    damaged = []
+    for number in numbered_versions(generator_dir(models_dir)):
+        path = generator_dir(models_dir) / str(number)
+        if not (path / "saved_model.pb").is_file():
+            damaged.append((number, "its saved_model.pb is missing"))
+            continue
+        try:
+            manifest = json.loads((path / MANIFEST).read_text())
+        except FileNotFoundError:
+            damaged.append((number, f"its {MANIFEST} is missing"))
+            continue
+        except (OSError, ValueError) as error:
+            damaged.append((number, f"its {MANIFEST} cannot be read: {error}"))
+            continue
+        if not isinstance(manifest, dict):
+            damaged.append((number, f"its {MANIFEST} is not a JSON object"))
+    return damaged
+
+
 def latest_version(models_dir: ModelsDir) -> PublishedVersion | None:
     versions = list_versions(models_dir)
     return versions[-1] if versions else None

@@ -50,3 +50,17 @@ def test_a_damaged_policy_keeps_the_last_good_one_in_force_and_refuses_changes(t
         wait_until(
             lambda: client.get("/models").json()["active_version"] == 2, 60, "the fixed pin to serve v2"
         )
+
+
+def test_a_version_with_a_damaged_manifest_is_listed_with_its_error_not_dropped_silently(tmp_path):
+    models_dir = tmp_path / "models"
+    assert publish_tiny_generator(models_dir, seed=1) == 1
+    assert publish_tiny_generator(models_dir, seed=2) == 2
+    with in_process_app(tmp_path, serving=2) as running, running.client() as client:
+        (models_dir / "generator" / "2" / "manifest.json").write_text('{"step": 3,')  # damaged by hand
+        store = running.services.model_store
+        wait_until(lambda: store.current is not None and store.current.version == 1, 60, "a fallback to 1")
+        models = client.get("/models").json()
+        assert [entry["version"] for entry in models["versions"]] == [1]
+        assert len(models["damaged"]) == 1 and models["damaged"][0]["version"] == 2, models["damaged"]
+        assert "manifest.json cannot be read" in models["damaged"][0]["error"], models["damaged"]

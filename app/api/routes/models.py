@@ -81,6 +81,11 @@ class Policy(BaseModel):
     labels: dict[str, int]
 
 
+class DamagedVersion(BaseModel):
+    version: int
+    error: str = Field(description="Why its folder cannot be read as a published version.")
+
+
 class ModelsResponse(BaseModel):
     active_version: int | None
     loading_version: int | None
@@ -88,6 +93,9 @@ class ModelsResponse(BaseModel):
     policy: Policy
     problem: str | None = Field(None, description="Why the policy's choice is not what is served, if so.")
     versions: list[ModelVersion] = Field(description="Newest first.")
+    damaged: list[DamagedVersion] = Field(
+        [], description="Version folders that cannot be read (a damaged manifest, missing files): not served."
+    )
 
 
 def _as_value_error(check: Any) -> Any:
