@@ -27,6 +27,7 @@ from model.synthetic import PAIR_HEIGHT, make_pair_image
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar", ".zst")
 MAX_COMPRESSION_RATIO = 200  # images barely compress; a far higher ratio is a bomb
 UNPACK_CHUNK = 1 << 20
+MAX_NAME_BYTES = 1024
 END_RECORD_SEARCH = 22 + 65535  # the end record and the longest comment it may carry
 Kind = Literal["pairs", "pictures"]
 
@@ -110,6 +111,18 @@ def _declared_entries(archive: Path) -> int | None:
         return None
 
 
+def _check_entry(info: zipfile.ZipInfo) -> None:
+    """What no image entry can be: a name that is empty, `.`, holds a NUL byte or is too long for a file
+    system; a password-protected entry (it could not be read later)."""
+    name = info.filename
+    if not name.strip("/") or name.strip("/") == "." or "\x00" in name:
+        raise BadArchive(f"{name!r}: an entry needs a file name (not empty, not '.', no NUL byte)")
+    if len(name.encode()) > MAX_NAME_BYTES or any(len(part.encode()) > 255 for part in name.split("/")):
+        raise BadArchive(f"{name[:80]!r}...: the entry's name is too long for a file system")
+    if info.flag_bits & 0x1:
+        raise BadArchive(f"{name!r}: encrypted (password-protected) entries cannot be read; zip it without one")
+
+
 def inspect_archive(archive: Path, limits: ImportLimits) -> ArchivePlan:
     """Check the archive's directory; raise BadArchive naming the first problem."""
     _check_entry_count(archive, limits)
@@ -117,11 +130,14 @@ def inspect_archive(archive: Path, limits: ImportLimits) -> ArchivePlan:
         zipped = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as error:
         raise NotAZipArchive(f"not a zip archive: {error}") from None
+    except Exception as error:  # a fuzzed directory: bad UTF-8 names, bad sizes, unknown features
+        raise BadArchive(f"cannot read the zip's directory: {type(error).__name__}: {error}") from None
     with zipped:
         infos = zipped.infolist()
     files = []
     for info in infos:
         name = info.filename
+        _check_entry(info)
         if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or "\\" in name:
             raise BadArchive(f"{name!r}: absolute or Windows-style path; entries must be relative")
         path = PurePosixPath(name)

@@ -169,3 +169,38 @@ def test_a_directory_of_far_too_many_entries_is_refused_from_its_end_record(tmp_
             zipped.writestr(zipfile.ZipInfo(f"d{index}/"), b"")
     with pytest.raises(BadArchive, match=f"{entries} entries, far over the limit of 50"):
         inspect_archive(archive, LIMITS)
+
+
+def _patched(path: Path, old: bytes, new: bytes) -> Path:
+    """The zip at `path` with `old` replaced by `new` everywhere (local header and central directory)."""
+    data = path.read_bytes()
+    assert old in data
+    path.write_bytes(data.replace(old, new))
+    return path
+
+
+def test_odd_entry_names_encryption_and_bad_utf8_are_refused_with_a_reason(tmp_path):
+    """Each used to reach zipfile or the file system and end as a 500, or be accepted and fail later."""
+    image = png(Image.new("RGB", (4, 4)))
+    cases = {}
+    for key, name in {"empty": "", "dot": ".", "long": "x" * 300 + ".png"}.items():
+        archive = tmp_path / f"{key}.zip"
+        with zipfile.ZipFile(archive, "w") as zipped:
+            zipped.writestr("val/ok.png", image)
+            zipped.writestr(zipfile.ZipInfo(name), image)
+        cases[key] = (archive, "needs a file name" if key != "long" else "too long")
+    encrypted = make_zip(tmp_path / "encrypted.zip", {"train/a.png": image, "val/b.png": image})
+    data = bytearray(encrypted.read_bytes())
+    for signature, flag_offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # local and central headers
+        at = data.find(signature)
+        data[at + flag_offset] |= 0x1  # "encrypted", as a password-protected zip marks its entries
+    encrypted.write_bytes(bytes(data))
+    cases["encrypted"] = (encrypted, "encrypted")
+    nul = make_zip(tmp_path / "nul.zip", {"val/ok.png": image, "train/aQb.png": image})
+    cases["nul"] = (_patched(nul, b"aQb", b"a\x00b"), "'train/a': not an image")  # zipfile cuts at the NUL
+    bad_utf8 = make_zip(tmp_path / "utf8.zip", {"train/caf\u00e9.png": image})  # stored with the UTF-8 flag
+    cases["bad utf-8"] = (_patched(bad_utf8, "caf\u00e9".encode(), b"caf\xff\xfe"), "cannot read the zip's")
+    for key, (archive, message) in cases.items():
+        with pytest.raises(BadArchive, match=message) as refused:
+            inspect_archive(archive, LIMITS)
+        assert str(archive) not in str(refused.value), f"{key}: no server path in the reason"
