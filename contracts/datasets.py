@@ -14,10 +14,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
 from storage.atomic import write_atomically
 from storage.layout import pair_files
 
 # A dataset is named by one plain folder name: no separators, no "..", nothing hidden, never a path.
+NAMES_LOCK = ".names.lock"  # held while a name is checked and reserved: two uploads never both get one
 DATASET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 
 
@@ -98,13 +101,21 @@ def write_import(datasets_dir: Path, record: dict[str, Any]) -> None:
 
 
 def new_import(datasets_dir: Path, name: str, options: dict[str, Any], archive_bytes: int) -> dict[str, Any]:
-    """An import as it is queued (state `importing`); refuses a name that is taken or being imported."""
+    """An import as it is queued (state `importing`); refuses a name that is taken or being imported. The
+    check and the reservation happen under one lock: of several uploads of one name exactly one gets it, and
+    the others' cleanup can never touch its record or archive."""
     check_dataset_name(name)
-    existing = read_import(datasets_dir, name)
-    if (Path(datasets_dir) / name).exists() or (existing and existing["state"] == "importing"):
-        raise DatasetExists(
-            f"dataset {name!r} exists already (or is being imported); delete it or pick another name"
-        )
+    Path(datasets_dir).mkdir(parents=True, exist_ok=True)
+    with FileLock(str(Path(datasets_dir) / NAMES_LOCK), timeout=30):
+        existing = read_import(datasets_dir, name)
+        if (Path(datasets_dir) / name).exists() or (existing and existing["state"] == "importing"):
+            raise DatasetExists(
+                f"dataset {name!r} exists already (or is being imported); delete it or pick another name"
+            )
+        return _reserve(datasets_dir, name, options, archive_bytes)
+
+
+def _reserve(datasets_dir: Path, name: str, options: dict[str, Any], archive_bytes: int) -> dict[str, Any]:
     record = {
         "name": name,
         "state": "importing",

@@ -120,7 +120,9 @@ def _check_entry(info: zipfile.ZipInfo) -> None:
     if len(name.encode()) > MAX_NAME_BYTES or any(len(part.encode()) > 255 for part in name.split("/")):
         raise BadArchive(f"{name[:80]!r}...: the entry's name is too long for a file system")
     if info.flag_bits & 0x1:
-        raise BadArchive(f"{name!r}: encrypted (password-protected) entries cannot be read; zip it without one")
+        raise BadArchive(
+            f"{name!r}: encrypted (password-protected) entries cannot be read; zip it without one"
+        )
 
 
 def inspect_archive(archive: Path, limits: ImportLimits) -> ArchivePlan:
