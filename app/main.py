@@ -56,7 +56,11 @@ def create_app(settings: Settings | None = None, services: AppServices | None = 
         "/datasets": (settings.max_dataset_upload_bytes, "S2C_MAX_DATASET_UPLOAD_BYTES"),
     }
     app.add_middleware(
-        UploadLimitMiddleware, limits=body_limits, timeout_seconds=settings.body_timeout_seconds
+        UploadLimitMiddleware,
+        limits=body_limits,
+        timeout_seconds=settings.body_timeout_seconds,
+        in_flight_budget=settings.max_in_flight_body_bytes,
+        streamed=frozenset({"/datasets"}),  # streamed to disk, counted by its own limit
     )
     app.add_middleware(FailureMiddleware)  # inside CORS: every failure answer carries its headers
     if settings.cors_origin_list:

@@ -6,6 +6,11 @@ request can make the server buffer more than it should.
 A declared `Content-Length` over the limit is answered with 413 before a byte of the body is read. Otherwise
 (chunked uploads, or a client that lies) the body is counted as it arrives and the request fails with 413 as
 soon as it passes the limit; FastAPI turns the HTTPException raised inside `receive` into the JSON error.
+
+Bodies the app holds in memory (all but the dataset zip, which streams to disk) also share one budget for the
+whole process: each request reserves its declared length (or its route's limit, when it declares none) until
+it is answered, and one that would pass the budget gets 503 with Retry-After at once. Many clients that each
+send most of an allowed upload and stall can then fill only the budget, never the memory.
 """
 
 import asyncio
@@ -34,6 +39,8 @@ class UploadLimitMiddleware:
         limits: dict[str, tuple[int, str]],
         timeout_seconds: float = 60.0,
         other_bytes: int = OTHER_BODIES_BYTES,
+        in_flight_budget: int | None = None,
+        streamed: frozenset[str] = frozenset(),
     ):
         """`limits`: path -> (bytes, the setting that sets it); other paths get `other_bytes`. A body must
         arrive within `timeout_seconds`, plus a second per MIN_RATE_BYTES of its declared length."""
@@ -41,14 +48,16 @@ class UploadLimitMiddleware:
         self.limits = limits
         self.timeout_seconds = timeout_seconds
         self.other_bytes = other_bytes
+        self.in_flight_budget = in_flight_budget
+        self.streamed = streamed  # paths whose bodies go to disk: outside the budget
+        self.in_flight = 0  # bytes reserved by the bodies of requests not yet answered (one event loop)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        max_bytes, setting = self.limits.get(
-            self._route_path(scope), (self.other_bytes, "the limit for request bodies")
-        )
+        path = self._route_path(scope)
+        max_bytes, setting = self.limits.get(path, (self.other_bytes, "the limit for request bodies"))
         headers = dict(scope["headers"])
         content_type = headers.get(b"content-type", b"").decode("latin-1").lower()
         limit = max_bytes
@@ -61,8 +70,35 @@ class UploadLimitMiddleware:
             await response(scope, receive, send)
             return
 
-        received, body_done = 0, False
         length = int(declared) if declared is not None and declared.strip().isdigit() else 0
+        budget = self.in_flight_budget
+        reserved = 0 if path in self.streamed or budget is None else (length or limit)
+        if budget is not None and reserved and self.in_flight + reserved > budget:
+            response = JSONResponse(
+                {"detail": "the server is receiving as many uploads as it holds at once "
+                           "(S2C_MAX_IN_FLIGHT_BODY_BYTES); try again in a moment"},
+                status_code=503, headers={"Retry-After": "1", "Connection": "close"},
+            )  # fmt: skip
+            await response(scope, receive, send)
+            return
+        self.in_flight += reserved
+        try:
+            await self._limited(scope, receive, send, limit, length, max_bytes, setting)
+        finally:
+            self.in_flight -= reserved
+
+    async def _limited(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        limit: int,
+        length: int,
+        max_bytes: int,
+        setting: str,
+    ) -> None:
+        """The app, reading its body through a receive that enforces the limit and the deadline."""
+        received, body_done = 0, False
         allowed = self.timeout_seconds + length / MIN_RATE_BYTES
         deadline = time.monotonic() + allowed
 

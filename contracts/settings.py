@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     max_dataset_files: int = Field(50_000, gt=0)
     max_dataset_unpacked_bytes: int = Field(16 * 1024**3, gt=0)
     body_timeout_seconds: float = Field(60.0, gt=0)
+    # Request bodies the API holds in memory at once, all requests together (uploads over it: 503, retry).
+    max_in_flight_body_bytes: int = Field(256 * 1024 * 1024, gt=0)
     # Who may show the page (GET /) in a frame: CSP frame-ancestors sources; "*" or empty: anyone (no header).
     # The page deletes models and launches training: by default no other site may frame it (clickjacking).
     frame_ancestors: str = "'self'"
