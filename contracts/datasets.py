@@ -66,6 +66,8 @@ def list_datasets(datasets_dir: Path) -> list[dict[str, Any]]:
 
 # ---- imports: `datasets/.imports/<name>.json`, and a hidden staging folder until the dataset is complete ----
 IMPORT_STATES = ("importing", "ready", "failed")
+IMPORT_HEARTBEAT_SECONDS = 5.0  # a running import's importer writes `heartbeat_at` this often
+IMPORT_ABANDONED_SECONDS = 60.0  # no heartbeat for this long: its importer is gone (killed, out of memory)
 
 
 def imports_dir(datasets_dir: Path) -> Path:
@@ -107,7 +109,7 @@ def new_import(datasets_dir: Path, name: str, options: dict[str, Any], archive_b
     check_dataset_name(name)
     Path(datasets_dir).mkdir(parents=True, exist_ok=True)
     with FileLock(str(Path(datasets_dir) / NAMES_LOCK), timeout=30):
-        existing = read_import(datasets_dir, name)
+        existing = _fail_if_abandoned(datasets_dir, name)
         if (Path(datasets_dir) / name).exists() or (existing and existing["state"] == "importing"):
             raise DatasetExists(
                 f"dataset {name!r} exists already (or is being imported); delete it or pick another name"
@@ -130,6 +132,38 @@ def _reserve(datasets_dir: Path, name: str, options: dict[str, Any], archive_byt
     }
     write_import(datasets_dir, record)
     return record
+
+
+def abandoned_for(record: dict[str, Any]) -> float | None:
+    """Seconds since a started import's importer last wrote its heartbeat, when that is too long; else None.
+    An import still waiting in the queue has no heartbeat yet and is never abandoned."""
+    beat = record.get("heartbeat_at")
+    if record.get("state") != "importing" or not beat:
+        return None
+    silent = (datetime.now(UTC) - datetime.fromisoformat(beat)).total_seconds()
+    return silent if silent > IMPORT_ABANDONED_SECONDS else None
+
+
+def fail_if_abandoned(datasets_dir: Path, name: str) -> dict[str, Any] | None:
+    """The import record; one whose importer stopped mid-import (killed, out of memory, a crash) is failed
+    first, saying so, with its staging folder and archive removed, so the name can be deleted or reused."""
+    Path(datasets_dir).mkdir(parents=True, exist_ok=True)
+    with FileLock(str(Path(datasets_dir) / NAMES_LOCK), timeout=30):
+        return _fail_if_abandoned(datasets_dir, name)
+
+
+def _fail_if_abandoned(datasets_dir: Path, name: str) -> dict[str, Any] | None:
+    record = read_import(datasets_dir, name)
+    silent = abandoned_for(record) if record is not None else None
+    if silent is None:
+        return record
+    shutil.rmtree(staging_dir(datasets_dir, name), ignore_errors=True)
+    archive_path(datasets_dir, name).unlink(missing_ok=True)
+    error = (
+        f"the importer stopped while importing (killed, or out of memory?): no sign of it for {silent:.0f} s; "
+        "delete this record and upload the archive again"
+    )
+    return update_import(datasets_dir, name, state="failed", error=error)
 
 
 def update_import(datasets_dir: Path, name: str, **changes: Any) -> dict[str, Any]:

@@ -7,7 +7,10 @@ leaves nothing behind but its record (state `failed`, the file and the reason).
 
 import logging
 import shutil
+import threading
 import time
+from datetime import UTC, datetime
+from pathlib import Path
 
 from contracts import datasets
 from contracts.settings import Settings
@@ -30,19 +33,22 @@ def run_import(settings: Settings, name: str) -> dict:
     staging = datasets.staging_dir(folder, name)
     shutil.rmtree(staging, ignore_errors=True)  # what an interrupted earlier attempt left
     last_report = 0.0
+    writing = threading.Lock()  # the heartbeat and the import write the one record: never at the same time
 
     def progress(done: int, total: int) -> None:
         nonlocal last_report
         if done == total or time.monotonic() - last_report >= PROGRESS_EVERY_SECONDS:
             last_report = time.monotonic()
-            datasets.update_import(folder, name, progress={"done": done, "total": total})
+            with writing:
+                datasets.update_import(folder, name, progress={"done": done, "total": total})
 
     try:
-        report = import_archive(
-            datasets.archive_path(folder, name), staging, ImportOptions(**record["options"]), limits_of(settings),
-            progress,
-        )  # fmt: skip
-        datasets.publish_dataset(folder, name)
+        with _Heartbeat(folder, name, writing):  # stopped before the final state is written
+            report = import_archive(
+                datasets.archive_path(folder, name), staging, ImportOptions(**record["options"]),
+                limits_of(settings), progress,
+            )  # fmt: skip
+            datasets.publish_dataset(folder, name)
     except Exception as error:
         shutil.rmtree(staging, ignore_errors=True)
         reason = str(error) if isinstance(error, BadArchive) else f"{type(error).__name__}: {error}"
@@ -54,3 +60,36 @@ def run_import(settings: Settings, name: str) -> dict:
     datasets.archive_path(folder, name).unlink(missing_ok=True)
     logger.info("dataset %s imported: %s, skipped %d", name, report.counts, len(report.skipped))
     return {"name": name, "state": "ready", "counts": report.counts}
+
+
+class _Heartbeat:
+    """Writes `heartbeat_at` into the import record while the import runs, so an import whose importer died
+    is seen as abandoned (contracts/datasets.py) instead of `importing` forever."""
+
+    def __init__(self, folder: Path, name: str, writing: threading.Lock):
+        self.folder, self.name, self.writing = folder, name, writing
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name=f"import-heartbeat-{name}", daemon=True)
+
+    def __enter__(self) -> "_Heartbeat":
+        self._write()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+    def _beat(self) -> None:
+        while not self.stopped.wait(datasets.IMPORT_HEARTBEAT_SECONDS):
+            self._write()
+
+    def _write(self) -> None:
+        with self.writing:
+            if self.stopped.is_set():
+                return
+            record = datasets.read_import(self.folder, self.name)
+            if record is not None and record["state"] == "importing":
+                datasets.update_import(
+                    self.folder, self.name, heartbeat_at=datetime.now(UTC).isoformat(timespec="seconds")
+                )

@@ -75,6 +75,7 @@ def test_pictures_upload_import_and_train_to_a_served_version(system: JobSystem)
         assert ready["state"] == "ready", ready
         assert (ready["train"], ready["val"]) == (9, 3) and ready["bytes"] > 0
         assert ready["import"]["progress"] == {"done": 12, "total": 12}
+        assert ready["import"]["heartbeat_at"], "the importer says it is alive while it imports"
         preview = client.get(ready["preview"])
         assert preview.status_code == 200 and Image.open(io.BytesIO(preview.content)).size == (256, 128 * 4)
         assert {"name": "mine", "train": 9, "val": 3, "state": "ready"} in client.get("/datasets").json()

@@ -33,3 +33,24 @@ def test_concurrent_uploads_of_one_name_reserve_it_exactly_once(tmp_path):
             f"round {round_number}: {outcomes}"
         )
         assert datasets.read_import(tmp_path, name)["state"] == "importing"
+
+
+def test_an_import_whose_importer_died_is_failed_and_its_name_freed(tmp_path):
+    """An importer killed mid-import (SIGKILL, out of memory) used to leave the record `importing` forever:
+    the name refused by DELETE and POST, its staging files kept. Its heartbeat now goes silent instead."""
+    from datetime import UTC, datetime, timedelta
+
+    datasets.new_import(tmp_path, "pics", {}, archive_bytes=1)
+    assert datasets.fail_if_abandoned(tmp_path, "pics")["state"] == "importing", "queued: no heartbeat yet"
+    staging = datasets.staging_dir(tmp_path, "pics")
+    staging.mkdir()
+    (staging / "half.png").write_bytes(b"...")
+    fresh = datetime.now(UTC).isoformat(timespec="seconds")
+    datasets.update_import(tmp_path, "pics", heartbeat_at=fresh)
+    assert datasets.fail_if_abandoned(tmp_path, "pics")["state"] == "importing", "a live importer"
+    silent = datetime.now(UTC) - timedelta(seconds=datasets.IMPORT_ABANDONED_SECONDS + 30)
+    datasets.update_import(tmp_path, "pics", heartbeat_at=silent.isoformat(timespec="seconds"))
+    record = datasets.fail_if_abandoned(tmp_path, "pics")
+    assert record["state"] == "failed" and "importer stopped" in record["error"], record
+    assert not staging.exists(), "its staging files are removed"
+    assert datasets.new_import(tmp_path, "pics", {}, archive_bytes=1)["state"] == "importing", "name reusable"

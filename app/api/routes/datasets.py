@@ -55,6 +55,11 @@ class DatasetImport(BaseModel):
     error: str | None = Field(description="Which file and why, when the import failed.")
     created_at: str
     finished_at: str | None
+    heartbeat_at: str | None = Field(
+        None,
+        description="When its importer last said it is alive; silent for a minute while importing means it "
+        "died, and the import is failed (so the name can be deleted or reused).",
+    )
 
 
 class DatasetDetail(BaseModel):
@@ -109,7 +114,7 @@ def list_datasets(settings: SettingsDep) -> list[dict[str, Any]]:
     pending = []
     folder = datasets.imports_dir(settings.datasets_dir)
     for record_path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        record = datasets.read_import(settings.datasets_dir, record_path.stem)
+        record = datasets.fail_if_abandoned(settings.datasets_dir, record_path.stem)
         if record and record["state"] != "ready" and record["name"] not in names:
             pending.append({"name": record["name"], "train": 0, "val": 0, "state": record["state"]})
     return ready + pending
@@ -184,7 +189,7 @@ def _ready_or_import(settings: Settings, name: str) -> tuple[bool, dict[str, Any
     except datasets.BadDatasetName as error:
         raise client_error(error) from None
     ready = (settings.datasets_dir / name).is_dir()
-    record = datasets.read_import(settings.datasets_dir, name)
+    record = datasets.fail_if_abandoned(settings.datasets_dir, name)
     if not ready and record is None:
         raise HTTPException(404, f"no dataset {name!r}; GET /datasets lists them")
     return ready, record
