@@ -43,7 +43,7 @@ report_dir=$(mktemp -d)
 trap 'rm -rf "$report_dir"' EXIT
 
 status=0
-.venv/bin/python -m pytest --junitxml="$report_dir/junit.xml" "$@" || status=$?
+.venv/bin/python -m pytest --durations=25 --junitxml="$report_dir/junit.xml" "$@" || status=$?
 
 if [ "$status" -eq 0 ]; then
     ran=$(.venv/bin/python - "$report_dir/junit.xml" <<'PYTHON'
