@@ -1,6 +1,6 @@
 """The one settings class, read from S2C_* environment variables by the API, the worker and the CLI.
 
-docs/ARCHITECTURE.md ("Settings") and the README list every setting; tests tie docker-compose.yml and .env.example to it.
+docs/ARCHITECTURE.md ("Settings") and docs/DEPLOY.md ("Settings") list every setting; tests tie docker-compose.yml and .env.example to it.
 """
 
 from functools import lru_cache

@@ -3,7 +3,7 @@
 Read top to bottom like the paper's figure. Widths scale with `ngf` / `ndf` (64 = the paper) so that tests and
 CPU demos can train small models with the same code.
 
-Normalization (see README): `instance` (default) normalizes each image on its own, so an image's output never
+Normalization (see docs/TRAINING.md): `instance` (default) normalizes each image on its own, so an image's output never
 depends on the rest of its batch and training and serving compute the same thing. The 1x1 bottleneck gets no
 normalization there: instance-normalizing a single pixel would set it to a constant. `batch` is the TensorFlow
 tutorial's batch normalization, kept selectable for comparison.
