@@ -396,7 +396,9 @@ def test_a_zip_uploaded_from_the_page_becomes_a_ready_dataset(browser: Browser, 
         form.get_by_label("Zip file").set_input_files(str(archive))
         form.get_by_role("button", name="Upload").click()
         message = page.locator("#datasets-message")
-        expect(message).to_contain_text(re.compile("Uploaded page-upload: importing…|page-upload is imported"))
+        expect(message).to_contain_text(
+            re.compile("Uploaded page-upload: importing…|page-upload is imported")
+        )
         row = page.locator('#datasets-body tr[data-dataset="page-upload"]')
         expect(row).to_contain_text("ready", timeout=60_000)
         expect(row).to_contain_text("5 train / 1 val")
