@@ -214,7 +214,12 @@ def test_the_job_states_come_from_the_openapi_document(page: Page, server: Serve
     listed = openapi["components"]["schemas"]["JobState"]["enum"]
     assert "succeeded" in listed, listed
     openapi["components"]["schemas"]["JobState"] = {"type": "string", "enum": [*listed, "waiting"]}
-    waiting = {**job, "state": "waiting", "progress": {**job["progress"], "eta_seconds": 30}}
+    waiting = {
+        **job,
+        "state": "waiting",
+        "seconds_left": 30,
+        "progress": {**job["progress"], "eta_seconds": 30},
+    }
     page.route("**/openapi.json", lambda route: route.fulfill(json=openapi))
     page.route("**/jobs", lambda route: route.fulfill(json=[waiting]))
     page.reload()
@@ -303,8 +308,9 @@ def test_the_models_panel_pins_a_version_and_goes_back_to_latest(page: Page, ser
     expect(page.locator('#models-body tr[data-version="2"] img.thumb')).to_be_visible()
     try:
         page.locator('#models-body tr[data-version="1"]').get_by_role("button", name="Serve").click()
-        expect(page.get_by_test_id("policy-line")).to_contain_text("Pinned: serving version 1")
+        # "Serving" only once the server serves it (loading it takes a poll interval and the load).
         expect(page.get_by_test_id("model-status")).to_have_text("model version 1", timeout=15_000)
+        expect(page.get_by_test_id("policy-line")).to_contain_text("Pinned: serving version 1")
         page.get_by_label("Model version").select_option("2")
         page.locator("#upload").set_input_files(
             files=[{"name": "s.png", "mimeType": "image/png", "buffer": encode(draw_sketch(seed=8))}]
