@@ -6,6 +6,7 @@ through contracts/jobs.py, and the API answers with these same models. Stored re
 """
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,6 +23,7 @@ __all__ = [
     "LeaseInfo",
     "Losses",
     "MetricsPoint",
+    "Phase",
     "Progress",
     "RunEvent",
     "ValMetrics",
@@ -58,12 +60,30 @@ class ValMetrics(Stored):
     ssim: float
 
 
+class Phase(StrEnum):
+    """What a running job's worker is doing: building the networks and tracing the first step, training steps,
+    or exporting a version (SavedModel and ONNX copy), during which the step counter stands still."""
+
+    STARTING = "starting"
+    TRAINING = "training"
+    PUBLISHING = "publishing"
+
+
 class Progress(Stored):
     epoch: int = 0
     step: int = 0
     total_steps: int | None = None
     images_per_second: float | None = None
-    eta_seconds: float | None = None
+    eta_seconds: float | None = Field(
+        None,
+        description="At `updated_at`, the expected seconds until the job ends: start-up, training steps left, and "
+        "every version still to publish, as measured on this data folder (contracts/job_timing.py).",
+    )
+    phase: Phase | None = Field(
+        None, description="What the worker is doing; null unless running or cancelling."
+    )
+    phase_started_at: str | None = None
+    updated_at: str | None = Field(None, description="When the worker last wrote this progress.")
     losses: Losses | None = None
     val: ValMetrics | None = None
     version: int | None = Field(None, description="The newest version the job published.")
@@ -110,6 +130,7 @@ class Job(Stored):
     dataset: str
     params: TrainConfig
     created_at: str = Field(default_factory=utc_now)
+    queued_at: str | None = Field(None, description="When it last entered the queue: its place in line.")
     started_at: str | None = None
     finished_at: str | None = None
     error: str | None = None

@@ -21,7 +21,7 @@ from filelock import FileLock
 from pydantic import ValidationError
 
 from contracts.job_files import JobFiles
-from contracts.job_record import Attempt, Job, JobEvent, LeaseInfo, Progress, utc_now
+from contracts.job_record import Attempt, Job, JobEvent, LeaseInfo, Phase, Progress, utc_now
 from contracts.job_states import (
     FINAL_STATES,
     RESUMABLE_STATES,
@@ -55,6 +55,7 @@ WORKER_LOST_GAVE_UP = "worker lost, gave up"
 MAX_WORKERS_LOST = 3  # default of S2C_MAX_WORKER_LOSSES: lost workers in a row, then the job fails
 
 Result = TypeVar("Result")
+EtaOf = Callable[[Job], float | None]  # a record's expected seconds left (contracts/job_timing.py)
 
 
 class JobFinished(Exception):
@@ -83,6 +84,7 @@ def new_record(job_id: str, dataset: str, params: TrainConfig, total_steps: int 
         state=JobState.QUEUED,
         dataset=dataset,
         params=params,
+        queued_at=utc_now(),
         progress=Progress(total_steps=total_steps),
     )
 
@@ -149,6 +151,10 @@ def _move(record: Job, state: JobState, **changes: Any) -> None:
     """The one writer of `state`: checks the transition table, then applies the state and `changes`."""
     check_transition(record.id, record.state, state)
     record.state = state
+    if state == JobState.QUEUED:
+        record.queued_at = utc_now()
+    if state not in WORKING_STATES:  # no worker does anything for it now
+        record.progress.phase = record.progress.phase_started_at = None
     for name, value in changes.items():
         setattr(record, name, value)
 
@@ -286,6 +292,7 @@ def begin_attempt(
             return JobState.FAILED.value
         now = utc_now()
         _move(record, JobState.RUNNING, started_at=record.started_at or now, error=None, message_sent=True)
+        record.progress.phase, record.progress.phase_started_at = Phase.STARTING, now
         record.attempts.append(
             Attempt(
                 worker=worker,
@@ -309,18 +316,45 @@ def change_attempt(run_dir: Path, owner: str, **changes: Any) -> None:
     update_record(run_dir, change)
 
 
-def record_progress(run_dir: Path, owner: str, progress: Progress) -> Progress:
-    """The trainer's newest log point becomes the job's progress (the only copy of it)."""
+def record_progress(run_dir: Path, owner: str, progress: Progress, eta: EtaOf | None = None) -> Progress:
+    """The trainer's newest log point becomes the job's progress (the only copy of it), in the training phase;
+    `eta` (given the changed record) sets its `eta_seconds`."""
 
     def change(record: Job) -> Progress:
         merged = progress.model_copy()
         if merged.version is None:  # the trainer counts this attempt's versions only
             merged.version, merged.gate = record.progress.version, record.progress.gate
+        previous = record.progress
+        merged.phase = Phase.TRAINING
+        same_phase = previous.phase == Phase.TRAINING
+        merged.phase_started_at = previous.phase_started_at if same_phase else utc_now()
+        merged.updated_at = utc_now()
         record.progress = merged
+        if eta is not None:
+            merged.eta_seconds = eta(record)
         _attempt_of(record, owner).last_step = merged.step
         return merged
 
     return update_record(run_dir, change)
+
+
+def enter_phase(
+    run_dir: Path, owner: str, phase: Phase, step: int | None = None, eta: EtaOf | None = None
+) -> None:
+    """The worker starts `phase` (at `step`, when given): written at once, so that a reader knows why the step
+    counter stands still (start-up, an export)."""
+
+    def change(record: Job) -> None:
+        _attempt_of(record, owner)  # only the attempt that holds the job writes
+        progress = record.progress
+        if step is not None:
+            progress.step = step
+        progress.phase, progress.phase_started_at = phase, utc_now()
+        progress.updated_at = progress.phase_started_at
+        if eta is not None:
+            progress.eta_seconds = eta(record)
+
+    update_record(run_dir, change)
 
 
 def finish(

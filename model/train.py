@@ -21,7 +21,7 @@ import keras
 import tensorflow as tf
 from PIL import Image
 
-from contracts.job_record import Losses, MetricsPoint, Progress, RunEvent, ValMetrics
+from contracts.job_record import Losses, MetricsPoint, Phase, Progress, RunEvent, ValMetrics
 from contracts.train_config import ARCHITECTURE_BEFORE_FIELD, ARCHITECTURE_FIELDS, TrainConfig
 from model.data import list_pairs, make_dataset
 from model.devices import choose_precision, choose_strategy
@@ -41,6 +41,9 @@ logger = logging.getLogger("sketch2color.train")
 
 __all__ = ["Pix2PixTrainer", "TrainConfig", "TrainResult", "train_pix2pix"]
 ProgressCallback = Callable[[Progress], None]
+# Told when the trainer changes what it does: TRAINING once the session's first step is done (start-up is over),
+# PUBLISHING before a version is scored and exported, TRAINING again after it is published; with the step.
+PhaseCallback = Callable[[Phase, int], None]
 
 
 @dataclass
@@ -110,6 +113,7 @@ class Pix2PixTrainer:
             config, self.total_steps, self.resumed_from_step, publishing=self.models_dir is not None
         )
         self._export_copy: keras.Model | None = None
+        self._on_phase: PhaseCallback = lambda phase, step: None
         self.last_gate: GateDecision | None = None
         self.metrics = MetricsLog(self.run)
         self._val_sketches, self._val_targets = self._validation_batch()
@@ -279,13 +283,16 @@ class Pix2PixTrainer:
         on_progress: ProgressCallback | None = None,
         should_stop: Callable[[], bool] | None = None,
         before_write: Callable[[], None] | None = None,
+        on_phase: PhaseCallback | None = None,
     ) -> TrainResult:
         """Train to the configured length, or until `should_stop()` (checked before every step) says so.
 
         `before_write()` runs before every checkpoint and publish; raising there (say, because the caller lost
-        its claim on the run) stops training without writing anything.
+        its claim on the run) stops training without writing anything. `on_phase` hears of start-up's end and
+        of every version's export (PhaseCallback).
         """
         before_write = before_write or (lambda: None)
+        self._on_phase = on_phase or (lambda phase, step: None)
         batches = self._training_batches()
         step = int(self.step.numpy())
         last_saved_step = step if self.manager.latest_checkpoint else -1
@@ -303,6 +310,7 @@ class Pix2PixTrainer:
             self.epoch.assign(self._epoch_at(step))
             if step == self.resumed_from_step + 1:  # leave tracing and compilation out of the speed figure
                 speed.restart()
+                self._on_phase(Phase.TRAINING, step)
             due = self.schedule.due(step, time.monotonic() - self._last_point_at)
             if not due:
                 continue
@@ -342,6 +350,8 @@ class Pix2PixTrainer:
     ) -> MetricsPoint:
         """Score, publish and checkpoint as due (into `state`), then write the point to the metrics."""
         scores: dict[str, float] = {}
+        if Action.PUBLISH in due:  # scoring the version is part of publishing it
+            self._on_phase(Phase.PUBLISHING, step)
         if Action.EVALUATE in due:
             state.val = ValMetrics(**self.evaluate())
             scores = {f"val_{name}": value for name, value in state.val.model_dump(exclude_none=True).items()}
@@ -356,6 +366,7 @@ class Pix2PixTrainer:
             assert version is not None  # publishing is scheduled only with a models folder
             state.versions.append(version)
             state.gate = self.last_gate
+            self._on_phase(Phase.TRAINING, step)
         if Action.CHECKPOINT in due:
             self.manager.save(checkpoint_number=step)
             self.write_sample_grid(self._epoch_at(step))

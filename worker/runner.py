@@ -12,14 +12,17 @@ import os
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from celery import Task
 from celery.exceptions import Ignore
+from filelock import Timeout
 
 from contracts import jobs
-from contracts.job_record import Job, Progress
+from contracts.job_record import Job, Phase, Progress
 from contracts.job_states import FINAL_STATES, JobState
+from contracts.job_timing import JobTimings, Speed, seconds_left
 from contracts.queue import enqueue_job
 from contracts.settings import Settings
 from worker.leases import Heartbeat, Lease, LeaseLost
@@ -55,6 +58,10 @@ class JobRun:
         self.heartbeat: Heartbeat | None = None
         self._logged_version: int | None = None
         self._logged_at = 0.0
+        self.timings = JobTimings(settings.runs_dir)
+        self._delivered_at = time.monotonic()
+        self._publishing_since: float | None = None
+        self._speed: float | None = None
 
     # ---- start -------------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -86,6 +93,7 @@ class JobRun:
             raise Ignore()
         self.heartbeat = Heartbeat(self.lease)
         self.heartbeat.start()
+        jobs.enter_phase(self.run_dir, self.owner, Phase.STARTING, eta=self._eta)
         try:
             return self._train(record)
         finally:
@@ -114,6 +122,7 @@ class JobRun:
                 on_progress=self._report_progress,
                 should_stop=self._should_stop,
                 before_write=self._check_lease,
+                on_phase=self._on_phase,
             )
         except LeaseLost as error:
             # Another worker may own the job now: touch nothing but our own attempt, and do not checkpoint.
@@ -124,6 +133,8 @@ class JobRun:
             logger.exception("job %s failed", self.job_id)
             self._finish(JobState.FAILED, error=failure_reason(error, self.job_id))
             raise
+        if self._speed:
+            self._measured(speed=Speed(ngf=record.params.ngf, images_per_second=self._speed))
         if result.status == "finished":
             self._finish(JobState.SUCCEEDED, step=result.step)
             logger.info(
@@ -163,11 +174,34 @@ class JobRun:
             raise self.heartbeat.disk_full
         self.lease.check()
 
+    def _measured(self, **samples: Any) -> None:
+        """Into the data folder's timings; they only feed estimates, so failing to write them fails no job."""
+        try:
+            self.timings.add(**samples)
+        except (OSError, Timeout) as error:
+            logger.warning("job %s: could not record its timings (%s)", self.job_id, error)
+
+    def _eta(self, record: Job) -> float | None:
+        return seconds_left(record, self.timings.estimates(), datetime.now(UTC))
+
+    def _on_phase(self, phase: Phase, step: int) -> None:
+        """Start-up's end and each export, measured into this data folder's timings and written to the record."""
+        now = time.monotonic()
+        if phase == Phase.PUBLISHING:
+            self._publishing_since = now
+        elif self._publishing_since is not None:
+            self._measured(publish_seconds=now - self._publishing_since)
+            self._publishing_since = None
+        else:
+            self._measured(start_seconds=now - self._delivered_at)
+        jobs.enter_phase(self.run_dir, self.owner, phase, step=step, eta=self._eta)
+
     def _report_progress(self, progress: Progress) -> None:
         """Into the job record, the one place progress is kept; a log line per version and every half minute."""
         if self.heartbeat is not None and self.heartbeat.lost.is_set():
             raise LeaseLost(f"the lease of job {self.job_id} was taken over")
-        jobs.record_progress(self.run_dir, self.owner, progress)
+        self._speed = progress.images_per_second or self._speed
+        jobs.record_progress(self.run_dir, self.owner, progress, eta=self._eta)
         version, gate = progress.version, progress.gate
         if version is not None and version != self._logged_version:
             self._logged_version = version

@@ -102,9 +102,12 @@ async function colorize({ auto = false } = {}) {
   }
 }
 $("colorize").addEventListener("click", () => colorize());
-$("result-fill").addEventListener("change", () => {  // a result is shown: show it the other way at once
-  if (recolor.done) scheduleRecolor();
-});
+// Once a result is shown, a change of how it is made (size, fill, model) shows it the new way at once.
+for (const choice of ["result-size", "result-fill", "model-choice"]) {
+  $(choice).addEventListener("change", () => {
+    if (recolor.done) scheduleRecolor();
+  });
+}
 
 // A click on a recent result shows it again (and offers it for download). Results of painting hints replace each
 // other in the history, so that a few strokes do not push everything else out.

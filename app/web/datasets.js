@@ -1,5 +1,6 @@
 // The Datasets panel: the datasets (GET /datasets), their imports, previews and deletion, and the zip upload. It
-// also fills the training form's dataset choice with the ready ones.
+// also fills the training form's dataset choice with the ready ones. The message under the upload form follows the
+// uploaded dataset's import until it is ready or failed.
 
 import { api, describeDetail, savedToken } from "./api.js";
 import { $, actionButton, cell, emptyRow, show } from "./dom.js";
@@ -29,6 +30,7 @@ async function renderDatasets(datasets) {
   state.datasets.importing = datasets.some((dataset) => dataset.state === "importing");
   const body = $("datasets-body");
   const rows = [];
+  const imported = {};
   for (const dataset of datasets) {
     const row = document.createElement("tr");
     row.dataset.dataset = dataset.name;
@@ -44,6 +46,7 @@ async function renderDatasets(datasets) {
         pairs = dataset.state === "failed" ? (detail.import && detail.import.error) || "failed"
           : `${progress ? progress.done : 0} / ${progress && progress.total ? progress.total : "?"} files`;
       } catch (_) { /* the row still shows the state */ }
+      imported[dataset.name] = pairs;
     } else {
       preview = previewLink(dataset.name);
     }
@@ -65,6 +68,25 @@ async function renderDatasets(datasets) {
   if (!rows.length) {
     body.append(emptyRow("No datasets yet: upload a zip above.", 5));
   }
+  followUpload(datasets, imported);
+}
+
+function followUpload(datasets, imported) {  // imported: name -> "n / m files" or the failure, from the rows
+  const name = state.datasets.uploaded;
+  if (!name) return;
+  const dataset = datasets.find((entry) => entry.name === name);
+  const message = $("datasets-message");
+  if (!dataset) {
+    show(message, "");
+  } else if (dataset.state === "importing") {
+    show(message, `Uploaded ${name}: importing… (${imported[name]})`);
+  } else if (dataset.state === "ready") {
+    show(message, `${name} is imported: ${dataset.train} train / ${dataset.val} val pairs, ready to train on.`);
+  } else {
+    show(message, "");
+    show($("datasets-error"), `${name} could not be imported: ${imported[name]}`);
+  }
+  if (!dataset || dataset.state !== "importing") state.datasets.uploaded = null;
 }
 
 function previewLink(name) {  // "show": replaced by the dataset's preview picture when clicked
@@ -102,6 +124,7 @@ $("dataset-upload").addEventListener("submit", (event) => {
     let answer = {};
     try { answer = JSON.parse(request.responseText); } catch (_) { /* keep the status */ }
     if (request.status === 202) {
+      state.datasets.uploaded = form.get("name");
       show($("datasets-message"), `Uploaded ${form.get("name")}: importing…`);
       event.target.reset();
     } else {

@@ -1,5 +1,9 @@
 // The Training panel: the launch form with its time estimate, and the jobs table (GET /jobs) with
 // its Cancel, Resume and Delete buttons. A click on a job draws its loss curves (chart.js).
+// Each row says in words what its job waits for: its place in the queue and when it should start, start-up, or a
+// version being published (the step counter stands still meanwhile); the ETA column counts the whole time left
+// (queue wait, start-up, steps, exports) as the API estimates it from the jobs that ran on this server.
+// The message under the launch form follows the job it launched until it ends.
 //
 // The job states are the API's own list: the enum JobState in /openapi.json, read once. Which of them are final,
 // which can be resumed and which are already stopping is said in JOB_STATE_GROUPS below, and nowhere else: a listed
@@ -18,6 +22,7 @@ const JOB_STATE_GROUPS = {
 // Used only when /openapi.json has no list of job states (and said so in the console).
 const FALLBACK_JOB_STATES = ["queued", "running", "cancelling", "succeeded", "failed", "cancelled"];
 const { jobs } = state;
+const PHASE_WORDS = { starting: "starting (building the networks)…", publishing: "publishing a new version…" };
 let jobStates = null;  // a promise of {active, cancellable, resumable}, sets of state names, made on first use
 
 function jobStateEnum(openapi) {  // components.schemas.JobState, or the inline enum of Job's state
@@ -68,6 +73,14 @@ function jobRow(job, states) {
   bar.append(fill);
   const progressCell = document.createElement("span");
   progressCell.append(bar, `${step} / ${total ?? "?"}`);
+  const words = waitWords(job);
+  if (words) {
+    const line = document.createElement("span");
+    line.className = "job-phase";
+    line.dataset.testid = "job-phase";
+    line.textContent = words;
+    progressCell.append(line);
+  }
   const rate = progress.images_per_second;
   const actions = document.createElement("span");
   if (states.cancellable.has(job.state)) {
@@ -81,11 +94,59 @@ function jobRow(job, states) {
   }
   row.append(
     cell(id), cell(job.dataset ?? "–"), cell(badge), cell(progressCell),
-    cell(active ? formatSeconds(progress.eta_seconds) : "–"),
+    cell(active ? formatSeconds(timeLeft(job)) : "–"),
     cell(rate ? rate.toFixed(1) : "–"), cell(progress.version ?? "–"), cell(actions),
   );
   row.addEventListener("click", () => { jobs.selected = job.id; refreshJobs(); });
   return row;
+}
+
+function ordinal(number) {
+  const tens = number % 100;
+  const suffix = tens >= 11 && tens <= 13 ? "th" : ({ 1: "st", 2: "nd", 3: "rd" }[number % 10] || "th");
+  return `${number}${suffix}`;
+}
+
+// What the job waits for, in words ("" while it simply trains): its place in line, start-up, an export.
+function waitWords(job) {
+  const queue = job.queue;
+  if (job.state === "queued" && queue) {
+    const place = queue.position === 1 ? "next in line" : `${ordinal(queue.position)} in line`;
+    if (queue.wait_seconds === null || queue.wait_seconds === undefined) return `${place}, waits for the jobs ahead`;
+    return queue.wait_seconds < 1 ? `${place}, starts as soon as a worker takes it`
+      : `${place}, starts in about ${formatSeconds(queue.wait_seconds)}`;
+  }
+  if (job.state !== "running") return "";
+  const phase = (job.progress || {}).phase;
+  return PHASE_WORDS[phase] || "";
+}
+
+// The whole time until the job ends: a queued job's wait, then its own start-up, steps and exports.
+function timeLeft(job) {
+  const left = job.seconds_left ?? (job.progress || {}).eta_seconds;
+  if (job.state !== "queued" || left === null || left === undefined) return left;
+  const wait = job.queue ? job.queue.wait_seconds : 0;
+  return wait === null || wait === undefined ? null : wait + left;
+}
+
+// The launch form's message, kept true while the job it launched goes on.
+function launchedWords(job) {
+  const name = `Job ${String(job.id).slice(0, 8)}`;
+  const progress = job.progress || {};
+  switch (job.state) {
+    case "queued": return `${name} is queued: ${waitWords(job) || "waiting for a worker"}.`;
+    case "running": {
+      const doing = waitWords(job) || `training, step ${progress.step ?? 0} / ${progress.total_steps ?? "?"}`;
+      const left = timeLeft(job);
+      const tail = Number.isFinite(left) ? `, about ${formatSeconds(left)} left` : "";
+      return `${name} is ${doing.replace(/…$/, "")}${tail}.`;
+    }
+    case "succeeded":
+      return `${name} succeeded` + (progress.version ? `: it published version ${progress.version}.` : ".");
+    case "failed": return `${name} failed${job.error ? `: ${job.error}` : "."}`;
+    case "cancelled": return `${name} was cancelled.`;
+    default: return `${name} is ${job.state}.`;
+  }
 }
 
 // How long the form's job would take, from the newest speed a job measured here. A step's work grows with
@@ -123,6 +184,8 @@ export async function refreshJobs() {
       body.append(emptyRow("No jobs yet: launch one above.", 8));
     }
     jobs.list = list;
+    const launched = jobs.launched && list.find((job) => job.id === jobs.launched);
+    if (launched) show($("launch-message"), launchedWords(launched));
     updateEstimate();
     if (!jobs.selected && list.length) jobs.selected = list[0].id;
     if (jobs.selected) await drawChart(jobs.selected);
@@ -162,7 +225,8 @@ $("launch").addEventListener("submit", async (event) => {
       body: JSON.stringify(request),
     })).json();
     jobs.selected = job.id;
-    show(message, `Launched job ${String(job.id).slice(0, 8)} (${job.state}).`);
+    jobs.launched = job.id;
+    show(message, launchedWords(job));
     show($("jobs-error"), "");
   } catch (error) {
     show($("jobs-error"), `Could not launch: ${error.message}`);

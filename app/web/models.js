@@ -10,7 +10,9 @@ export async function refreshModelStatus() {
   try {
     const models = await (await api("models", { auth: false })).json();
     const active = models.active_version;
-    pill.textContent = active ? `model version ${active}` : (models.loading_version ? "loading a model…" : "no model yet");
+    const coming = comingVersion(models);
+    pill.textContent = (active ? `model version ${active}` : (coming ? "" : "no model yet"))
+      + (coming ? `${active ? " · " : ""}loading version ${coming}…` : "");
     pill.classList.toggle("ready", Boolean(active));
     state.models = models;
     renderModels(models);
@@ -21,15 +23,33 @@ export async function refreshModelStatus() {
   }
 }
 
-function renderModels(models) {  // GET /models: {active_version, policy: {served, labels}, problem, versions}
+// The version that is to be served but is not yet: the server loads it (loading_version), or it was pinned and the
+// server has not started loading it (it looks every few seconds). A version that cannot be loaded is not coming.
+function comingVersion(models) {
+  const pinned = (models.policy || {}).served;
+  const broken = (number) => (models.versions || []).some((version) => version.version === number && version.error);
+  if (Number.isInteger(pinned) && pinned !== models.active_version) return broken(pinned) ? null : pinned;
+  const loading = models.loading_version;
+  return loading && loading !== models.active_version ? loading : null;
+}
+
+function renderModels(models) {  // GET /models: {active_version, loading_version, policy: {served, labels}, problem, versions}
   const policy = models.policy || { served: "latest", labels: {} };
   const served = models.active_version;
-  $("policy-line").textContent = (policy.served === "latest"
+  const coming = comingVersion(models);
+  const meanwhile = served ? ` (version ${served} serves meanwhile)` : "";
+  let line = policy.served === "latest"
     ? `Serving the newest version that passed the quality gate${served ? ` (version ${served})` : ""}.`
-    : `Pinned: serving version ${policy.served}.`) + (models.problem ? ` ${models.problem}` : "");
+    : `Pinned: serving version ${policy.served}.`;
+  if (coming) {
+    line = policy.served === "latest"
+      ? `Serving the newest version that passed the quality gate: loading version ${coming}…${meanwhile}.`
+      : `Pinned version ${policy.served}: loading it…${meanwhile}.`;
+  }
+  $("policy-line").textContent = line + (models.problem ? ` ${models.problem}` : "");
   $("back-to-latest").hidden = policy.served === "latest";
   const body = $("models-body");
-  body.replaceChildren(...models.versions.map((version) => modelRow(version, served)));
+  body.replaceChildren(...models.versions.map((version) => modelRow(version, served, coming)));
   if (!models.versions.length) {
     body.append(emptyRow("No published versions yet: train one below.", 9));
   }
@@ -42,12 +62,13 @@ function renderModels(models) {  // GET /models: {active_version, policy: {serve
   choice.value = options.some((option) => option.value === chosen) ? chosen : "";
 }
 
-function modelRow(version, served) {
+function modelRow(version, served, coming) {
   const row = document.createElement("tr");
   row.dataset.version = version.version;
   if (version.version === served) row.classList.add("selected");
   const name = document.createElement("span");
-  name.textContent = `${version.version}${version.version === served ? " · served" : ""}`;
+  const status = version.version === served ? " · served" : version.version === coming ? " · loading…" : "";
+  name.textContent = `${version.version}${status}`;
   let sample = "–";
   if (version.has_sample) {
     sample = document.createElement("img");
@@ -60,13 +81,13 @@ function modelRow(version, served) {
   const actions = document.createElement("span");
   actions.className = "needs-token";
   if (version.version !== served) {
-    if (!heldBack(version)) actions.append(actionButton("Serve", serve));
+    if (!heldBack(version) && version.version !== coming) actions.append(actionButton("Serve", serve));
     if (!version.labels.length) {
       actions.append(actionButton("Delete", () => changeModels(`models/${version.version}`, "DELETE")));
     }
   }
   row.append(
-    cell(name), cell(gateCell(version, served, serve)), cell(sample), cell(version.dataset ?? "–"),
+    cell(name), cell(gateCell(version, version.version !== served && version.version !== coming, serve)), cell(sample), cell(version.dataset ?? "–"),
     cell(val.l1 !== undefined ? val.l1.toFixed(4) : "–"), cell(val.psnr !== undefined ? val.psnr.toFixed(2) : "–"),
     cell(version.labels.join(", ") || "–"),
     cell(version.created ? version.created.replace("T", " ").replace("+00:00", " UTC") : "–"), cell(actions),
@@ -81,8 +102,8 @@ function heldBack(version) {
 
 // The Gate column, second so that a phone shows it without scrolling the table: "passed" (its reason in the
 // tooltip), or "held back" with the reason written out (phones have no hover) and, unless it is served already,
-// its Serve button, the same PUT /models/active the actions column sends.
-function gateCell(version, served, serve) {
+// its Serve button (not while it is served or loading), the same PUT /models/active the actions column sends.
+function gateCell(version, offerServe, serve) {
   const box = document.createElement("div");
   box.className = "gate";
   const badge = document.createElement("span");
@@ -100,7 +121,7 @@ function gateCell(version, served, serve) {
     reason.className = "gate-reason";
     reason.textContent = version.gate.reason;
     box.append(reason);
-    if (version.version !== served) {
+    if (offerServe) {
       const button = actionButton("Serve", serve);
       button.className = "needs-token";
       button.title = `Pin version ${version.version}: serve it although the quality gate held it back`;

@@ -16,8 +16,9 @@ export const state = {
   shown: null,
   // models.js: the last GET /models answer (which version is served, which versions take hints).
   models: null,
-  // jobs.js. list: the last GET /jobs answer, newest first; selected: the job whose loss curves are drawn.
-  jobs: { list: [], selected: null },
-  // datasets.js: an import runs, so the datasets are polled.
-  datasets: { importing: false },
+  // jobs.js. list: the last GET /jobs answer, newest first; selected: the job whose loss curves are drawn;
+  // launched: the job the launch form's message follows.
+  jobs: { list: [], selected: null, launched: null },
+  // datasets.js: an import runs, so the datasets are polled; uploaded: the upload the message follows.
+  datasets: { importing: false, uploaded: null },
 };

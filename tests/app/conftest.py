@@ -131,9 +131,10 @@ class Server:
 
 @contextmanager
 def run_server(data_dir: Path, **settings: Any) -> Iterator[Server]:
-    """Start the API (tests/support.py's uvicorn) with S2C_* settings on `data_dir`; stop it afterwards."""
+    """Start the API (tests/support.py's uvicorn) with S2C_* settings on `data_dir` (model_poll_seconds
+    POLL_SECONDS unless given); stop it afterwards."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    environment = child_environment(data_dir, model_poll_seconds=POLL_SECONDS, **settings)
+    environment = child_environment(data_dir, **{"model_poll_seconds": POLL_SECONDS, **settings})
     process, base_url = start_uvicorn(environment, data_dir.parent, STARTUP_TIMEOUT_SECONDS)
     try:
         yield Server(base_url, data_dir, process)

@@ -214,7 +214,12 @@ def test_the_job_states_come_from_the_openapi_document(page: Page, server: Serve
     listed = openapi["components"]["schemas"]["JobState"]["enum"]
     assert "succeeded" in listed, listed
     openapi["components"]["schemas"]["JobState"] = {"type": "string", "enum": [*listed, "waiting"]}
-    waiting = {**job, "state": "waiting", "progress": {**job["progress"], "eta_seconds": 30}}
+    waiting = {
+        **job,
+        "state": "waiting",
+        "seconds_left": 30,
+        "progress": {**job["progress"], "eta_seconds": 30},
+    }
     page.route("**/openapi.json", lambda route: route.fulfill(json=openapi))
     page.route("**/jobs", lambda route: route.fulfill(json=[waiting]))
     page.reload()
@@ -303,8 +308,9 @@ def test_the_models_panel_pins_a_version_and_goes_back_to_latest(page: Page, ser
     expect(page.locator('#models-body tr[data-version="2"] img.thumb')).to_be_visible()
     try:
         page.locator('#models-body tr[data-version="1"]').get_by_role("button", name="Serve").click()
-        expect(page.get_by_test_id("policy-line")).to_contain_text("Pinned: serving version 1")
+        # "Serving" only once the server serves it (loading it takes a poll interval and the load).
         expect(page.get_by_test_id("model-status")).to_have_text("model version 1", timeout=15_000)
+        expect(page.get_by_test_id("policy-line")).to_contain_text("Pinned: serving version 1")
         page.get_by_label("Model version").select_option("2")
         page.locator("#upload").set_input_files(
             files=[{"name": "s.png", "mimeType": "image/png", "buffer": encode(draw_sketch(seed=8))}]
@@ -395,10 +401,15 @@ def test_a_zip_uploaded_from_the_page_becomes_a_ready_dataset(browser: Browser, 
         form.get_by_label("Contents").select_option("pictures")
         form.get_by_label("Zip file").set_input_files(str(archive))
         form.get_by_role("button", name="Upload").click()
-        expect(page.locator("#datasets-message")).to_contain_text("Uploaded page-upload")
+        message = page.locator("#datasets-message")
+        expect(message).to_contain_text(
+            re.compile("Uploaded page-upload: importing…|page-upload is imported")
+        )
         row = page.locator('#datasets-body tr[data-dataset="page-upload"]')
         expect(row).to_contain_text("ready", timeout=60_000)
         expect(row).to_contain_text("5 train / 1 val")
+        # The message follows the import: it does not say "importing…" once the dataset is ready.
+        expect(message).to_have_text("page-upload is imported: 5 train / 1 val pairs, ready to train on.")
         row.get_by_role("link", name="show").click()
         expect(row.locator("img.preview")).to_be_visible()
         expect(page.locator("#dataset option", has_text="page-upload")).to_have_count(1)

@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import ApiTokenDep, JobQueueDep, SettingsDep, get_broker
 from app.api.errors import error_responses
 from app.api.http import require_broker
-from app.api.job_schemas import Deleted, JobMetrics
+from app.api.job_schemas import Deleted, JobMetrics, JobView, job_views
 from app.api.openapi import PNG_FILE
 from app.api.services import JobQueue
 from contracts import jobs
@@ -67,11 +67,11 @@ def run_dir_of(settings: Settings, job_id: str) -> Path:
     "/jobs",
     status_code=202,
     openapi_extra={"requestBody": LAUNCH_BODY},
-    response_model=Job,
+    response_model=JobView,
     responses={**error_responses(400, 404, 415, e404="No such dataset."), **BROKER_DOWN},
 )
 async def launch_job(request: Request, settings: SettingsDep, job_queue: JobQueueDep) -> JSONResponse:
-    """Queue a training job; 202 with its record and `Location: /jobs/<id>`."""
+    """Queue a training job; 202 with its record (and its place in the queue) and `Location: /jobs/<id>`."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
         raise HTTPException(415, f"send the job as application/json, not {media_type or 'no content type'}")
@@ -87,7 +87,10 @@ async def launch_job(request: Request, settings: SettingsDep, job_queue: JobQueu
         raise HTTPException(422, explain(error)) from None
     # Walking the dataset, the broker check, the fsync'ed record and the publish all block: not on the loop.
     record = await run_in_threadpool(queue_job, job_queue, settings, launch)
-    return JSONResponse(record.stored(), status_code=202, headers={"Location": f"/jobs/{record.id}"})
+    [view] = await run_in_threadpool(job_views, settings.runs_dir, [record])
+    return JSONResponse(
+        view.model_dump(mode="json"), status_code=202, headers={"Location": f"/jobs/{record.id}"}
+    )
 
 
 def queue_job(job_queue: JobQueue, settings: Settings, launch: JobLaunch) -> Job:
@@ -130,24 +133,26 @@ def trainable_dataset(settings: Settings, name: str, whose: str = "") -> dict[st
     return counts
 
 
-@router.get("/jobs", dependencies=[Depends(get_broker)], response_model=list[Job], responses=BROKER_DOWN)
-def list_jobs(settings: SettingsDep, limit: int = 100) -> list[Job]:
-    """Job records, newest first (503 while the broker is down: nothing listed could run meanwhile)."""
-    return jobs.list_records(settings.runs_dir)[: max(limit, 0)]
+@router.get("/jobs", dependencies=[Depends(get_broker)], response_model=list[JobView], responses=BROKER_DOWN)
+def list_jobs(settings: SettingsDep, limit: int = 100) -> list[JobView]:
+    """Job records, newest first, each with its time left and, queued, its place in line and wait (503 while
+    the broker is down: nothing listed could run meanwhile)."""
+    return job_views(settings.runs_dir)[: max(limit, 0)]
 
 
 @router.get(
     "/jobs/{job_id}",
     dependencies=[Depends(get_broker)],
-    response_model=Job,
+    response_model=JobView,
     responses={**NO_JOB, **BROKER_DOWN},
 )
-def get_job(job_id: str, settings: SettingsDep) -> Job:
-    """One job record: state, parameters, times, error, attempts and progress."""
+def get_job(job_id: str, settings: SettingsDep) -> JobView:
+    """One job record: state, parameters, times, error, attempts and progress; its time left and, queued, its
+    place in line and wait."""
     record = jobs.read_record(run_dir_of(settings, job_id))
     if record is None:  # deleted since run_dir_of looked
         raise HTTPException(404, f"no job {job_id!r}; GET /jobs lists them")
-    return record
+    return job_views(settings.runs_dir, [record])[0]
 
 
 @router.post(
