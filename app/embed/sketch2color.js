@@ -32,7 +32,7 @@ const TOOLS = {
 const STYLE = `
 :host { display: block; container-type: inline-size; max-width: 100%; box-sizing: border-box;
   color: var(--s2c-foreground, #1d2433); font: 14px/1.4 var(--s2c-font, system-ui, sans-serif); }
-:host([hidden]) { display: none; }
+:host([hidden]), [hidden] { display: none !important; }
 *, *::before, *::after { box-sizing: border-box; }
 .frame { display: grid; gap: var(--s2c-gap, 12px); padding: var(--s2c-gap, 12px); min-width: 0;
   background: var(--s2c-background, #fff); border: 1px solid var(--s2c-border, #d5d9e2);
