@@ -24,6 +24,7 @@ from tests.support import REPO_ROOT
 EXAMPLE = REPO_ROOT / "examples" / "embed.html"
 EXAMPLE_API = "http://localhost:8000"  # the address the example page names; the tests put theirs in its place
 HINT_COLOR = (0xE0, 0x45, 0x2B)  # the widget's default hint color
+SECOND_COLOR = "#2b6cd9"
 RECORD_EVENTS = """
 window.embedEvents = [];
 document.addEventListener("colorized", (event) => window.embedEvents.push(
@@ -128,21 +129,30 @@ def drawing_box(page: Page) -> dict[str, float]:
     return box
 
 
-def draw_square_with_a_dot(page: Page) -> None:
-    """A closed square (the pen) and one dot of the hint color inside it (the bucket)."""
+def draw_outline(page: Page, corners: list[tuple[float, float]]) -> None:
+    """A closed outline with the pen, through `corners` (fractions of the drawing's width and height)."""
     box = drawing_box(page)
-
-    def at(x: float, y: float) -> tuple[float, float]:
-        return box["x"] + x * box["width"], box["y"] + y * box["height"]
-
-    corners = [(0.3, 0.3), (0.7, 0.3), (0.7, 0.7), (0.3, 0.7), (0.3, 0.3)]
-    page.mouse.move(*at(*corners[0]))
+    page.get_by_role("button", name="Pen", exact=True).click()
+    points = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in [*corners, corners[0]]]
+    page.mouse.move(*points[0])
     page.mouse.down()
-    for corner in corners[1:]:
-        page.mouse.move(*at(*corner), steps=8)
+    for point in points[1:]:
+        page.mouse.move(*point, steps=8)
     page.mouse.up()
+
+
+def drop_dot(page: Page, x: float, y: float, color: str | None = None) -> None:
+    """One bucket dot at (x, y), in `color` (a #rrggbb) or the widget's hint color."""
+    box = drawing_box(page)
+    if color is not None:
+        page.get_by_label("Hint color").fill(color)
     page.get_by_role("button", name="Bucket").click()
-    page.mouse.click(*at(0.5, 0.5))
+    page.mouse.click(box["x"] + x * box["width"], box["y"] + y * box["height"])
+
+
+def draw_square_with_a_dot(page: Page) -> None:
+    draw_outline(page, [(0.3, 0.3), (0.7, 0.3), (0.7, 0.7), (0.3, 0.7)])
+    drop_dot(page, 0.5, 0.5)
 
 
 def shown_result(page: Page) -> np.ndarray:
@@ -150,13 +160,16 @@ def shown_result(page: Page) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
-def assert_square_filled_with_the_hint(result: np.ndarray) -> None:
+def assert_filled(
+    result: np.ndarray, color: tuple[int, int, int], x: tuple[float, float], y: tuple[float, float]
+) -> None:
+    """The window x by y (fractions of the width and height) of the result is all `color`."""
     height, width, _ = result.shape
-    centre = result[height * 2 // 5 : height * 3 // 5, width * 2 // 5 : width * 3 // 5].reshape(-1, 3)
-    off = np.abs(centre.astype(int) - np.array(HINT_COLOR)).max(axis=1)
+    window = result[int(y[0] * height) : int(y[1] * height), int(x[0] * width) : int(x[1] * width)]
+    off = np.abs(window.reshape(-1, 3).astype(int) - np.array(color)).max(axis=1)
     assert np.mean(off <= 12) > 0.95, (
-        f"the square should be filled with the hint color {HINT_COLOR}; its middle is mostly "
-        f"{tuple(np.median(centre, axis=0).astype(int))}"
+        f"the shape should be filled with the hint color {color}; it is mostly "
+        f"{tuple(np.median(window.reshape(-1, 3), axis=0).astype(int))}"
     )
 
 
@@ -177,7 +190,10 @@ def test_a_page_on_another_origin_draws_colorizes_and_hears_the_event(
     browser: Browser, embed_setup: EmbedSetup
 ) -> None:
     with example_page(browser, embed_setup.allowed_site, 1280) as page:
-        draw_square_with_a_dot(page)
+        draw_outline(page, [(0.1, 0.3), (0.46, 0.3), (0.46, 0.7), (0.1, 0.7)])
+        drop_dot(page, 0.28, 0.5)
+        draw_outline(page, [(0.54, 0.72), (0.73, 0.28), (0.92, 0.72)])
+        drop_dot(page, 0.73, 0.6, SECOND_COLOR)
         page.get_by_role("button", name="Colorize").click()
         page.wait_for_function("window.embedEvents.length > 0", timeout=30_000)
         events = page.evaluate("window.embedEvents")
@@ -185,7 +201,9 @@ def test_a_page_on_another_origin_draws_colorizes_and_hears_the_event(
         assert events[0]["version"] == 1 and events[0]["blobType"] == "image/png" and events[0]["bytes"] > 0
         expect(page.locator("#log")).to_contain_text("Model version 1 drew a 256x256 picture")
         expect(page.get_by_role("link", name="Download")).to_have_attribute("download", "colorized.png")
-        assert_square_filled_with_the_hint(shown_result(page))
+        result = shown_result(page)
+        assert_filled(result, HINT_COLOR, x=(0.2, 0.36), y=(0.4, 0.6))
+        assert_filled(result, (0x2B, 0x6C, 0xD9), x=(0.7, 0.76), y=(0.55, 0.65))
         keep_screenshot(page, "embed-desktop.png")
         page.set_viewport_size({"width": 390, "height": 900})
         assert_fits(page, 390)
@@ -230,5 +248,5 @@ def test_at_360_px_it_fits_and_works_from_the_keyboard_alone(
         page.wait_for_function("window.embedEvents.length > 0", timeout=30_000)
         events = page.evaluate("window.embedEvents")
         assert events[0]["type"] == "colorized", events
-        assert_square_filled_with_the_hint(shown_result(page))
+        assert_filled(shown_result(page), HINT_COLOR, x=(0.4, 0.6), y=(0.4, 0.6))
         assert_fits(page, 360)
