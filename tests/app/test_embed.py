@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.app.conftest import ALLOWED_ORIGIN, InProcessApp
+from tests.app.conftest import ALLOWED_ORIGIN, InProcessApp, Server, draw_sketch
 from tests.support import REPO_ROOT
 
 EMBED_DIR = REPO_ROOT / "app" / "embed"
@@ -162,3 +162,54 @@ def test_cors_preflight_allows_the_token_header_for_the_configured_origin_only(
     assert refused.status_code == 400 and "access-control-allow-origin" not in refused.headers, (
         refused.headers
     )
+
+
+NODE_CLIENT_SCRIPT = """
+import { readFileSync } from "node:fs";
+import { ApiError, NetworkError, Sketch2ColorError, createClient } from "%(client)s";
+
+const client = createClient({ baseUrl: process.argv[2] });
+const sketch = readFileSync(process.argv[3]);
+const result = await client.colorize(sketch, { size: "original", fill: "soft", version: "1" });
+const models = await client.listModels();
+const errors = [];
+for (const call of [
+  () => client.colorize(sketch, { version: "99" }),
+  () => client.colorize(new Uint8Array([1, 2, 3])),
+  () => createClient({ baseUrl: "http://127.0.0.1:9" }).listModels(),
+]) {
+  try {
+    await call();
+    errors.push(null);
+  } catch (error) {
+    errors.push({ name: error.name, status: error.status, detail: error.detail, base: error instanceof Sketch2ColorError,
+                  api: error instanceof ApiError, network: error instanceof NetworkError });
+  }
+}
+console.log(JSON.stringify({ version: result.version, size: result.size, type: result.blob.type,
+  bytes: result.blob.size, served: models.active_version, errors }));
+"""
+
+
+def test_the_client_colorizes_from_node_and_throws_the_apis_detail(server: Server, tmp_path: Path) -> None:
+    """The same client.js in Node against a real server: results with their headers read, and each failure an
+    exception of its own class carrying the API's detail."""
+    script = tmp_path / "call.mjs"
+    script.write_text(NODE_CLIENT_SCRIPT % {"client": (EMBED_DIR / "client.js").as_uri()})
+    sketch = tmp_path / "sketch.png"
+    draw_sketch(300, 200).save(sketch)
+    run = subprocess.run(
+        ["node", str(script), server.base_url, str(sketch)],
+        capture_output=True,
+        text=True,
+        timeout=NODE_TIMEOUT_SECONDS,
+    )
+    assert run.returncode == 0, f"the client failed in Node:\n{run.stdout}\n{run.stderr}"
+    answer = json.loads(run.stdout)
+    assert answer["version"] == 1 and answer["size"] == {"width": 300, "height": 200}, answer
+    assert answer["type"] == "image/png" and answer["bytes"] > 0 and answer["served"] == 2, answer
+    not_published, not_an_image, no_server = answer["errors"]
+    assert not_published["api"] and not_published["status"] == 404 and "99" in not_published["detail"], answer
+    assert not_an_image["name"] == "ApiError" and not_an_image["status"] == 415, not_an_image
+    assert not_an_image["detail"] and not_an_image["base"], not_an_image
+    assert no_server["network"] and no_server["name"] == "NetworkError" and no_server["base"], no_server
