@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.app.conftest import Server, run_server, wait_for_version
+from tests.app.conftest import Server, draw_sketch, encode, run_server, wait_for_version
 from tests.app.test_page import CHROMIUM, CHROMIUM_ARGS, keep_screenshot
 from tests.support import REPO_ROOT
 
@@ -28,7 +28,8 @@ SECOND_COLOR = "#2b6cd9"
 RECORD_EVENTS = """
 window.embedEvents = [];
 document.addEventListener("colorized", (event) => window.embedEvents.push(
-  {type: "colorized", version: event.detail.version, blobType: event.detail.blob.type, bytes: event.detail.blob.size}));
+  {type: "colorized", version: event.detail.version, blobType: event.detail.blob.type, bytes: event.detail.blob.size,
+   size: event.detail.size}));
 document.addEventListener("colorize-error", (event) => window.embedEvents.push(
   {type: "colorize-error", message: event.detail.error.message, name: event.detail.error.name}));
 """
@@ -250,3 +251,34 @@ def test_at_360_px_it_fits_and_works_from_the_keyboard_alone(
         assert events[0]["type"] == "colorized", events
         assert_filled(shown_result(page), HINT_COLOR, x=(0.4, 0.6), y=(0.4, 0.6))
         assert_fits(page, 360)
+        page.set_viewport_size({"width": 320, "height": 900})
+        assert_fits(page, 320)
+
+
+DROP_FILE = """(encoded) => {
+  const bytes = Uint8Array.from(atob(encoded), (character) => character.charCodeAt(0));
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([bytes], "dropped.png", { type: "image/png" }));
+  return transfer;
+}"""
+
+
+def test_a_dropped_picture_becomes_the_sketch_and_size_original_answers_at_its_size(
+    browser: Browser, embed_setup: EmbedSetup
+) -> None:
+    with example_page(browser, embed_setup.allowed_site, 1280) as page:
+        widget = page.locator("sketch-colorizer")
+        widget.evaluate("(element) => element.setAttribute('size', 'original')")
+        transfer = page.evaluate_handle(DROP_FILE, base64.b64encode(encode(draw_sketch(300, 200))).decode())
+        page.locator("sketch-colorizer .stack").dispatch_event("drop", {"dataTransfer": transfer})
+        expect(page.get_by_role("status")).to_have_text("Opened dropped.png.")
+        assert widget.evaluate("(element) => [element.sketchCanvas.width, element.sketchCanvas.height]") == [
+            300,
+            200,
+        ]
+        page.get_by_role("button", name="Colorize").click()
+        page.wait_for_function("window.embedEvents.length > 0", timeout=30_000)
+        events = page.evaluate("window.embedEvents")
+        assert events[0]["type"] == "colorized", events
+        assert events[0]["size"] == {"width": 300, "height": 200}, events
+        expect(page.locator("#log")).to_contain_text("a 300x200 picture")
