@@ -73,7 +73,7 @@ input[type="color"] { width: 40px; height: 36px; padding: 2px; border: 1px solid
 
 const TEMPLATE = `
 <div class="frame">
-  <div class="toolbar" part="toolbar" role="toolbar" aria-label="Drawing tools">
+  <div class="toolbar" part="toolbar" role="group" aria-label="Drawing tools">
     ${Object.entries(TOOLS)
       .map(([tool, { label, title }]) => `<button type="button" data-tool="${tool}" title="${title}">${label}</button>`)
       .join("")}
@@ -201,6 +201,7 @@ export class SketchColorizer extends HTMLElement {
       this._image.hidden = false;
       this._placeholder.hidden = true;
       this._download.href = this._resultUrl;
+      this._download.download = result.filename;
       this._download.hidden = false;
       const detail = { ...result, url: this._resultUrl };
       this._say(result.version === null ? "Colorized." : `Colorized by model version ${result.version}.`);

@@ -282,3 +282,16 @@ def test_a_dropped_picture_becomes_the_sketch_and_size_original_answers_at_its_s
         assert events[0]["type"] == "colorized", events
         assert events[0]["size"] == {"width": 300, "height": 200}, events
         expect(page.locator("#log")).to_contain_text("a 300x200 picture")
+
+
+def test_an_api_error_shows_the_apis_detail(browser: Browser, embed_setup: EmbedSetup) -> None:
+    with example_page(browser, embed_setup.allowed_site, 1280) as page:
+        page.locator("sketch-colorizer").evaluate("(element) => element.setAttribute('version', '99')")
+        draw_square_with_a_dot(page)
+        page.get_by_role("button", name="Colorize").click()
+        page.wait_for_function("window.embedEvents.length > 0", timeout=30_000)
+        events = page.evaluate("window.embedEvents")
+        assert [event["name"] for event in events] == ["ApiError"], events
+        expect(page.get_by_role("alert")).to_contain_text("404: ")
+        expect(page.get_by_role("alert")).to_contain_text("99")
+        expect(page.get_by_role("button", name="Colorize")).to_be_enabled()
