@@ -2,9 +2,10 @@
 # Run the whole test suite, as CI does (.ci/run calls this script). Arguments go to pytest:
 #   ./test.sh                       lint (ruff, mypy), then everything under tests/
 #   ./test.sh tests/cli -x          one folder, stop at the first failure (no lint)
-# On a fresh machine it first installs what the tests need: Debian's chromium, docker-compose, redis-server and
-# imagemagick (an independent reader of the layered files)
-# (through apt-get, as root or with sudo) and the project with its test extra in .venv. The tests start their
+# On a fresh machine it first installs what the tests need: Debian's chromium, docker-compose, redis-server,
+# imagemagick (an independent reader of the layered files) and nodejs with npm (the JS client's type checks)
+# (through apt-get, as root or with sudo), the project with its test extra in .venv, and the JS client's pinned
+# tools (npm ci in clients/js, from its package-lock.json). The tests start their
 # own Redis on a free port; they never touch a server they did not start.
 # Exits non-zero when a test fails, and also when no test ran at all (nothing collected, or all skipped).
 set -euo pipefail
@@ -17,6 +18,8 @@ if [ -z "${SKIP_INSTALL:-}" ]; then
     command -v docker-compose >/dev/null || need+=(docker-compose)
     command -v redis-server >/dev/null || need+=(redis-server)
     command -v identify >/dev/null || need+=(imagemagick)
+    command -v node >/dev/null || need+=(nodejs)
+    command -v npm >/dev/null || need+=(npm)
     if [ ${#need[@]} -gt 0 ]; then
         if [ "$(id -u)" -eq 0 ]; then sudo=""
         elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo"
@@ -30,6 +33,8 @@ if [ -z "${SKIP_INSTALL:-}" ]; then
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
     fi
     ./start.sh --install-only
+    # openapi-typescript and tsc at the versions package-lock.json pins; the npm cache serves them offline.
+    (cd clients/js && npm ci --prefer-offline --no-audit --no-fund --loglevel=error)
 fi
 
 if [ $# -eq 0 ]; then

@@ -16,7 +16,7 @@ from starlette.routing import Match
 
 from app.api.errors import ErrorDetail
 from app.api.openapi import operation_id
-from app.api.routes import colorize, datasets, health, jobs, models, pages
+from app.api.routes import colorize, datasets, embed, health, jobs, models, pages
 from app.api.services import AppServices
 from app.failures import FailureMiddleware
 from app.observability import MetricsMiddleware
@@ -76,7 +76,15 @@ def create_app(settings: Settings | None = None, services: AppServices | None = 
     app.add_exception_handler(DamagedPolicy, _damaged_policy)
     app.add_exception_handler(RequestValidationError, _bad_parameters)
     app.add_exception_handler(Exception, _unexpected_error)
-    for router in (colorize.router, models.router, health.router, datasets.router, jobs.router, pages.router):
+    for router in (
+        colorize.router,
+        models.router,
+        health.router,
+        datasets.router,
+        jobs.router,
+        pages.router,
+        embed.router,
+    ):
         app.include_router(router)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     document_one_error_shape(app)

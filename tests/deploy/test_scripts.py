@@ -62,6 +62,9 @@ def test_test_script_installs_what_the_tests_need_and_ci_only_calls_it():
     text = (REPO / "test.sh").read_text()
     for package in ("chromium", "docker-compose", "redis-server"):
         assert f"command -v {package} >/dev/null || need+=({package})" in text, package
+    for command, package in (("node", "nodejs"), ("npm", "npm")):  # the JS client's type checks
+        assert f"command -v {command} >/dev/null || need+=({package})" in text, package
+    assert "(cd clients/js && npm ci " in text, "the JS client's pinned tools come from its package-lock.json"
     assert "apt-get install" in text and "./start.sh --install-only" in text
     assert "sudo apt-get install" in text, "without root or sudo, say which command installs the packages"
     commands = [
