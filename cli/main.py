@@ -3,6 +3,7 @@
 
 import shutil
 import sys
+import warnings
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,6 +24,7 @@ from cli.choices import (
 )
 from cli.datasets import datasets_cli
 from cli.errors import fail as _fail
+from cli.library_noise import drop_library_noise_from_stderr, quiet_library_loggers
 from cli.models import models_cli
 from cli.remote import remote_cli
 from cli.schema_options import with_options_of
@@ -103,6 +105,8 @@ def train(
 ) -> None:
     """Train pix2pix on a pair dataset, checkpointing and publishing generator versions."""
     from contracts.train_config import TrainConfig, explain
+
+    drop_library_noise_from_stderr()
     from model.train import train_pix2pix
 
     given = {name: value for name, value in hyperparameters.items() if value is not None}
@@ -216,6 +220,7 @@ def colorize(
             hint_layer, full_hints = load_hint_layers(hints, original.size if full_size else None)
         except (FileNotFoundError, BadImage) as error:
             _fail(f"{hints}: {error}")
+    drop_library_noise_from_stderr()
     colorize_version = load_serving_function(version_path)
     if hint_layer is not None and not colorize_version.accepts_hints:
         _fail(f"version {version_path.name} was trained without color hints; leave out --hints")
@@ -262,6 +267,8 @@ def serve(
     if warning is not None:
         typer.echo(warning, err=True)
 
+    if log_level.lower() != "debug":
+        drop_library_noise_from_stderr()
     # lifespan="on": a failure at start-up (say, an unreadable data folder) stops the server instead of
     # leaving it running without a model store.
     uvicorn.run("app.main:create_app", factory=True, host=host, port=port, log_level=log_level, lifespan="on")
@@ -318,18 +325,38 @@ def up(
 @cli.command()
 def worker(
     hostname: Annotated[str | None, typer.Option(help="Worker name, e.g. gpu0@%h.")] = None,
-    loglevel: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    loglevel: Annotated[
+        str, typer.Option(help="debug (also libraries' lines), info, warning or error.")
+    ] = "info",
     queues: Annotated[
         str, typer.Option(help="training (GPU jobs) or datasets (imports of uploaded datasets; CPU only).")
     ] = "training",
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", help="Only job lines, warnings and errors: no Celery banner or chatter."),
+    ] = False,
 ) -> None:
-    """Run a worker: Celery on queue `training` (or `datasets`), solo pool, one task at a time (S2C_* settings)."""
+    """Run a training or dataset-import worker.
+
+    Celery on one queue, one task at a time (S2C_* settings).
+
+    Queue `training` runs training jobs, queue `datasets` imports uploaded datasets (no TensorFlow needed).
+    """
+    from celery.exceptions import SecurityWarning
+
     from contracts.queue import DATASETS_QUEUE, TRAINING_QUEUE
     from worker.celery_app import app
 
     if not set(queues.split(",")) <= {TRAINING_QUEUE, DATASETS_QUEUE}:
         _fail(f"--queues takes {TRAINING_QUEUE} and/or {DATASETS_QUEUE}, not {queues!r}")
-    arguments = ["worker", "--pool", "solo", "--concurrency", "1", "--prefetch-multiplier", "1"]
+    if loglevel.lower() != "debug":
+        drop_library_noise_from_stderr()
+        quiet_library_loggers(("celery", "kombu") if quiet else ())
+    if quiet:
+        # Celery's eight-line warning about root, in every worker; `up` says it once where it matters.
+        warnings.filterwarnings("ignore", category=SecurityWarning)
+    arguments = ["--quiet"] if quiet else []
+    arguments += ["worker", "--pool", "solo", "--concurrency", "1", "--prefetch-multiplier", "1"]
     arguments += ["--queues", queues, "--loglevel", loglevel, "--without-mingle", "--without-gossip"]
     if hostname:
         arguments += ["--hostname", hostname]
