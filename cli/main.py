@@ -4,6 +4,7 @@
 import shutil
 import sys
 import warnings
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,6 +23,7 @@ from cli.choices import (
     ResultSize,
     file_format,
 )
+from cli.command_groups import CommandGroup
 from cli.datasets import datasets_cli
 from cli.errors import fail as _fail
 from cli.library_noise import drop_library_noise_from_stderr, quiet_library_loggers
@@ -31,14 +33,12 @@ from cli.schema_options import with_options_of
 from contracts.job_record import Progress
 from contracts.train_config import TrainConfig
 
-cli = typer.Typer(
+cli = CommandGroup(
     name="sketch2color",
-    help="Colorize black-and-white sketches with pix2pix, and train the models yourself.",
-    no_args_is_help=True,
+    help="Colorize black-and-white sketches with pix2pix, and train the models yourself.\n\n"
+    "Start with `sketch2color up` (the page, the API and the workers) or `sketch2color COMMAND --help`.",
     add_completion=False,
     pretty_exceptions_enable=False,
-    # Plain help text: readable at 80 columns and in logs (no boxes, no cut-off option names).
-    rich_markup_mode=None,
 )
 
 
@@ -63,7 +63,10 @@ def make_synthetic(
         ),
     ] = SyntheticColors.learnable,
 ) -> None:
-    """Draw a synthetic pair dataset (color left, sketch right) of outlined, filled shapes."""
+    """Draw a synthetic dataset of shapes.
+
+    Pairs (color left, sketch right) of outlined, filled shapes, in train/ and val/.
+    """
     from model.synthetic import make_synthetic_dataset
 
     counts = make_synthetic_dataset(out, train=train, val=val, seed=seed, colors=colors.value)
@@ -81,7 +84,10 @@ def prepare(
     ] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed of the train/val split.")] = 0,
 ) -> None:
-    """Turn color images into a pair dataset by extracting a line sketch from each (XDoG)."""
+    """Turn color pictures into a pair dataset.
+
+    Each picture's line sketch is extracted with XDoG.
+    """
     from model.sketchify import prepare_dataset
 
     try:
@@ -103,7 +109,10 @@ def train(
     ] = None,
     **hyperparameters: Any,
 ) -> None:
-    """Train pix2pix on a pair dataset, checkpointing and publishing generator versions."""
+    """Train pix2pix on a pair dataset.
+
+    Checkpoints as it goes (a second run resumes) and publishes generator versions.
+    """
     from contracts.train_config import TrainConfig, explain
 
     drop_library_noise_from_stderr()
@@ -188,12 +197,14 @@ def colorize(
         FileFormat | None, typer.Option("--format", help=FORMAT_HELP, show_default=False)
     ] = None,
 ) -> None:
-    """Colorize one sketch with a published generator, optionally steered by color hints; write the picture,
-    or its layers as a PSD, OpenRaster or zip file."""
+    """Colorize one sketch with a published version.
+
+    Optionally steered by color hints; writes the picture, or its layers as a PSD, OpenRaster or zip file.
+    Runs the version's ONNX copy when it has one (no TensorFlow start-up), else its SavedModel.
+    """
     import numpy as np
 
     from contracts.settings import Settings
-    from model.export import load_serving_function
     from model.fullsize import full_size_result, square_result
     from model.imageio import BadImage, load_hint_layers, load_sketch_and_original
     from model.layer_files import layered_file
@@ -220,12 +231,11 @@ def colorize(
             hint_layer, full_hints = load_hint_layers(hints, original.size if full_size else None)
         except (FileNotFoundError, BadImage) as error:
             _fail(f"{hints}: {error}")
-    drop_library_noise_from_stderr()
-    colorize_version = load_serving_function(version_path)
-    if hint_layer is not None and not colorize_version.accepts_hints:
+    colorize_version, accepts_hints, engine = _load_version(version_path)
+    if hint_layer is not None and not accepts_hints:
         _fail(f"version {version_path.name} was trained without color hints; leave out --hints")
     batch_hints = hint_layer[np.newaxis] if hint_layer is not None else None
-    colorized = colorize_version(sketch[np.newaxis], batch_hints).numpy()[0]
+    colorized = np.asarray(colorize_version(sketch[np.newaxis], batch_hints))[0]
     full = size is ResultSize.original
     if layered:
         if full:
@@ -243,7 +253,26 @@ def colorize(
         result.save(output_image, format="PNG")
         width, height = result.size
         what = "png"
-    typer.echo(f"wrote {output_image} ({width}x{height}, {what}) with model {version_path}")
+    typer.echo(f"wrote {output_image} ({width}x{height}, {what}) with model {version_path} ({engine})")
+
+
+def _load_version(version_path: Path) -> tuple[Callable[..., Any], bool, str]:
+    """(colorize(sketches, hints), whether it takes hints, the engine's name): the version's ONNX copy when it
+    has one (no TensorFlow start-up), else its SavedModel on TensorFlow."""
+    from model.onnx_engine import load_onnx_colorizer
+
+    onnx = load_onnx_colorizer(version_path)
+    if onnx is not None:
+        return onnx, onnx.accepts_hints, "onnxruntime"
+    drop_library_noise_from_stderr()
+    from model.export import load_serving_function
+
+    serving_function = load_serving_function(version_path)
+
+    def colorize(sketches: Any, hints: Any = None) -> Any:
+        return serving_function(sketches, hints).numpy()
+
+    return colorize, serving_function.accepts_hints, "tensorflow"
 
 
 @cli.command()
@@ -254,7 +283,10 @@ def serve(
         str, typer.Option(help="info, or debug to also log every successful GET (the page's polling).")
     ] = "info",
 ) -> None:
-    """Run the HTTP API (settings from S2C_* environment variables)."""
+    """Run the HTTP API.
+
+    Settings come from S2C_* environment variables.
+    """
     import uvicorn
 
     from cli.exposure import exposure_warning
@@ -305,8 +337,11 @@ def up(
         typer.Option("--verbose", help="Show everything: libraries' start-up lines and polling requests."),
     ] = False,
 ) -> None:
-    """Run the whole system here: the API, a training worker and a dataset importer (S2C_* settings); one
-    that dies is restarted on its own; Ctrl-C stops them all."""
+    """Run the whole system here: API, worker, importer.
+
+    The API, a training worker and a dataset importer (S2C_* settings); one that dies is restarted on its
+    own; Ctrl-C stops them all.
+    """
     from cli.demo import DemoConfig
     from cli.supervisor import Launcher
     from contracts.settings import get_settings
