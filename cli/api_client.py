@@ -9,11 +9,17 @@ from typing import Any
 FilePart = tuple[str, str, bytes, str]  # (field, filename, data, content type)
 
 
-def multipart(files: list[FilePart]) -> tuple[bytes, str]:
-    """A multipart/form-data body of file parts (RFC 7578) and its content type. The boundary is random, so
-    no file's bytes can contain it by chance."""
+def multipart(files: list[FilePart], fields: dict[str, str] | None = None) -> tuple[bytes, str]:
+    """A multipart/form-data body of text fields and file parts (RFC 7578) and its content type. The boundary
+    is random, so no file's bytes can contain it by chance."""
     boundary = "s2c-" + secrets.token_hex(16)
     chunks = []
+    for field, value in (fields or {}).items():
+        chunks += [
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"\r\n\r\n'.encode(),
+            value.encode(),
+            b"\r\n",
+        ]
     for field, filename, data, content_type in files:
         quoted = "".join("_" if char in '"\\\r\n' else char for char in filename)
         chunks += [
@@ -47,9 +53,11 @@ class ApiClient:
         except urllib.error.HTTPError as error:
             return error.code, decode(error.read())
 
-    def post_files(self, path: str, files: list[FilePart], timeout: float = 120.0):
-        """POST files as multipart/form-data; (status, headers, body bytes)."""
-        body, content_type = multipart(files)
+    def post_files(
+        self, path: str, files: list[FilePart], timeout: float = 120.0, fields: dict[str, str] | None = None
+    ):
+        """POST files (and text fields) as multipart/form-data; (status, headers, body bytes)."""
+        body, content_type = multipart(files, fields)
         return self.post_bytes(path, body, content_type, timeout)
 
     def post_bytes(self, path: str, data: bytes, content_type: str, timeout: float = 120.0):

@@ -3,6 +3,7 @@
 The same checks and import as `POST /datasets` (model/dataset_import.py, worker/imports.py), run here.
 """
 
+import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -10,12 +11,11 @@ from typing import Annotated
 
 import typer
 
+from cli.command_groups import CommandGroup
 from cli.errors import fail as _fail
 
-datasets_cli = typer.Typer(
-    rich_markup_mode=None,
-    no_args_is_help=True,
-    help="Import and list datasets in the data folder ($S2C_DATA_DIR).",
+datasets_cli = CommandGroup(
+    help="Import, list and delete local datasets.\n\nIn the data folder ($S2C_DATA_DIR), without the API.",
 )
 
 
@@ -33,10 +33,13 @@ def import_dataset(
     seed: Annotated[int, typer.Option(help="Seed of that split.")] = 0,
     oversize: Annotated[str, typer.Option(help="Images over S2C_MAX_PIXELS: skip or fail.")] = "skip",
 ) -> None:
-    """Import pairs (color left, sketch right; train/ and val/, or flat) or pictures as dataset NAME."""
+    """Import a zip or folder as dataset NAME.
+
+    Pairs (color left, sketch right; in train/ and val/, or flat), or with --from-pictures plain color pictures.
+    """
     from contracts import datasets
     from contracts.settings import get_settings
-    from model.dataset_import import BadArchive, ImportLimits, inspect_archive, zip_folder
+    from model.dataset_import import PICTURES_HINT, BadArchive, ImportLimits, inspect_archive, zip_folder
     from worker.imports import run_import
 
     settings = get_settings()
@@ -62,9 +65,13 @@ def import_dataset(
     except (BadArchive, OSError) as error:
         datasets.delete_dataset(settings.datasets_dir, name)
         _fail(f"{source}: {error}")
+    # The importer's log line would say the reason a second time: here it is said once, below.
+    logging.getLogger("sketch2color.worker").addHandler(logging.NullHandler())
     result = run_import(settings, name)
     if result["state"] != "ready":
-        _fail(f"import failed: {result.get('error')}")
+        datasets.delete_dataset(settings.datasets_dir, name)  # nothing left behind: the name is free again
+        reason = str(result.get("error")).replace(PICTURES_HINT, "for plain pictures add --from-pictures")
+        _fail(f"cannot import {source}: {reason}")
     record = datasets.read_import(settings.datasets_dir, name) or {}
     skipped = record.get("skipped") or []
     typer.echo(
@@ -76,7 +83,10 @@ def import_dataset(
 
 @datasets_cli.command("list")
 def list_datasets() -> None:
-    """Datasets with their pair counts, and imports that failed."""
+    """List datasets with their pair counts.
+
+    Also imports that failed (through the API) and why; `datasets delete NAME` removes one.
+    """
     from contracts import datasets
     from contracts.settings import get_settings
 
@@ -88,3 +98,33 @@ def list_datasets() -> None:
         record = datasets.read_import(folder, record_path.stem)
         if record and record["state"] == "failed":
             typer.echo(f"{record['name']:<24} failed: {record['error']}")
+
+
+@datasets_cli.command("delete")
+def delete_dataset(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="A dataset, or a failed import.")],
+) -> None:
+    """Delete a dataset or a failed import.
+
+    Refused while a job that is not finished trains on it, or while it is being imported.
+    """
+    from contracts import datasets, jobs
+    from contracts.settings import get_settings
+
+    settings = get_settings()
+    folder = settings.datasets_dir
+    try:
+        datasets.check_dataset_name(name)
+    except datasets.BadDatasetName as error:
+        _fail(str(error))
+    record = datasets.fail_if_abandoned(folder, name)
+    if not (folder / name).is_dir() and record is None:
+        _fail(f"no dataset {name!r} in {folder} (see `sketch2color datasets list`)")
+    if record is not None and record["state"] == "importing":
+        _fail(f"dataset {name!r} is being imported; wait for it to finish")
+    users = [job.id for job in jobs.list_records(settings.runs_dir)
+             if job.dataset == name and job.state not in jobs.FINAL_STATES]  # fmt: skip
+    if users:
+        _fail(f"dataset {name!r} is used by job {users[0]}; cancel it first")
+    datasets.delete_dataset(folder, name)
+    typer.echo(f"deleted dataset {name}")

@@ -3,6 +3,8 @@
 
 import shutil
 import sys
+import warnings
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,22 +23,22 @@ from cli.choices import (
     ResultSize,
     file_format,
 )
+from cli.command_groups import CommandGroup
 from cli.datasets import datasets_cli
 from cli.errors import fail as _fail
+from cli.library_noise import drop_library_noise_from_stderr, quiet_library_loggers
 from cli.models import models_cli
 from cli.remote import remote_cli
 from cli.schema_options import with_options_of
 from contracts.job_record import Progress
 from contracts.train_config import TrainConfig
 
-cli = typer.Typer(
+cli = CommandGroup(
     name="sketch2color",
-    help="Colorize black-and-white sketches with pix2pix, and train the models yourself.",
-    no_args_is_help=True,
+    help="Colorize black-and-white sketches with pix2pix, and train the models yourself.\n\n"
+    "Start with `sketch2color up` (the page, the API and the workers) or `sketch2color COMMAND --help`.",
     add_completion=False,
     pretty_exceptions_enable=False,
-    # Plain help text: readable at 80 columns and in logs (no boxes, no cut-off option names).
-    rich_markup_mode=None,
 )
 
 
@@ -61,7 +63,10 @@ def make_synthetic(
         ),
     ] = SyntheticColors.learnable,
 ) -> None:
-    """Draw a synthetic pair dataset (color left, sketch right) of outlined, filled shapes."""
+    """Draw a synthetic dataset of shapes.
+
+    Pairs (color left, sketch right) of outlined, filled shapes, in train/ and val/.
+    """
     from model.synthetic import make_synthetic_dataset
 
     counts = make_synthetic_dataset(out, train=train, val=val, seed=seed, colors=colors.value)
@@ -79,7 +84,10 @@ def prepare(
     ] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed of the train/val split.")] = 0,
 ) -> None:
-    """Turn color images into a pair dataset by extracting a line sketch from each (XDoG)."""
+    """Turn color pictures into a pair dataset.
+
+    Each picture's line sketch is extracted with XDoG.
+    """
     from model.sketchify import prepare_dataset
 
     try:
@@ -101,8 +109,13 @@ def train(
     ] = None,
     **hyperparameters: Any,
 ) -> None:
-    """Train pix2pix on a pair dataset, checkpointing and publishing generator versions."""
+    """Train pix2pix on a pair dataset.
+
+    Checkpoints as it goes (a second run resumes) and publishes generator versions.
+    """
     from contracts.train_config import TrainConfig, explain
+
+    drop_library_noise_from_stderr()
     from model.train import train_pix2pix
 
     given = {name: value for name, value in hyperparameters.items() if value is not None}
@@ -184,12 +197,14 @@ def colorize(
         FileFormat | None, typer.Option("--format", help=FORMAT_HELP, show_default=False)
     ] = None,
 ) -> None:
-    """Colorize one sketch with a published generator, optionally steered by color hints; write the picture,
-    or its layers as a PSD, OpenRaster or zip file."""
+    """Colorize one sketch with a published version.
+
+    Optionally steered by color hints; writes the picture, or its layers as a PSD, OpenRaster or zip file.
+    Runs the version's ONNX copy when it has one (no TensorFlow start-up), else its SavedModel.
+    """
     import numpy as np
 
     from contracts.settings import Settings
-    from model.export import load_serving_function
     from model.fullsize import full_size_result, square_result
     from model.imageio import BadImage, load_hint_layers, load_sketch_and_original
     from model.layer_files import layered_file
@@ -216,11 +231,11 @@ def colorize(
             hint_layer, full_hints = load_hint_layers(hints, original.size if full_size else None)
         except (FileNotFoundError, BadImage) as error:
             _fail(f"{hints}: {error}")
-    colorize_version = load_serving_function(version_path)
-    if hint_layer is not None and not colorize_version.accepts_hints:
+    colorize_version, accepts_hints, engine = _load_version(version_path)
+    if hint_layer is not None and not accepts_hints:
         _fail(f"version {version_path.name} was trained without color hints; leave out --hints")
     batch_hints = hint_layer[np.newaxis] if hint_layer is not None else None
-    colorized = colorize_version(sketch[np.newaxis], batch_hints).numpy()[0]
+    colorized = np.asarray(colorize_version(sketch[np.newaxis], batch_hints))[0]
     full = size is ResultSize.original
     if layered:
         if full:
@@ -238,7 +253,26 @@ def colorize(
         result.save(output_image, format="PNG")
         width, height = result.size
         what = "png"
-    typer.echo(f"wrote {output_image} ({width}x{height}, {what}) with model {version_path}")
+    typer.echo(f"wrote {output_image} ({width}x{height}, {what}) with model {version_path} ({engine})")
+
+
+def _load_version(version_path: Path) -> tuple[Callable[..., Any], bool, str]:
+    """(colorize(sketches, hints), whether it takes hints, the engine's name): the version's ONNX copy when it
+    has one (no TensorFlow start-up), else its SavedModel on TensorFlow."""
+    from model.onnx_engine import load_onnx_colorizer
+
+    onnx = load_onnx_colorizer(version_path)
+    if onnx is not None:
+        return onnx, onnx.accepts_hints, "onnxruntime"
+    drop_library_noise_from_stderr()
+    from model.export import load_serving_function
+
+    serving_function = load_serving_function(version_path)
+
+    def colorize(sketches: Any, hints: Any = None) -> Any:
+        return serving_function(sketches, hints).numpy()
+
+    return colorize, serving_function.accepts_hints, "tensorflow"
 
 
 @cli.command()
@@ -249,7 +283,10 @@ def serve(
         str, typer.Option(help="info, or debug to also log every successful GET (the page's polling).")
     ] = "info",
 ) -> None:
-    """Run the HTTP API (settings from S2C_* environment variables)."""
+    """Run the HTTP API.
+
+    Settings come from S2C_* environment variables.
+    """
     import uvicorn
 
     from cli.exposure import exposure_warning
@@ -262,6 +299,8 @@ def serve(
     if warning is not None:
         typer.echo(warning, err=True)
 
+    if log_level.lower() != "debug":
+        drop_library_noise_from_stderr()
     # lifespan="on": a failure at start-up (say, an unreadable data folder) stops the server instead of
     # leaving it running without a model store.
     uvicorn.run("app.main:create_app", factory=True, host=host, port=port, log_level=log_level, lifespan="on")
@@ -298,8 +337,11 @@ def up(
         typer.Option("--verbose", help="Show everything: libraries' start-up lines and polling requests."),
     ] = False,
 ) -> None:
-    """Run the whole system here: the API, a training worker and a dataset importer (S2C_* settings); one
-    that dies is restarted on its own; Ctrl-C stops them all."""
+    """Run the whole system here: API, worker, importer.
+
+    The API, a training worker and a dataset importer (S2C_* settings); one that dies is restarted on its
+    own; Ctrl-C stops them all.
+    """
     from cli.demo import DemoConfig
     from cli.supervisor import Launcher
     from contracts.settings import get_settings
@@ -318,18 +360,38 @@ def up(
 @cli.command()
 def worker(
     hostname: Annotated[str | None, typer.Option(help="Worker name, e.g. gpu0@%h.")] = None,
-    loglevel: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    loglevel: Annotated[
+        str, typer.Option(help="debug (also libraries' lines), info, warning or error.")
+    ] = "info",
     queues: Annotated[
         str, typer.Option(help="training (GPU jobs) or datasets (imports of uploaded datasets; CPU only).")
     ] = "training",
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", help="Only job lines, warnings and errors: no Celery banner or chatter."),
+    ] = False,
 ) -> None:
-    """Run a worker: Celery on queue `training` (or `datasets`), solo pool, one task at a time (S2C_* settings)."""
+    """Run a training or dataset-import worker.
+
+    Celery on one queue, one task at a time (S2C_* settings).
+
+    Queue `training` runs training jobs, queue `datasets` imports uploaded datasets (no TensorFlow needed).
+    """
+    from celery.exceptions import SecurityWarning
+
     from contracts.queue import DATASETS_QUEUE, TRAINING_QUEUE
     from worker.celery_app import app
 
     if not set(queues.split(",")) <= {TRAINING_QUEUE, DATASETS_QUEUE}:
         _fail(f"--queues takes {TRAINING_QUEUE} and/or {DATASETS_QUEUE}, not {queues!r}")
-    arguments = ["worker", "--pool", "solo", "--concurrency", "1", "--prefetch-multiplier", "1"]
+    if loglevel.lower() != "debug":
+        drop_library_noise_from_stderr()
+        quiet_library_loggers(("celery", "kombu") if quiet else ())
+    if quiet:
+        # Celery's eight-line warning about root, in every worker; `up` says it once where it matters.
+        warnings.filterwarnings("ignore", category=SecurityWarning)
+    arguments = ["--quiet"] if quiet else []
+    arguments += ["worker", "--pool", "solo", "--concurrency", "1", "--prefetch-multiplier", "1"]
     arguments += ["--queues", queues, "--loglevel", loglevel, "--without-mingle", "--without-gossip"]
     if hostname:
         arguments += ["--hostname", hostname]

@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
+from cli.command_groups import CommandGroup
 from cli.errors import fail as _fail
 
 if TYPE_CHECKING:
     from storage.serving_policy import ServingPolicy
 
-models_cli = typer.Typer(
-    rich_markup_mode=None,
-    help="List published versions and choose which one is served (works on the data folder directly).",
-    no_args_is_help=True,
+models_cli = CommandGroup(
+    help="Choose the served version in the data folder.\n\n"
+    "List published versions and choose which one is served, on the data folder directly.",
 )
 
 ModelsDir = Annotated[
@@ -34,7 +34,10 @@ def _models_dir(models_dir: Path | None) -> Path:
 
 @models_cli.command("list")
 def list_models(models_dir: ModelsDir = None) -> None:
-    """Every published version: metrics, quality gate, labels, and which one is served."""
+    """List published versions and which one is served.
+
+    Each with its metrics, quality gate decision and labels.
+    """
     from storage.serving_policy import labels_of, served_version
     from storage.versions import list_versions
 
@@ -69,7 +72,10 @@ def pin(
     ],
     models_dir: ModelsDir = None,
 ) -> None:
-    """Serve this version (or `latest`: the newest that passed the quality gate)."""
+    """Serve this version, or `latest`.
+
+    `latest`: the newest version that passed the quality gate.
+    """
     from storage.serving_policy import DamagedPolicy, InvalidVersion, VersionNotPublished, pin
 
     folder = _models_dir(models_dir)
@@ -92,7 +98,10 @@ def promote(
     version: Annotated[int, typer.Argument(metavar="VERSION", help="A published version number.")],
     models_dir: ModelsDir = None,
 ) -> None:
-    """Serve this version now, even one the quality gate held back (the same as `pin VERSION`)."""
+    """Serve a version the quality gate held back.
+
+    The same as `pin VERSION`.
+    """
     pin(str(version), models_dir)
 
 
@@ -105,8 +114,11 @@ def label(
     delete: Annotated[bool, typer.Option("--delete", help="Remove the label instead.")] = False,
     models_dir: ModelsDir = None,
 ) -> None:
-    """Point a label at a version (`POST /colorize?version=LABEL` uses it), or remove it with --delete. Names
-    that read as a version (`latest`, `v3`) are reserved for new labels, as in PUT /models/labels/NAME."""
+    """Point a label at a version, or remove it.
+
+    `POST /colorize?version=LABEL` uses it; --delete removes it. Names that read as a version (`latest`,
+    `v3`) are reserved for new labels, as in PUT /models/labels/NAME.
+    """
     from storage.serving_policy import (
         DamagedPolicy,
         InvalidLabel,
@@ -149,7 +161,7 @@ def delete(
     version: Annotated[int, typer.Argument(metavar="VERSION", help="A published version number.")],
     models_dir: ModelsDir = None,
 ) -> None:
-    """Delete a version that is neither served nor labelled."""
+    """Delete a version that is not served or labelled."""
     from storage.serving_policy import PolicyError, delete_version
 
     try:
@@ -166,7 +178,10 @@ def tf_serving_config_command(
     ] = "/models/generator",
     models_dir: ModelsDir = None,
 ) -> None:
-    """Print the same choice as a TensorFlow Serving model config (for --model_config_file)."""
+    """Print the choice as a TF Serving model config.
+
+    For TensorFlow Serving's --model_config_file.
+    """
     from storage.serving_policy import InvalidBasePath, served_version, tf_serving_config
     from storage.versions import list_versions
 

@@ -6,7 +6,7 @@ Standard library HTTP only (cli/api_client.py); the server's answers and errors 
 import mimetypes
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import typer
 
@@ -22,30 +22,17 @@ from cli.choices import (
     ResultSize,
     file_format,
 )
+from cli.command_groups import CommandGroup
 from cli.errors import fail as _fail
+from cli.remote_datasets import remote_datasets_cli
+from cli.remote_options import DEFAULT_URL, Token, Url, call, number
 from cli.schema_options import with_options_of
 from contracts.train_config import TrainConfig
 
-remote_cli = typer.Typer(
-    rich_markup_mode=None,
-    no_args_is_help=True,
-    help="Use a sketch2color server over HTTP: colorize, follow and launch jobs, choose the served model.",
+remote_cli = CommandGroup(
+    help="Use a sketch2color server over HTTP.\n\n"
+    "Colorize, upload datasets, launch and follow jobs, choose the served version.",
 )
-Url = Annotated[str, typer.Option(envvar="S2C_URL", help="The server's address.")]
-Token = Annotated[
-    str | None,
-    typer.Option(envvar="S2C_API_TOKEN", help="The server's API token, if it has one.", show_default=False),
-]
-
-
-def _call(client: ApiClient, method: str, path: str, body: Any = None) -> Any:
-    try:
-        status, answer = client.request(method, path, body=body, timeout=60)
-    except OSError as error:
-        _fail(f"cannot reach {client.base_url}: {error}")
-    if status >= 400:
-        _fail(f"{method} {path} answered {status}: {detail(answer)}")
-    return answer
 
 
 @remote_cli.command()
@@ -68,11 +55,14 @@ def colorize(
     output_format: Annotated[
         FileFormat | None, typer.Option("--format", help=FORMAT_HELP, show_default=False)
     ] = None,
-    url: Url = "http://127.0.0.1:8000",
+    url: Url = DEFAULT_URL,
     token: Token = None,
 ) -> None:
-    """Colorize a sketch on the server (POST /colorize, the sketch and any hints as multipart fields); the
-    picture, or its layers as a PSD, OpenRaster or zip file."""
+    """Colorize a sketch on the server.
+
+    POST /colorize with the sketch and any hints; writes the picture, or its layers as a PSD, OpenRaster or
+    zip file.
+    """
     files = []
     for field, path in (("file", input_image), ("hints", hints)):
         if path is None:
@@ -101,9 +91,9 @@ def colorize(
 
 
 @remote_cli.command()
-def jobs(url: Url = "http://127.0.0.1:8000", token: Token = None) -> None:
-    """The server's jobs, newest first."""
-    for job in _call(ApiClient(url, token), "GET", "/jobs"):
+def jobs(url: Url = DEFAULT_URL, token: Token = None) -> None:
+    """List the server's jobs, newest first."""
+    for job in call(ApiClient(url, token), "GET", "/jobs"):
         progress = job.get("progress") or {}
         typer.echo(
             f"{job['id']}  {job['state']:<10} {job['dataset']:<12} step {progress.get('step')}/"
@@ -113,16 +103,19 @@ def jobs(url: Url = "http://127.0.0.1:8000", token: Token = None) -> None:
 
 def launch(
     dataset: Annotated[str, typer.Argument(metavar="DATASET", help="A dataset name on the server.")],
-    url: Url = "http://127.0.0.1:8000",
+    url: Url = DEFAULT_URL,
     token: Token = None,
     **hyperparameters: Any,
 ) -> None:
-    """Launch a training job on the server (the same options as `sketch2color train`)."""
+    """Launch a training job on the server.
+
+    The same options as `sketch2color train`.
+    """
     body = {
         "dataset": dataset,
         **{name: value for name, value in hyperparameters.items() if value is not None},
     }
-    job = _call(ApiClient(url, token), "POST", "/jobs", body)
+    job = call(ApiClient(url, token), "POST", "/jobs", body)
     typer.echo(f"launched job {job['id']} ({job['state']})")
 
 
@@ -130,35 +123,111 @@ remote_cli.command()(with_options_of(TrainConfig, launch))
 
 
 @remote_cli.command()
-def cancel(job_id: Annotated[str, typer.Argument(metavar="JOB")], url: Url = "http://127.0.0.1:8000",
+def cancel(job_id: Annotated[str, typer.Argument(metavar="JOB")], url: Url = DEFAULT_URL,
            token: Token = None) -> None:  # fmt: skip
     """Cancel a job (it checkpoints first)."""
-    job = _call(ApiClient(url, token), "POST", f"/jobs/{job_id}/cancel")
+    job = call(ApiClient(url, token), "POST", f"/jobs/{job_id}/cancel")
     typer.echo(f"job {job['id']} is {job['state']}")
 
 
 @remote_cli.command()
-def models(url: Url = "http://127.0.0.1:8000", token: Token = None) -> None:
-    """The server's published versions and which one it serves."""
-    answer = _call(ApiClient(url, token), "GET", "/models")
+def resume(job_id: Annotated[str, typer.Argument(metavar="JOB")], url: Url = DEFAULT_URL,
+           token: Token = None) -> None:  # fmt: skip
+    """Resume a cancelled or failed job.
+
+    It continues from its newest checkpoint, with the same step counter.
+    """
+    job = call(ApiClient(url, token), "POST", f"/jobs/{job_id}/resume")
+    typer.echo(f"job {job['id']} is {job['state']}; it continues from its newest checkpoint")
+
+
+@remote_cli.command()
+def metrics(job_id: Annotated[str, typer.Argument(metavar="JOB")], url: Url = DEFAULT_URL,
+            token: Token = None) -> None:  # fmt: skip
+    """Show a job's losses and validation scores.
+
+    One line per logged step; a published version and events (resumed, stopped) are marked.
+    """
+    answer = call(ApiClient(url, token), "GET", f"/jobs/{job_id}/metrics")
+    lines = [(point["step"], _metrics_line(point)) for point in answer["metrics"]]
+    lines += [(event["step"], f"{event['step']:>7}  {event['event']}") for event in answer["events"]]
+    if not lines:
+        typer.echo(f"job {job_id} has logged no step yet")
+        return
+    typer.echo(f"{'step':>7}  {'gen_gan':>7} {'gen_l1':>7} {'disc':>7} {'img/s':>6}  {'val_l1':>7} "
+               f"{'psnr':>6} {'ssim':>6}")  # fmt: skip
+    for _, line in sorted(lines, key=lambda entry: entry[0]):
+        typer.echo(line)
+
+
+def _metrics_line(point: dict[str, Any]) -> str:
+    published = f"  published version {point['version']}" if point.get("version") else ""
+    return (
+        f"{point['step']:>7}  {number(point.get('gen_gan'), 3):>7} {number(point.get('gen_l1'), 4):>7} "
+        f"{number(point.get('disc'), 3):>7} {number(point.get('imgs_per_s'), 1):>6}  "
+        f"{number(point.get('val_l1'), 4):>7} {number(point.get('val_psnr'), 2):>6} "
+        f"{number(point.get('val_ssim'), 3):>6}{published}"
+    )
+
+
+@remote_cli.command()
+def models(url: Url = DEFAULT_URL, token: Token = None) -> None:
+    """List the server's published versions and which one it serves."""
+    answer = call(ApiClient(url, token), "GET", "/models")
     typer.echo(f"policy: {answer['policy']['served']}; served: {answer['active_version']}")
     for version in answer["versions"]:
         gate = version.get("gate") or {}
-        l1 = (version.get("val") or {}).get("l1")
+        val = version.get("val") or {}
+        marks = [
+            "served" if version["active"] else "",
+            ("gate passed" if gate.get("passed") else "held back") if gate else "",
+            "hints" if version.get("hints") else "",
+            ", ".join(f"label {label}" for label in version.get("labels") or []),
+        ]
         typer.echo(
-            f"{version['version']:>5}  {'served' if version['active'] else '      '}  "
-            f"val_l1 {l1 if l1 is not None else '-'}  {'held back' if gate and not gate['passed'] else ''}"
-            f"  {', '.join(version.get('labels') or [])}"
+            f"{version['version']:>5}  {version.get('dataset') or '-':<12} val_l1 {number(val.get('l1'), 4)}  "
+            f"psnr {number(val.get('psnr'), 2)}  " + "; ".join(mark for mark in marks if mark)
         )
 
 
 @remote_cli.command()
 def serve(
     version: Annotated[str, typer.Argument(metavar="VERSION", help="A version number, or latest.")],
-    url: Url = "http://127.0.0.1:8000",
+    url: Url = DEFAULT_URL,
     token: Token = None,
 ) -> None:
-    """Choose the served version on the server (pin it, or `latest`)."""
+    """Choose the served version on the server.
+
+    Pin a version number, or `latest` (the newest that passed the quality gate).
+    """
     chosen: int | str = int(version) if version.isdigit() else version
-    policy = _call(ApiClient(url, token), "PUT", "/models/active", {"version": chosen})
+    policy = call(ApiClient(url, token), "PUT", "/models/active", {"version": chosen})
     typer.echo(f"the server serves {policy['served']}")
+
+
+@remote_cli.command()
+def label(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="A label such as stable or canary.")],
+    version: Annotated[
+        int | None, typer.Argument(metavar="VERSION", help="The version it names; leave out with --delete.")
+    ] = None,
+    delete: Annotated[bool, typer.Option("--delete", help="Remove the label instead.")] = False,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Point a label at a version on the server, or remove it.
+
+    `remote colorize --version LABEL` (POST /colorize?version=LABEL) then uses it.
+    """
+    client = ApiClient(url, token)
+    if delete:
+        call(client, "DELETE", f"/models/labels/{quote(name, safe='')}")
+        typer.echo(f"removed label {name}")
+        return
+    if version is None:
+        _fail("give the version the label names, or --delete")
+    call(client, "PUT", f"/models/labels/{quote(name, safe='')}", {"version": version})
+    typer.echo(f"label {name} -> version {version}")
+
+
+remote_cli.add_typer(remote_datasets_cli, name="datasets")

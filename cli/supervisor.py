@@ -25,6 +25,7 @@ from typing import Any
 
 from cli.api_client import ApiClient
 from cli.demo import DemoBootstrap, DemoConfig
+from cli.library_noise import is_library_noise
 from contracts.queue import redact
 from contracts.settings import Settings
 
@@ -146,12 +147,15 @@ class Launcher:
         return environment
 
     def child_commands(self) -> dict[str, list[str]]:
+        """The children's commands: by default only what a user acts on (the API's own lines, job progress,
+        published versions, warnings, errors); with --verbose also the servers' and libraries' lines."""
         cli = [sys.executable, "-m", "cli"]
+        worker_output = ["--loglevel", "debug"] if self.verbose else ["--quiet"]
         return {
             "api": [*cli, "serve", "--host", self.host, "--port", str(self.port)]
-            + (["--log-level", "debug"] if self.verbose else []),
-            "worker": [*cli, "worker"],
-            "importer": [*cli, "worker", "--queues", "datasets", "--hostname", "importer@%h"],
+            + ["--log-level", "debug" if self.verbose else "warning"],
+            "worker": [*cli, "worker", "--hostname", "training@%h", *worker_output],
+            "importer": [*cli, "worker", "--queues", "datasets", "--hostname", "importer@%h", *worker_output],
         }
 
     def _check_port_free(self) -> None:
@@ -172,6 +176,8 @@ class Launcher:
             redact(self.settings.broker_url) if self.settings.broker_url else "embedded (no Redis needed)"
         )
         self.echo(f"data folder: {self.settings.data_dir.resolve()}; broker: {broker}")
+        if running_as_root() and not in_container():
+            self.echo("note: running as root; the workers run as root too (better: an ordinary user)")
         for name in self.child_commands():
             self._start_child(name)
 
@@ -312,15 +318,13 @@ def exit_text(code: int) -> str:
     return f"exited with status {code} ({(signal.strsignal(-code) or f'signal {-code}').lower()})"
 
 
-# TensorFlow's C++ start-up lines (absl logging before it is initialised cannot be turned off by any
-# setting), CUDA probing on machines without a GPU, and CPU-feature advice: nothing a user acts on.
-NOISE_PREFIXES = ("I0000 ", "W0000 ", "WARNING: All log messages before absl::InitializeLog()")
-NOISE_FRAGMENTS = ("failed call to cuInit", "Could not find cuda drivers", "To enable the following instructions",
-                   "rebuild TensorFlow with the appropriate compiler flags", "oneDNN custom operations")  # fmt: skip
+def running_as_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
-def is_library_noise(line: str) -> bool:
-    return line.startswith(NOISE_PREFIXES) or any(fragment in line for fragment in NOISE_FRAGMENTS)
+def in_container() -> bool:
+    """In a container root is the usual user, and nothing to warn about."""
+    return os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv")
 
 
 def _kill_group(child: subprocess.Popen) -> None:

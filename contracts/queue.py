@@ -96,8 +96,13 @@ def choose_broker(settings: Settings) -> BrokerChoice:
     description = (
         f"embedded single-machine broker in {folders['queue'].parent} (no S2C_BROKER_URL), results {backend}"
     )
+    # The host is named only so that kombu does not warn "No hostname was supplied" in every process.
     return BrokerChoice(
-        "filesystem://", backend, description, embedded=True, broker_transport_options=folder_options
+        "filesystem://localhost//",
+        backend,
+        description,
+        embedded=True,
+        broker_transport_options=folder_options,
     )
 
 

@@ -32,6 +32,10 @@ END_RECORD_SEARCH = 22 + 65535  # the end record and the longest comment it may 
 Kind = Literal["pairs", "pictures"]
 
 
+# How POST /datasets names the choice of plain pictures; the CLI says it in its own words (--from-pictures).
+PICTURES_HINT = "for plain pictures use kind=pictures"
+
+
 class BadArchive(ValueError):
     """The archive cannot become a dataset; the message names the entry and the reason."""
 
@@ -264,7 +268,7 @@ def _import_one(data: Path, name: str, folder: Path, options, limits, report: Im
         if width != 2 * height:
             raise BadArchive(
                 f"{name!r}: {width}x{height} is not a pair (twice as wide as tall: color left, sketch right); "
-                "for plain pictures use kind=pictures"
+                + PICTURES_HINT
             )
         pair = image if options.sketch_side == "right" else _swap_halves(image)
     folder.mkdir(parents=True, exist_ok=True)

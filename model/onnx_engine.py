@@ -10,6 +10,7 @@ batches of one. Anything wrong with the ONNX copy only means TensorFlow serves e
 """
 
 import importlib.util
+import json
 import os
 import statistics
 import time
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from storage.versions import MANIFEST
 
 ONNX_FILE = "model.onnx"
 OPSET = 17
@@ -50,6 +53,40 @@ def write_onnx(module: Any, folder: str | os.PathLike) -> dict[str, Any]:
             "convert_seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
 
 
+class OnnxColorizer:
+    """A version's ONNX copy on ONNX Runtime's CPU engine: `(sketches, hints=None) -> uint8 images`, as the
+    SavedModel's signatures answer (a hint model without hints gets an empty hint layer)."""
+
+    def __init__(self, onnx_path: Path, accepts_hints: bool):
+        import onnxruntime
+
+        self.session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        self.accepts_hints = accepts_hints
+
+    def __call__(self, sketches: np.ndarray, hint_layers: np.ndarray | None = None) -> np.ndarray:
+        feeds = {"sketch": sketches}
+        if self.accepts_hints:
+            feeds["hints"] = (
+                hint_layers if hint_layers is not None else np.zeros((*sketches.shape[:3], 4), np.uint8)
+            )
+        elif hint_layers is not None:
+            raise ValueError("this version was trained without hints")
+        return self.session.run(None, feeds)[0]
+
+
+def load_onnx_colorizer(version_path: Path) -> OnnxColorizer | None:
+    """The version's ONNX copy, ready to run without TensorFlow (a one-off colorize starts in a second instead
+    of TensorFlow's many); None when it has none, onnxruntime is missing or the copy does not load."""
+    onnx_path = version_path / ONNX_FILE
+    if not onnx_path.is_file() or not onnx_runtime_available():
+        return None
+    try:
+        manifest = json.loads((version_path / MANIFEST).read_text())
+        return OnnxColorizer(onnx_path, bool(manifest.get("hints")))
+    except Exception:  # an unreadable manifest or a broken copy: TensorFlow colorizes instead
+        return None
+
+
 @dataclass(frozen=True)
 class OnnxChoice:
     """Whether ONNX Runtime serves batches of one, and why."""
@@ -74,18 +111,7 @@ def choose_batch1_engine(
     if not onnx_runtime_available():
         return OnnxChoice("tensorflow", "onnxruntime is not installed"), None
     try:
-        import onnxruntime
-
-        session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-
-        def onnx_call(sketches: np.ndarray, hint_layers: np.ndarray | None = None) -> np.ndarray:
-            feeds = {"sketch": sketches}
-            if hints:
-                feeds["hints"] = (
-                    hint_layers if hint_layers is not None else np.zeros((*sketches.shape[:3], 4), np.uint8)
-                )
-            return session.run(None, feeds)[0]
-
+        onnx_call = OnnxColorizer(onnx_path, hints)
         probe = _probe_sketch()
         agreement = float((np.abs(onnx_call(probe).astype(int) - tensorflow_call(probe)) <= 1).mean())
     except Exception as error:  # a broken or foreign ONNX file: TensorFlow serves

@@ -10,27 +10,30 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 from PIL import Image
 
 from model.imageio import BadImage, open_image, to_rgb
-from model.networks import IMAGE_SIZE
 from model.synthetic import make_pair_image
+from storage.layout import IMAGE_SIZE
 
 SOURCE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 
 
 def _gaussian_blur(gray: np.ndarray, sigma: float) -> np.ndarray:
+    """A separable Gaussian blur with mirrored edges, in NumPy: the importer needs no TensorFlow for it."""
     radius = max(1, int(round(3 * sigma)))
     offsets = np.arange(-radius, radius + 1, dtype=np.float32)
     kernel = np.exp(-(offsets**2) / (2 * sigma**2))
     kernel /= kernel.sum()
-    image = tf.constant(gray[None, :, :, None], tf.float32)
-    padded = tf.pad(image, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="SYMMETRIC")
-    horizontal = tf.nn.conv2d(padded, kernel.reshape(1, -1, 1, 1), strides=1, padding="VALID")
-    return tf.nn.conv2d(horizontal, kernel.reshape(-1, 1, 1, 1), strides=1, padding="VALID").numpy()[
-        0, :, :, 0
-    ]
+    padded = np.pad(gray.astype(np.float32), radius, mode="symmetric")
+    height, width = gray.shape
+    rows = np.zeros((padded.shape[0], width), np.float32)
+    for tap, weight in enumerate(kernel):
+        rows += weight * padded[:, tap : tap + width]
+    blurred = np.zeros((height, width), np.float32)
+    for tap, weight in enumerate(kernel):
+        blurred += weight * rows[tap : tap + height, :]
+    return blurred
 
 
 def xdog(

@@ -62,7 +62,7 @@ class Janitor(threading.Thread):
         self.watch = LeaseWatch()  # expiry judged on this process's own clock
 
     def run(self) -> None:
-        logger.info("janitor: looking for jobs of lost workers every %.1f s", self.interval)
+        logger.debug("janitor: looking for jobs of lost workers every %.1f s", self.interval)
         while True:
             try:
                 self.sweep()

@@ -49,23 +49,28 @@ def _on_worker_shutting_down(**_: Any) -> None:
 @signals.worker_ready.connect
 def _on_worker_ready(sender: Any = None, **_: Any) -> None:
     settings = app.settings
-    logger.info(
-        "sketch2color worker: %s; data folder %s",
-        app.broker_choice.description,
-        settings.data_dir.resolve(),
-    )
     hostname = getattr(sender, "hostname", None) or "worker"
     Janitor(app, settings, hostname).start()
-    if TRAINING_QUEUE not in consumed_queues(app):
-        return  # an import worker: no TensorFlow trainer to preload
+    queues = consumed_queues(app)
+    loaded = ""
+    if TRAINING_QUEUE in queues:  # an import worker has no TensorFlow trainer to preload
+        loaded = _preload_trainer(sender)
+    logger.info(
+        "worker %s ready on queue %s%s; %s; data folder %s",
+        hostname, ", ".join(sorted(queues)), loaded, app.broker_choice.description, settings.data_dir.resolve(),
+    )  # fmt: skip
+
+
+def _preload_trainer(sender: Any) -> str:
+    """Load TensorFlow and the trainer now, so the first job starts training sooner; how long it took."""
     pool_module = type(getattr(sender, "pool", None)).__module__
     if pool_module not in IN_PROCESS_POOLS:
         logger.warning(
             "pool %s forks: TensorFlow loads in each child; run with --pool solo (sketch2color worker)",
             pool_module,
         )
-        return
+        return ""
     started = time.perf_counter()
-    import model.train  # noqa: F401  (the first job then starts training sooner)
+    import model.train  # noqa: F401
 
-    logger.info("TensorFlow and the trainer loaded in %.1f s", time.perf_counter() - started)
+    return f" (TensorFlow and the trainer loaded in {time.perf_counter() - started:.1f} s)"

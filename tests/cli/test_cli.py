@@ -113,16 +113,29 @@ def test_models_commands_choose_what_is_served_on_the_data_folder(tmp_path):
 
 
 def test_help_is_plain_and_readable_at_80_columns():
-    for command in ([], ["train"], ["colorize"], ["remote", "colorize"], ["models", "delete"]):
-        shown = subprocess.run([SKETCH2COLOR, *command, "--help"], capture_output=True, text=True,
-                               env={**os.environ, "COLUMNS": "80"}, timeout=120)  # fmt: skip
-        assert shown.returncode == 0, shown.stderr
-        text = shown.stdout
+    from typer.testing import CliRunner
+
+    from cli.main import cli
+
+    groups = ([], ["models"], ["remote"], ["datasets"], ["remote", "datasets"])
+    for command in (*groups, ["train"], ["colorize"], ["remote", "colorize"], ["models", "delete"]):
+        shown = CliRunner().invoke(cli, [*command, "--help"], env={"COLUMNS": "80"}, terminal_width=80)
+        assert shown.exit_code == 0, shown.output
+        text = shown.output
         usage = text.splitlines()[0]
-        # Typer writes a required argument as {NAME}: names are upper-case placeholders, never variables.
-        assert all(name.isupper() for name in re.findall(r"\{(\w+)\}", usage)), usage
+        # Arguments read as people write them (`colorize MODEL IN OUT`), not Typer's `{MODEL} {IN} {OUT}`.
+        assert "{" not in usage and all(name.isupper() for name in re.findall(r"\b[A-Z_]{2,}\b", usage)), (
+            usage
+        )
         assert "<bool>" not in text and "…" not in text and "╭" not in text, text
         assert max(len(line) for line in text.splitlines()) <= 80, text
+        listed = text.split("Commands:")[1].splitlines() if "Commands:" in text else []
+        cut = [line for line in listed if line.endswith("...")]
+        assert not cut, f"{' '.join(command) or 'sketch2color'}: summaries cut mid-phrase:\n" + "\n".join(cut)
+    assert (
+        "sketch2color colorize [OPTIONS] MODEL IN OUT"
+        in CliRunner().invoke(cli, ["colorize", "--help"]).output
+    )
 
 
 def test_train_draws_a_progress_bar_on_a_terminal_and_plain_lines_elsewhere(tmp_path):
@@ -168,6 +181,11 @@ def test_datasets_import_a_folder_of_pictures_and_refuse_a_hostile_zip(tmp_path)
             pictures / f"{seed}.jpg"
         )
     environment = {"S2C_DATA_DIR": str(tmp_path / "data")}
+    # Plain pictures without --from-pictures: one line in this command's words, and nothing left behind.
+    forgot = _run_with(environment, "datasets", "import", pictures, "holiday", check=False)
+    assert forgot.returncode == 2 and "add --from-pictures" in forgot.stderr, forgot.stderr
+    assert len(forgot.stderr.splitlines()) == 1 and "kind=" not in forgot.stderr, forgot.stderr
+    assert "holiday" not in _run_with(environment, "datasets", "list").stdout
     done = _run_with(
         environment, "datasets", "import", pictures, "holiday", "--from-pictures", "--val-fraction", 0.2
     )
@@ -183,6 +201,10 @@ def test_datasets_import_a_folder_of_pictures_and_refuse_a_hostile_zip(tmp_path)
     assert not (tmp_path / "data" / "datasets" / "evil").exists()
     taken = _run_with(environment, "datasets", "import", pictures, "holiday", "--from-pictures", check=False)
     assert taken.returncode == 2 and "exists already" in taken.stderr
+    assert "deleted dataset holiday" in _run_with(environment, "datasets", "delete", "holiday").stdout
+    assert not (tmp_path / "data" / "datasets" / "holiday").exists()
+    gone = _run_with(environment, "datasets", "delete", "holiday", check=False)
+    assert gone.returncode == 2 and "no dataset 'holiday'" in gone.stderr, gone.stderr
 
 
 def _run_with(environment, *arguments, check=True):
@@ -206,9 +228,14 @@ def test_fill_regions_paints_the_hinted_shape_in_the_hint_color_at_both_sizes(tm
     outputs = {}
     for size, fill in (("original", "regions"), ("256", "regions"), ("original", "soft")):
         outputs[size, fill] = tmp_path / f"{size}-{fill}.png"
-        _run(
+        drawn = _run(
             "colorize", models, sketch, outputs[size, fill], "--hints", hints, "--size", size, "--fill", fill
         )
+        assert "(tensorflow)" in drawn.stdout, drawn.stdout  # no ONNX copy: the SavedModel, on TensorFlow
+        noise = [
+            line for line in drawn.stderr.splitlines() if line.startswith(("I0000", "E0000", "WARNING: All"))
+        ]
+        assert not noise, "TensorFlow's start-up lines reach the terminal:\n" + "\n".join(noise)
     for size in ("original", "256"):
         share = hint_filled(inside_box(outputs[size, "regions"]))
         assert share == 1.0, f"--size {size} --fill regions: only {share:.0%} of the box has the hint color"
@@ -260,3 +287,37 @@ def test_a_bad_format_value_is_refused_with_the_choices(tmp_path):
     assert refused.returncode == 2 and "--format" in refused.stderr and "psd" in refused.stderr, (
         refused.stderr
     )
+
+
+def test_colorize_runs_the_onnx_copy_without_tensorflow_and_draws_what_the_saved_model_does(tmp_path):
+    """A one-off colorize of a version with an ONNX copy starts no TensorFlow (seconds instead of half a
+    minute on a slow machine): here TensorFlow cannot even be imported, and the picture is the SavedModel's."""
+    import keras
+
+    from model.export import load_serving_function, publish_generator
+    from model.imageio import load_hint_layers, load_sketch_and_original
+    from model.networks import build_generator
+    from tests.cli.shapes import draw_shape_and_hint
+    from tests.conftest import TINY_WIDTH
+
+    keras.utils.set_random_seed(5)
+    models = tmp_path / "models"
+    published = publish_generator(build_generator(TINY_WIDTH, hints=True), models, {}, onnx=True)
+    assert (published.path / "model.onnx").is_file(), "the onnx extra is part of the test environment"
+    sketch, hints = draw_shape_and_hint(tmp_path)
+    blocked = tmp_path / "no-tensorflow"
+    (blocked / "tensorflow").mkdir(parents=True)
+    (blocked / "tensorflow" / "__init__.py").write_text(
+        "raise ImportError('colorize must not load TensorFlow')"
+    )
+    output = tmp_path / "out.png"
+    environment = {"PYTHONPATH": os.pathsep.join([str(blocked), os.environ.get("PYTHONPATH", "")])}
+    done = _run_with(environment, "colorize", models, sketch, output, "--hints", hints, "--fill", "soft")
+    assert f"with model {published.path} (onnxruntime)" in done.stdout and done.stderr == "", done
+
+    square, _ = load_sketch_and_original(sketch)
+    hint_layer, _ = load_hint_layers(hints, None)
+    expected = load_serving_function(published.path)(square[np.newaxis], hint_layer[np.newaxis]).numpy()[0]
+    got = np.asarray(Image.open(output).convert("RGB")).astype(int)
+    agreement = (np.abs(got - expected.astype(int)) <= 1).mean()
+    assert agreement >= 0.999, f"the ONNX copy's picture agrees with the SavedModel's on only {agreement:.2%}"

@@ -2,6 +2,7 @@
 
 import io
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -11,7 +12,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from click.testing import Result
 from PIL import Image
+from typer.testing import CliRunner
 
 from tests.app.conftest import (
     Server,
@@ -22,6 +25,7 @@ from tests.app.conftest import (
     wait_for_version,
 )
 from tests.cli.shapes import draw_shape_and_hint, hint_filled, inside_box
+from tests.support import Process, child_environment, wait_until
 
 SKETCH2COLOR = str(Path(sys.executable).with_name("sketch2color"))
 TOKEN = "remote-token"
@@ -134,3 +138,86 @@ def test_server_refusals_and_bad_choices_are_one_clear_line(server: Server, tmp_
     assert bad_fill.returncode == 2 and "--fill" in bad_fill.stderr and "regions" in bad_fill.stderr
     bad_size = remote(server, "colorize", sketch, tmp_path / "out.png", "--size", "512")
     assert bad_size.returncode == 2 and "--size" in bad_size.stderr and "original" in bad_size.stderr
+
+
+def invoke(server: Server, *arguments: str | Path) -> Result:
+    """`sketch2color remote ...` in this process (Typer's runner): no interpreter start per call."""
+    from cli.main import cli
+
+    command = ["remote", *map(str, arguments), "--url", server.base_url]
+    return CliRunner().invoke(cli, command, env={"S2C_API_TOKEN": TOKEN, "S2C_URL": None})
+
+
+def test_datasets_upload_list_and_delete_through_an_importer_that_loads_no_tensorflow(
+    server: Server, tmp_path: Path
+) -> None:
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    for seed in range(5):
+        Image.fromarray(np.random.default_rng(seed).integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(
+            pictures / f"{seed}.jpg"
+        )
+    environment = child_environment(server.data_dir)
+    command = [sys.executable, "-m", "cli", "worker", "--queues", "datasets", "--hostname", "importer@%h",
+               "--quiet"]  # fmt: skip
+    importer = Process("importer", command, environment, tmp_path / "importer.log")
+    try:
+        wait_until(lambda: "ready on queue datasets" in importer.log() or not importer.alive(), 60,
+                   lambda: f"the importer to start\n{importer.tail()}")  # fmt: skip
+        forgot = invoke(server, "datasets", "upload", pictures, "holiday")
+        assert forgot.exit_code == 2 and "add --from-pictures" in forgot.stderr, forgot.output
+        assert len(forgot.stderr.splitlines()) == 1 and "kind=" not in forgot.stderr, forgot.stderr
+        assert "holiday" not in invoke(server, "datasets", "list").stdout, "the failed import was left behind"
+
+        done = invoke(
+            server, "datasets", "upload", pictures, "holiday", "--from-pictures", "--val-fraction", "0.2"
+        )
+        assert done.exit_code == 0 and "dataset holiday: 4 train and 1 val pairs" in done.stdout, done.output
+        assert re.search(r"holiday\s+4 train\s+1 val", invoke(server, "datasets", "list").stdout)
+        maps = Path(f"/proc/{importer.pid}/maps").read_text()
+        assert "tensorflow" not in maps, "the importer loaded TensorFlow to import pictures"
+        deleted = invoke(server, "datasets", "delete", "holiday")
+        assert deleted.exit_code == 0 and "holiday" not in invoke(server, "datasets", "list").stdout
+        assert importer.alive(), importer.tail()
+    finally:
+        importer.stop()
+
+
+def test_resume_metrics_labels_and_readable_models_over_http(server: Server, tmp_path: Path) -> None:
+    from contracts.job_record import MetricsPoint
+    from model.synthetic import make_synthetic_dataset
+    from storage.run_folder import RunFolder
+    from storage.serving_policy import GateDecision
+    from tests.conftest import publish_tiny_generator
+
+    make_synthetic_dataset(server.data_dir / "datasets" / "tiny", train=2, val=2, seed=0)
+    launched = invoke(server, "launch", "tiny", "--steps", "4")
+    assert launched.exit_code == 0, launched.output
+    job_id = re.search(r"launched job (\S+)", launched.stdout)[1]
+    assert invoke(server, "cancel", job_id).exit_code == 0  # queued, no worker: cancelled at once
+    resumed = invoke(server, "resume", job_id)
+    assert resumed.exit_code == 0 and f"job {job_id} is queued" in resumed.stdout, resumed.output
+    again = invoke(server, "resume", job_id)
+    assert again.exit_code == 2 and "409" in again.stderr, again.output
+
+    point = MetricsPoint(step=2, epoch=1, gen_gan=0.712345, gen_l1=0.1234567, disc=1.3333333, imgs_per_s=7.777,
+                         val_l1=0.0987654, val_psnr=21.98765, val_ssim=0.6543219, version=1)  # fmt: skip
+    metrics_file = RunFolder(server.data_dir / "runs" / job_id).metrics
+    written = metrics_file.read_text() if metrics_file.exists() else ""
+    metrics_file.write_text(written + point.model_dump_json() + "\n")
+    shown = invoke(server, "metrics", job_id).stdout
+    assert re.search(r"\b2\s+0\.712\s+0\.1235\s+1\.333\s+7\.8\s+0\.0988\s+21\.99\s+0\.654  published version 1",
+                     shown), shown  # fmt: skip
+    assert invoke(server, "cancel", job_id).exit_code == 0
+
+    held_back = GateDecision(passed=False, reason="worse than version 1")
+    version = publish_tiny_generator(server.models_dir, seed=2, gate=held_back,
+                                     val={"l1": 0.123456789, "psnr": 20.123456, "ssim": 0.5})  # fmt: skip
+    wait_until(lambda: f"{version:>5}" in invoke(server, "models").stdout, 30, "the new version to be listed")
+    assert invoke(server, "label", "stable", str(version)).exit_code == 0
+    listed = invoke(server, "models").stdout
+    line = next(line for line in listed.splitlines() if line.startswith(f"{version:>5}"))
+    assert "val_l1 0.1235" in line and "psnr 20.12" in line and "held back" in line, listed
+    assert "label stable" in line and "0.123456789" not in listed, listed
+    assert invoke(server, "label", "stable", "--delete").exit_code == 0
+    assert "label stable" not in invoke(server, "models").stdout

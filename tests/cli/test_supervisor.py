@@ -236,8 +236,15 @@ def test_helpers():
     assert Launcher(settings, host="0.0.0.0", port=9000).local_url == "http://127.0.0.1:9000"
     assert Launcher(settings, host="::1", port=9000).local_url == "http://[::1]:9000"
     commands = Launcher(settings, host="0.0.0.0", port=9000).child_commands()
-    assert commands["api"][-5:] == ["serve", "--host", "0.0.0.0", "--port", "9000"]
-    assert commands["worker"][-1] == "worker"
+    assert commands["api"][-7:] == ["serve", "--host", "0.0.0.0", "--port", "9000", "--log-level", "warning"]
+    # By default the children say only what matters (no Celery banner, no access log); --verbose: everything.
+    assert commands["worker"][-4:] == ["worker", "--hostname", "training@%h", "--quiet"], commands
+    assert commands["importer"][-1] == "--quiet", commands
+    verbose = Launcher(settings, port=9000, verbose=True).child_commands()
+    assert verbose["api"][-2:] == ["--log-level", "debug"] and verbose["worker"][-2:] == [
+        "--loglevel",
+        "debug",
+    ]
     environment = Launcher(Settings(data_dir=Path("rel/data")), port=9000).child_environment()
     assert environment["S2C_DATA_DIR"] == str(Path("rel/data").resolve())
 

@@ -4,6 +4,7 @@ model/layer_files.py): light processes (the API's upload path, the launcher, the
 pay TensorFlow's start-up time and memory for them. Checked in a fresh interpreter, where nothing else has
 imported TensorFlow first."""
 
+import os
 import subprocess
 import sys
 
@@ -67,3 +68,21 @@ def test_the_check_names_a_module_that_imports_tensorflow():
     assert checked.returncode == 1 and "importing model.networks imported" in checked.stdout, (
         checked.stdout + checked.stderr
     )
+
+
+def test_the_importer_and_the_cli_entry_import_no_tensorflow(tmp_path):
+    """The dataset importer (`sketch2color worker --queues datasets`) idles without TensorFlow's memory: its
+    task module, the import and XDoG sketches, and the CLI's entry (with `colorize`'s ONNX path) load none."""
+    modules = ["model.sketchify", "model.dataset_import", "model.onnx_engine", "worker.imports",
+               "worker.celery_app", "worker.tasks", "cli.main", "cli.datasets", "cli.remote"]  # fmt: skip
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("S2C_")}
+    checked = subprocess.run(
+        [sys.executable, "-c", CHECK, *modules],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**environment, "S2C_DATA_DIR": str(tmp_path)},
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"{len(modules)} modules" in checked.stdout, checked.stdout
