@@ -187,7 +187,7 @@ def task_ids_in_broker(celery_app: QueueApp) -> frozenset[str] | None:
     if not choice.broker_url.startswith(("redis://", "rediss://", "unix://")):
         return None
     client = _redis_client(choice.broker_url)
-    messages: list[bytes] = []
+    messages: list[bytes | str] = []  # redis-py types its answers both ways; ours are bytes
     for queue in (TRAINING_QUEUE, DATASETS_QUEUE):
         for key in client.scan_iter(match=f"{queue}*", count=100):
             if client.type(key) == b"list":
@@ -205,9 +205,9 @@ def _embedded_messages(folder: str) -> Iterator[bytes]:
             continue
 
 
-def _ids_in(messages: Iterable[bytes]) -> Iterator[str]:
+def _ids_in(messages: Iterable[bytes | str]) -> Iterator[str]:
     for message in messages:
-        for found in _TASK_ID.findall(message):
+        for found in _TASK_ID.findall(message.encode() if isinstance(message, str) else message):
             yield found.decode()
 
 
