@@ -9,10 +9,13 @@ memory runs out the conversion dies, not the worker that trains.
 """
 
 import os
+import signal
 import sys
 from pathlib import Path
 
 OPSET = 17
+PR_SET_PDEATHSIG = 1
+PARENT_VARIABLE = "SKETCH2COLOR_CONVERTER_PARENT"  # set by the publisher: the pid the converter must outlive
 # Pure-Python protobuf costs about 9 s more CPU per conversion (upb is faster), worth it only where the copies
 # of the weights it saves are large: a width-64 generator's weights are 208 MiB, a width-8 one's 3 MiB.
 PURE_PYTHON_PROTOBUF_ABOVE_BYTES = 32 * 2**20
@@ -24,6 +27,18 @@ def offer_to_oom_killer() -> None:
         Path("/proc/self/oom_score_adj").write_text("1000")
     except OSError:  # not Linux, or a read-only /proc: the parent's memory watch still applies
         pass
+
+
+def die_with_parent(parent: int) -> None:
+    """A converter whose worker was killed stops too (Linux), instead of converting for nobody for minutes."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
 
 
 def convert(saved_model: str, function_name: str, output: str) -> None:
@@ -52,6 +67,7 @@ def main(argv: list[str]) -> int:
     if len(argv) != 3:
         print("usage: python -m model.onnx_convert SAVED_MODEL FUNCTION OUTPUT", file=sys.stderr)
         return 2
+    die_with_parent(int(os.environ.get(PARENT_VARIABLE, os.getppid())))
     offer_to_oom_killer()
     convert(*argv)
     return 0

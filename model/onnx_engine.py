@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from model.onnx_convert import OPSET
+from model.onnx_convert import OPSET, PARENT_VARIABLE
 
 ONNX_FILE = "model.onnx"
 AGREEMENT = 0.999
@@ -135,7 +135,8 @@ def _converter_environment() -> dict[str, str]:
     """The converter finds this project's code, and runs on the CPU: a GPU stays the trainer's."""
     root = str(Path(__file__).resolve().parents[1])
     path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PYTHONPATH": path, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return {**os.environ, "PYTHONPATH": path, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2",
+            PARENT_VARIABLE: str(os.getpid())}  # fmt: skip
 
 
 @dataclass(frozen=True)
