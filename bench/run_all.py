@@ -13,6 +13,8 @@ then each figure as the median (min-max) over several runs or timed windows, and
 - each format of POST /colorize after the model, PNG, PSD, ORA and zip (bench_layers.py);
 - ONNX Runtime against TensorFlow for a batch of one (bench_onnx.py);
 - fill=regions against fill=soft: hint colors, flatness, photo-like sketches, added time (bench_regions.py);
+- the publishing process's memory with and without the ONNX copy (bench_onnx_memory.py);
+- one janitor sweep over many queued jobs, embedded broker and Redis (bench_janitor.py);
 - GPU training figures measured elsewhere (bench_gpu_jax.py), copied in from bench/gpu/ if present.
 
     .venv/bin/python bench/run_all.py            # the full run (about 25 minutes on 2 cores)
@@ -23,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -338,6 +341,16 @@ def write_report(path: Path, results: dict, quick: bool) -> None:
         "",
         *results["regions"]["report"],
         "",
+        "## Memory of publishing with an ONNX copy (bench/bench_onnx_memory.py)",
+        "",
+        results["onnx_memory"].rstrip(),
+        "",
+        "## Janitor sweep with many queued jobs (bench/bench_janitor.py)",
+        "",
+        "```",
+        results["janitor"].rstrip(),
+        "```",
+        "",
     ]
     gpu = BENCH / "gpu" / "h100_results.md"
     if gpu.is_file():
@@ -408,6 +421,14 @@ def main() -> None:
                              "--train-pairs", "20", "--repeats", "2"]  # fmt: skip
         run_script("bench_regions.py", regions_args, scratch)
         results["regions"] = json.loads(regions_json.read_text())
+
+        results["onnx_memory"] = run_script("bench_onnx_memory.py", ["--ngf", str(ngf)], scratch)
+        janitor_args = ["--jobs", "40" if quick else "400"]
+        results["janitor"] = run_script("bench_janitor.py", janitor_args, scratch)
+        if shutil.which("redis-server"):
+            results["janitor"] += run_script(
+                "bench_janitor.py", [*janitor_args, "--broker", "redis"], scratch
+            )
 
         print("\n== tf.data pipeline", flush=True)
         results["pipeline"] = pipeline_speeds(scratch, 30 if quick else 200, 2 if quick else 3)

@@ -3,8 +3,8 @@
 ```
 queued --(a worker takes it)--> running --(trainer ends)--> succeeded | failed | cancelled
 queued --(cancel, or a cancel seen as a worker takes it)--> cancelled
-running --(cancel)--> cancelling --(checkpointed, or its worker lost)--> cancelled
-cancelling --(the trainer ended before it saw the cancel)--> succeeded | failed
+running --(cancel)--> cancelling --(checkpointed, its worker lost, or its last step done)--> cancelled
+cancelling --(the trainer failed before it saw the cancel)--> failed
 running | cancelling --(worker shuts down: checkpointed, handed back)--> queued (a cancel flag then ends it)
 running --(its lease expires)--> queued
 running --(a worker takes it again after its worker was lost)--> running
@@ -37,9 +37,9 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
             JobState.CANCELLED,
         }
     ),
-    JobState.CANCELLING: frozenset(
-        {JobState.CANCELLED, JobState.SUCCEEDED, JobState.FAILED, JobState.QUEUED}
-    ),
+    # Never cancelling -> succeeded: a cancel that comes after the last step ends the job cancelled (its
+    # published versions stay), so no record says succeeded with a cancel requested.
+    JobState.CANCELLING: frozenset({JobState.CANCELLED, JobState.FAILED, JobState.QUEUED}),
     JobState.SUCCEEDED: frozenset(),
     JobState.FAILED: frozenset({JobState.QUEUED}),
     JobState.CANCELLED: frozenset({JobState.QUEUED}),

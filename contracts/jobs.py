@@ -192,14 +192,21 @@ def cancel_requested(run_dir: Path) -> bool:
 def request_cancel(run_dir: Path) -> Job:
     """queued -> cancelled at once; running -> cancelling: flagged, the worker checkpoints and ends it.
 
-    Raises JobFinished for a job already in a final state. Returns the record after the change.
+    Raises JobFinished for a job already in a final state (also one that got there meanwhile: a finished job
+    never gets `cancel_requested`). Returns the record after the change.
     """
     current = read_record(run_dir)
     if current is not None and current.state in FINAL_STATES:
         raise JobFinished(f"job {run_dir.name} is already {current.state.value}")
-    JobFiles(run_dir).cancel_flag.touch()  # the flag first: a worker starting the job right now sees it
+    flag = JobFiles(run_dir).cancel_flag
+    flagged_before = flag.exists()
+    flag.touch()  # the flag first: a worker starting the job right now sees it
 
     def change(record: Job) -> Job:
+        if record.state in FINAL_STATES:
+            if not flagged_before:
+                flag.unlink(missing_ok=True)
+            raise JobFinished(f"job {record.id} is already {record.state.value}")
         record.cancel_requested = True
         if record.state == JobState.QUEUED:
             _move(record, JobState.CANCELLED, finished_at=utc_now())
@@ -363,18 +370,42 @@ def finish(
     """running | cancelling -> succeeded | failed | cancelled, closing this worker's attempt."""
     if state not in FINAL_STATES:
         raise ValueError(f"not a final state: {state!r}")
+    update_record(run_dir, lambda record: _end(record, owner, state, step, error))
 
-    def change(record: Job) -> None:
-        now = utc_now()
-        _move(record, state, finished_at=now, error=error)
-        if state == JobState.SUCCEEDED:
-            record.progress.eta_seconds = 0.0
-        attempt = _attempt_of(record, owner)
-        attempt.ended_at, attempt.outcome = now, state.value
-        if step is not None:
-            attempt.last_step = step
 
-    update_record(run_dir, change)
+def finish_trained(run_dir: Path, owner: str, step: int, versions: list[int]) -> JobState:
+    """The trainer ran its last step: running -> succeeded. Returns the state the job ended in.
+
+    A job that is cancelling by then (the cancel came during the last step or its final publish, too late to
+    stop them) ends cancelled, as asked, never succeeded with a cancel requested: an event says that its
+    training is complete and which versions it published; they stay published (a resume ends it succeeded).
+    """
+
+    def change(record: Job) -> JobState:
+        if record.state != JobState.CANCELLING:
+            _end(record, owner, JobState.SUCCEEDED, step)
+            return JobState.SUCCEEDED
+        _end(record, owner, JobState.CANCELLED, step)
+        published = f"version {', '.join(map(str, versions))} published" if versions else "nothing published"
+        add_event(
+            record,
+            f"cancel came after the last step: training complete, {published} (kept); ended cancelled",
+            step=step,
+        )
+        return JobState.CANCELLED
+
+    return update_record(run_dir, change)
+
+
+def _end(record: Job, owner: str, state: JobState, step: int | None, error: str | None = None) -> None:
+    now = utc_now()
+    _move(record, state, finished_at=now, error=error)
+    if state == JobState.SUCCEEDED:
+        record.progress.eta_seconds = 0.0
+    attempt = _attempt_of(record, owner)
+    attempt.ended_at, attempt.outcome = now, state.value
+    if step is not None:
+        attempt.last_step = step
 
 
 def hand_back(run_dir: Path, owner: str, worker: str, step: int) -> None:

@@ -17,7 +17,8 @@ the client side needs none of the worker's code; the worker passes its task modu
 """
 
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -172,32 +173,47 @@ def enqueue_import(celery_app: Celery, name: str) -> None:
     celery_app.send_task(IMPORT_TASK_NAME, args=[name], queue=DATASETS_QUEUE)
 
 
-def message_waiting(celery_app: QueueApp, task_id: str) -> bool:
-    """Whether the broker still holds a message for this task: waiting in a queue, or taken but not acked.
+# Task ids are UUID strings (job ids too): what a message names, found without parsing its format.
+_TASK_ID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
-    Used to notice a queued job whose message was lost (Redis restarted without persistence, a worker died
-    between taking the message and taking the job's lease). Reads only; raises if the broker cannot be read.
+
+def task_ids_in_broker(celery_app: QueueApp) -> frozenset[str] | None:
+    """Every task id the broker holds a message for: waiting in a queue, or taken but not acked.
+
+    One read of the whole queue, however many jobs ask (the janitor checks all its queued jobs against one
+    answer). Used to notice a queued job whose message was lost (Redis restarted without persistence, a
+    worker died between taking the message and taking the job's lease). None: this broker cannot be looked
+    into (not Redis, not embedded), so never re-queue on a guess. Reads only; raises if the broker cannot be
+    read.
     """
     choice = celery_app.broker_choice
-    needle = task_id.encode()
     if choice.embedded:
-        folder = choice.broker_transport_options["data_folder_in"]
-        for entry in os.scandir(folder):
-            try:
-                with open(entry.path, "rb") as message:
-                    if needle in message.read():
-                        return True
-            except OSError:  # taken by a worker right now
-                continue
-        return False
+        return frozenset(_ids_in(_embedded_messages(choice.broker_transport_options["data_folder_in"])))
     if not choice.broker_url.startswith(("redis://", "rediss://", "unix://")):
-        return True  # other brokers: cannot look, so never re-queue on a guess
+        return None
     client = _redis_client(choice.broker_url)
+    messages: list[bytes | str] = []  # redis-py types its answers both ways; ours are bytes
     for queue in (TRAINING_QUEUE, DATASETS_QUEUE):
         for key in client.scan_iter(match=f"{queue}*", count=100):
-            if client.type(key) == b"list" and any(needle in item for item in client.lrange(key, 0, -1)):
-                return True
-    return any(needle in value for value in client.hvals("unacked"))
+            if client.type(key) == b"list":
+                messages.extend(client.lrange(key, 0, -1))
+    messages.extend(client.hvals("unacked"))
+    return frozenset(_ids_in(messages))
+
+
+def _embedded_messages(folder: str) -> Iterator[bytes]:
+    for entry in os.scandir(folder):
+        try:
+            with open(entry.path, "rb") as message:
+                yield message.read()
+        except OSError:  # taken by a worker right now
+            continue
+
+
+def _ids_in(messages: Iterable[bytes | str]) -> Iterator[str]:
+    for message in messages:
+        for found in _TASK_ID.findall(message.encode() if isinstance(message, str) else message):
+            yield found.decode()
 
 
 @lru_cache(maxsize=8)

@@ -22,7 +22,7 @@ from filelock import FileLock
 
 from model.hints import rgba_to_hint_map
 from model.networks import HINT_CHANNELS
-from model.onnx_engine import onnx_export_available, write_onnx
+from model.onnx_engine import ONNX_FILE, OnnxConversionFailed, onnx_export_available, write_onnx
 from storage.atomic import write_atomically
 from storage.layout import IMAGE_SIZE
 from storage.serving_policy import LOCK_NAME, GateDecision
@@ -124,13 +124,16 @@ def publish_generator(
     gate: Callable[[], GateDecision] | None = None,
     extra_files: dict[str, bytes] | None = None,
     onnx: bool = False,
+    onnx_memory_limit_bytes: int | None = None,
 ) -> PublishedVersion:
     """Write the generator as the next version, atomically; return what was published.
 
     `gate()` runs under the publish lock (so no other version or policy change slips in between) and its
     answer is the manifest's `gate` (storage/serving_policy.py). `extra_files` go beside the SavedModel
     (e.g. `sample.png`); TF Serving ignores them. With `onnx` (and the onnx extra installed) an ONNX copy
-    goes beside them too (model/onnx_engine.py); a conversion that fails only leaves it out.
+    goes beside them too, converted in a child process (model/onnx_engine.py) stopped past
+    `onnx_memory_limit_bytes` (default: 90% of the memory available); a conversion that fails only leaves it
+    out, and the manifest's `onnx` says why.
     """
     directory = generator_dir(models_dir)
     directory.mkdir(parents=True, exist_ok=True)
@@ -140,7 +143,7 @@ def publish_generator(
         tf.saved_model.save(module, str(staging), signatures=module.signatures())
         for name, content in (extra_files or {}).items():
             (staging / name).write_bytes(content)
-        onnx_record = _onnx_copy(module, staging) if onnx else None
+        onnx_record = _onnx_copy(module, staging, onnx_memory_limit_bytes) if onnx else None
         with FileLock(str(directory / LOCK_NAME)):
             version = _next_version(directory)
             full_manifest = {
@@ -162,15 +165,22 @@ def publish_generator(
     return PublishedVersion(version, directory / str(version), full_manifest)
 
 
-def _onnx_copy(module: ServingGenerator, staging: Path) -> dict[str, Any] | None:
+def _onnx_copy(
+    module: ServingGenerator, staging: Path, memory_limit_bytes: int | None
+) -> dict[str, Any] | None:
+    """The ONNX copy's manifest record; a failed conversion fails alone: the version is published without the
+    copy (TensorFlow serves all of it) and the record says why."""
     if not onnx_export_available():
         return None
     try:
-        return write_onnx(module, staging)
-    except Exception:  # the SavedModel is what matters; TensorFlow serves a version without an ONNX copy
+        return write_onnx(staging, module.hints, memory_limit_bytes)
+    except OnnxConversionFailed as error:
+        logger.error("no ONNX copy (%s); publishing the SavedModel alone", error)
+        return {"error": str(error)}
+    except Exception as error:  # the SavedModel is what matters: TensorFlow serves it without an ONNX copy
         logger.exception("could not write the ONNX copy; publishing the SavedModel alone")
-        (staging / "model.onnx").unlink(missing_ok=True)
-        return None
+        (staging / ONNX_FILE).unlink(missing_ok=True)
+        return {"error": type(error).__name__}
 
 
 def _next_version(directory: Path) -> int:

@@ -4,15 +4,20 @@ Lone requests are the common case for a drawing page, and ONNX Runtime runs a ba
 TensorFlow on some CPUs (bench/bench_onnx.py). So, when the optional extra is installed (`.[onnx]`), publishing
 also writes `model.onnx` beside the SavedModel (which stays the source of truth and keeps TF Serving's layout),
 converted from the very graph of the published signature (`colorize_with_hints` for a hint model, so one ONNX
-graph serves both kinds of request). Loading a version then builds a session, checks its output against the
+graph serves both kinds of request), in a child process that exits when done (`write_onnx`). Loading a version then builds a session, checks its output against the
 SavedModel's (within 1 level of 255 on 99.9% of values) and times a batch of one on both; the faster serves
 batches of one. Anything wrong with the ONNX copy only means TensorFlow serves everything.
 """
 
+import importlib.metadata
 import importlib.util
 import json
+import logging
 import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,11 +26,14 @@ from typing import Any
 
 import numpy as np
 
+from model.onnx_convert import OPSET, PARENT_VARIABLE
 from storage.versions import MANIFEST
 
 ONNX_FILE = "model.onnx"
-OPSET = 17
 AGREEMENT = 0.999
+CONVERT_TIMEOUT_SECONDS = 1800.0
+WATCH_INTERVAL_SECONDS = 0.1
+logger = logging.getLogger("sketch2color.export")
 
 
 def onnx_export_available() -> bool:
@@ -36,21 +44,101 @@ def onnx_runtime_available() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
-def write_onnx(module: Any, folder: str | os.PathLike) -> dict[str, Any]:
-    """Convert a `model.export.ServingGenerator`'s signature graph into `folder/model.onnx`; return what the
-    manifest records about it."""
-    import tf2onnx
+class OnnxConversionFailed(Exception):
+    """The converter process failed, ran out of its memory or time, or wrote nothing; the message says which
+    (without server paths: it goes into the manifest)."""
 
+
+def write_onnx(
+    folder: str | os.PathLike,
+    hints: bool,
+    memory_limit_bytes: int | None = None,
+    timeout_seconds: float = CONVERT_TIMEOUT_SECONDS,
+) -> dict[str, Any]:
+    """Convert the SavedModel in `folder` (the published signature's graph: `colorize_with_hints` for a hint
+    model) into `folder/model.onnx`, in a child process (model/onnx_convert.py); return what the manifest
+    records about it.
+
+    A child, because tf2onnx's peak is many times the weights and a process keeps what it once took: the
+    publishing worker's memory is the same after as before. The child is stopped when its RSS passes
+    `memory_limit_bytes` (default: 90% of the memory available when it starts) or after `timeout_seconds`;
+    then, as on any failure, OnnxConversionFailed is raised and nothing is left at `folder/model.onnx`.
+    """
+    output = Path(folder) / ONNX_FILE
+    limit = memory_limit_bytes or _memory_available_bytes() * 9 // 10
+    command = [sys.executable, "-m", "model.onnx_convert", str(folder),
+               "serve_with_hints" if hints else "serve", str(output)]  # fmt: skip
     started = time.perf_counter()
-    function = module.serve_with_hints if module.hints else module.serve
-    tf2onnx.convert.from_function(
-        function,
-        input_signature=function.input_signature,
-        opset=OPSET,
-        output_path=str(Path(folder) / ONNX_FILE),
-    )
-    return {"file": ONNX_FILE, "opset": OPSET, "tf2onnx": tf2onnx.__version__,
-            "convert_seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+    with tempfile.TemporaryFile() as errors:
+        child = subprocess.Popen(command, env=_converter_environment(), stdout=errors, stderr=errors)
+        peak, stopped_because = _watch(child, limit, timeout_seconds)
+        errors.seek(0)
+        error_tail = errors.read()[-3000:].decode(errors="replace")
+    seconds = round(time.perf_counter() - started, 1)
+    if stopped_because is None and child.returncode == 0 and output.is_file():
+        return {"file": ONNX_FILE, "opset": OPSET, "tf2onnx": importlib.metadata.version("tf2onnx"), "convert_seconds": seconds,
+                "converter_peak_mib": peak // 2**20}  # fmt: skip
+    output.unlink(missing_ok=True)
+    reason = stopped_because or f"the converter exited with code {child.returncode}"
+    logger.error("ONNX conversion failed after %.1f s: %s; its output:\n%s", seconds, reason, error_tail)
+    raise OnnxConversionFailed(reason)
+
+
+def _watch(child: subprocess.Popen, limit: int, timeout_seconds: float) -> tuple[int, str | None]:
+    """Wait for `child`, sampling its RSS; kill it past `limit` bytes or `timeout_seconds`. (peak RSS seen, why
+    it was stopped or None)."""
+    deadline = time.perf_counter() + timeout_seconds
+    peak = 0
+    while child.poll() is None:
+        rss = _rss_bytes(child.pid)
+        peak = max(peak, rss)
+        reason = None
+        if rss > limit:
+            reason = f"the converter used more than {limit // 2**20} MiB of memory and was stopped"
+        elif time.perf_counter() > deadline:
+            reason = f"the converter took longer than {timeout_seconds:.0f} s and was stopped"
+        if reason is not None:
+            child.kill()
+            child.wait()
+            return peak, reason
+        time.sleep(WATCH_INTERVAL_SECONDS)
+    return peak, None
+
+
+def _rss_bytes(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:  # gone meanwhile, or no /proc (then only the timeout and the OOM killer's choice apply)
+        pass
+    return 0
+
+
+def _memory_available_bytes() -> int:
+    """What the machine (or the container's memory cgroup, when smaller) can still give."""
+    available = 1 << 62
+    try:
+        meminfo = Path("/proc/meminfo").read_text()
+        available = int(meminfo.split("MemAvailable:")[1].split()[0]) * 1024
+    except (OSError, IndexError, ValueError):
+        pass
+    try:
+        cgroup_max = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if cgroup_max != "max":
+            used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+            available = min(available, int(cgroup_max) - used)
+    except (OSError, ValueError):
+        pass
+    return max(available, 0)
+
+
+def _converter_environment() -> dict[str, str]:
+    """The converter finds this project's code, and runs on the CPU: a GPU stays the trainer's."""
+    root = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2",
+            PARENT_VARIABLE: str(os.getpid())}  # fmt: skip
 
 
 class OnnxColorizer:

@@ -16,7 +16,7 @@ from pathlib import Path
 from celery import Celery
 
 from contracts import datasets, jobs
-from contracts.queue import enqueue_job, message_waiting
+from contracts.queue import enqueue_job, task_ids_in_broker
 from contracts.settings import Settings
 from worker.leases import LeaseWatch, lease_is_live, read_lease, revoke
 
@@ -76,52 +76,76 @@ class Janitor(threading.Thread):
 
     def sweep(self) -> None:
         runs_dir = self.settings.runs_dir
+        awaiting_message: list[Path] = []
         if runs_dir.is_dir():
             for run_dir in runs_dir.iterdir():
                 if not jobs.is_job_id(run_dir.name):
                     continue
                 # One job's malformed record, lock timeout or failed enqueue must not keep the others waiting.
                 try:
-                    self._recover_if_lost(run_dir)
+                    if self._recover_if_lost(run_dir):
+                        awaiting_message.append(run_dir)
                 except Exception:
                     logger.exception("janitor: could not recover job %s; retrying next sweep", run_dir.name)
+        self._requeue_lost_messages(awaiting_message)
         if time.time() - self._last_prune > PRUNE_EVERY_SECONDS:  # also on the first sweep: worker start
             self._prune_processed_messages()
             self.clean_leftovers()
             self._last_prune = time.time()
 
-    def _requeue_if_message_lost(self, run_dir: Path, record: jobs.Job) -> None:
-        """A queued job with no message in the broker on two sweeps in a row is queued again (its message was
-        lost). Two sweeps: the API writes the record just before it sends the message. A job flagged unsent
-        (its message could not be sent) is sent at once. A stray duplicate is harmless: the lease lets one
-        delivery run it."""
-        job_id = run_dir.name
-        if not record.message_sent:
-            enqueue_job(self.celery_app, job_id)
-            jobs.mark_sent(run_dir)
-            logger.warning("job %s: its queue message could not be sent before; sent it now", job_id)
-            return
-        if message_waiting(self.celery_app, job_id):
-            self._missing_messages.discard(job_id)
-            return
-        if job_id not in self._missing_messages:
-            self._missing_messages.add(job_id)
-            return
-        self._missing_messages.discard(job_id)
-        enqueue_job(self.celery_app, job_id)
-        jobs.note_event(run_dir, "queue message lost; queued again", noticed_by=self.hostname)
-        logger.warning("job %s was queued but its message was gone; queued it again", job_id)
-
-    def _recover_if_lost(self, run_dir: Path) -> None:
+    def _recover_if_lost(self, run_dir: Path) -> bool:
+        """Re-enqueue the job if its worker was lost or its message could not be sent. True: it is queued
+        with its message sent, to be checked against the broker's queue (`_requeue_lost_messages`)."""
         record = jobs.read_record(run_dir)
         if record is not None and record.state == jobs.JobState.QUEUED:
-            self._requeue_if_message_lost(run_dir, record)
+            if record.message_sent:
+                return True
+            enqueue_job(self.celery_app, run_dir.name)
+            jobs.mark_sent(run_dir)
+            logger.warning("job %s: its queue message could not be sent before; sent it now", run_dir.name)
+            return False
         if record is None or record.state not in jobs.WORKING_STATES:
             self.watch.forget(run_dir)
-            return
+            return False
         lease = read_lease(run_dir)
         if self.watch.expired(run_dir, lease):
             recover_lost_job(self.celery_app, run_dir, self.hostname, lease, self.settings.max_worker_losses)
+        return False
+
+    def _requeue_lost_messages(self, queued: list[Path]) -> None:
+        """A queued job with no message in the broker on two sweeps in a row is queued again (its message was
+        lost). Two sweeps: the API writes the record just before it sends the message. The broker's queue is
+        read once per sweep, after the records, whatever the number of queued jobs. A stray duplicate is
+        harmless: the lease lets one delivery run it."""
+        if not queued:
+            self._missing_messages = set()
+            return
+        try:
+            held = task_ids_in_broker(self.celery_app)
+        except Exception as error:  # a broker outage: nothing is known to be missing; look again next sweep
+            logger.warning(
+                "janitor: could not read the broker's queue (%s); checking again next sweep", error
+            )
+            return
+        if held is None:
+            return  # a broker that cannot be looked into: never re-queue on a guess
+        missing = {run_dir.name for run_dir in queued if run_dir.name not in held}
+        for run_dir in queued:
+            if run_dir.name in missing and run_dir.name in self._missing_messages:
+                try:
+                    self._requeue(run_dir)
+                    missing.discard(run_dir.name)
+                except Exception:  # still missing: tried again on the next sweep
+                    logger.exception("janitor: could not re-queue job %s; retrying next sweep", run_dir.name)
+        self._missing_messages = missing
+
+    def _requeue(self, run_dir: Path) -> None:
+        record = jobs.read_record(run_dir)
+        if record is None or record.state != jobs.JobState.QUEUED:
+            return  # taken (or cancelled) since the records were read
+        enqueue_job(self.celery_app, run_dir.name)
+        jobs.note_event(run_dir, "queue message lost; queued again", noticed_by=self.hostname)
+        logger.warning("job %s was queued but its message was gone; queued it again", run_dir.name)
 
     def clean_leftovers(self) -> None:
         """What a process killed mid-write leaves behind, removed once nothing can be writing it: TensorFlow's

@@ -136,16 +136,19 @@ class JobRun:
         if self._speed:
             self._measured(speed=Speed(ngf=record.params.ngf, images_per_second=self._speed))
         if result.status == "finished":
-            self._finish(JobState.SUCCEEDED, step=result.step)
+            ended = jobs.finish_trained(self.run_dir, self.owner, result.step, result.versions)
+            self._release_lease()
             logger.info(
-                "job %s succeeded at step %d; published versions %s",
+                "job %s %s at step %d; published versions %s%s",
                 self.job_id,
+                ended.value,
                 result.step,
                 result.versions,
+                " (the cancel came after its last step)" if ended == JobState.CANCELLED else "",
             )
             return {
                 "job_id": self.job_id,
-                "state": "succeeded",
+                "state": ended.value,
                 "step": result.step,
                 "versions": result.versions,
             }

@@ -213,8 +213,8 @@ def test_a_broken_onnx_copy_only_means_tensorflow_serves(tmp_path) -> None:
     from model.networks import build_generator
 
     data_dir = tmp_path / "data"
-    published = publish_generator(build_generator(8), data_dir / "models", {"job_id": None}, onnx=True)
-    (published.path / "model.onnx").write_bytes(b"\x00 not a graph")
+    published = publish_generator(build_generator(8), data_dir / "models", {"job_id": None})  # replaced:
+    (published.path / "model.onnx").write_bytes(b"\x00 not a graph")  # no conversion needed
     with run_server(data_dir) as running:
         wait_for_version(running, 1)
         entry = httpx.get(f"{running.base_url}/models").json()["versions"][0]

@@ -49,7 +49,9 @@ def test_without_the_flag_there_is_no_onnx_copy(models_dir):
 
 
 def test_a_broken_onnx_copy_leaves_tensorflow_serving(models_dir):
-    published = publish_generator(build_generator(TINY_WIDTH), models_dir, {}, onnx=True)
+    published = publish_generator(
+        build_generator(TINY_WIDTH), models_dir, {}
+    )  # no conversion: it is replaced
     (published.path / ONNX_FILE).write_bytes(b"not an onnx graph")
     choice, onnx_call = choose_batch1_engine(published.path, _tensorflow(published.path), False)
     assert (choice.engine, onnx_call) == ("tensorflow", None) and "does not run" in choice.reason
