@@ -320,15 +320,21 @@ def worker(
     hostname: Annotated[str | None, typer.Option(help="Worker name, e.g. gpu0@%h.")] = None,
     loglevel: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     queues: Annotated[
-        str, typer.Option(help="training (GPU jobs) or datasets (imports of uploaded datasets; CPU only).")
+        str,
+        typer.Option(
+            help="Comma-separated: training (GPU jobs), batches (chapters' pages) and/or datasets (imports of "
+            "uploaded datasets; CPU only)."
+        ),
     ] = "training",
 ) -> None:
-    """Run a worker: Celery on queue `training` (or `datasets`), solo pool, one task at a time (S2C_* settings)."""
-    from contracts.queue import DATASETS_QUEUE, TRAINING_QUEUE
+    """Run a worker: Celery on queue `training` (or `batches`, `datasets`, or several), solo pool, one task at a
+    time (S2C_* settings)."""
+    from contracts.queue import BATCHES_QUEUE, DATASETS_QUEUE, TRAINING_QUEUE
     from worker.celery_app import app
 
-    if not set(queues.split(",")) <= {TRAINING_QUEUE, DATASETS_QUEUE}:
-        _fail(f"--queues takes {TRAINING_QUEUE} and/or {DATASETS_QUEUE}, not {queues!r}")
+    known = {TRAINING_QUEUE, BATCHES_QUEUE, DATASETS_QUEUE}
+    if not set(queues.split(",")) <= known:
+        _fail(f"--queues takes {', '.join(sorted(known))} (comma-separated), not {queues!r}")
     arguments = ["worker", "--pool", "solo", "--concurrency", "1", "--prefetch-multiplier", "1"]
     arguments += ["--queues", queues, "--loglevel", loglevel, "--without-mingle", "--without-gossip"]
     if hostname:

@@ -152,6 +152,8 @@ class Launcher:
             + (["--log-level", "debug"] if self.verbose else []),
             "worker": [*cli, "worker"],
             "importer": [*cli, "worker", "--queues", "datasets", "--hostname", "importer@%h"],
+            # Chapters' pages (POST /batches) on a worker of their own: they never wait behind a training job.
+            "batcher": [*cli, "worker", "--queues", "batches", "--hostname", "batcher@%h"],
         }
 
     def _check_port_free(self) -> None:
