@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
+from cli.batch import batch
 from cli.choices import (
     FILL_HELP,
     FORMAT_HELP,
@@ -342,6 +343,7 @@ def worker(
     app.worker_main(arguments)
 
 
+cli.command()(batch)
 cli.add_typer(models_cli, name="models")
 cli.add_typer(remote_cli, name="remote")
 cli.add_typer(datasets_cli, name="datasets")

@@ -18,11 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from celery import Celery
-from PIL import Image
 
 from contracts import batches
 from contracts.batches import Batch, BatchState, Page
@@ -31,6 +30,9 @@ from contracts.settings import Settings
 from storage.atomic import write_with
 from storage.versions import read_version
 
+if TYPE_CHECKING:
+    from model.page_result import DecodedPage
+
 logger = logging.getLogger("sketch2color.batches")
 Predict = Callable[[np.ndarray, np.ndarray | None], np.ndarray]
 
@@ -38,10 +40,7 @@ Predict = Callable[[np.ndarray, np.ndarray | None], np.ndarray]
 @dataclass
 class Decoded:
     page: Page
-    sketch: np.ndarray
-    original: Image.Image
-    hints: np.ndarray | None
-    full_hints: np.ndarray | None
+    read: "DecodedPage"
 
 
 @lru_cache(maxsize=2)
@@ -137,45 +136,34 @@ def _decode(
     settings: Settings, batch_dir: Path, record: Batch, page: Page, accepts_hints: bool
 ) -> Decoded | None:
     """The page as POST /colorize reads a sketch and its hint layer; a bad page fails alone, saying why."""
-    from model.imageio import load_hint_layers, load_sketch_and_original
+    from model.page_result import decode_page
 
     assert page.file is not None
     folder = batches.pages_dir(batch_dir)
     options = record.options
+    hints = folder / page.hints if page.hints is not None else None
     try:
-        sketch, original = load_sketch_and_original(folder / page.file, settings.max_pixels)
-        hints = full_hints = None
-        if page.hints is not None:
-            if not accepts_hints:
-                raise ValueError(f"version {record.version} was trained without color hints")
-            wanted = options.fill == "regions" or options.format != "png"
-            full_size = original.size if options.size == "original" and wanted else None
-            hints, full_hints = load_hint_layers(folder / page.hints, full_size, settings.max_pixels)
+        read = decode_page(
+            folder / page.file, hints, options.size, options.fill, options.format, accepts_hints,
+            settings.max_pixels,
+        )  # fmt: skip
     except Exception as error:
         batches.page_finished(batch_dir, page, _reason(error))
         return None
-    return Decoded(page, sketch, original, hints, full_hints)
+    return Decoded(page, read)
 
 
 def _colorize(batch_dir: Path, decoded: list[Decoded], predict: Predict) -> list[tuple[Decoded, np.ndarray]]:
-    """One generator call for the pages without hints and one for those with them."""
-    results: list[tuple[Decoded, np.ndarray]] = []
-    for group in (
-        [item for item in decoded if item.hints is None],
-        [item for item in decoded if item.hints is not None],
-    ):
-        if not group:
-            continue
-        sketches = np.stack([item.sketch for item in group])
-        hints = None if group[0].hints is None else np.stack([item.hints for item in group])  # type: ignore[misc]
-        try:
-            colors = predict(sketches, hints)
-        except Exception as error:
-            for item in group:
-                batches.page_finished(batch_dir, item.page, f"the generator failed: {_reason(error)}")
-            continue
-        results += list(zip(group, colors, strict=True))
-    return sorted(results, key=lambda pair: pair[0].page.index)
+    """The chunk's pages through the generator together (one call per kind: with hints, without)."""
+    from model.page_result import colorize_pages
+
+    try:
+        colors = colorize_pages([item.read for item in decoded], predict)
+    except Exception as error:  # out of memory, most likely: these pages fail, saying so
+        for item in decoded:
+            batches.page_finished(batch_dir, item.page, f"the generator failed: {_reason(error)}")
+        return []
+    return list(zip(decoded, colors, strict=True))
 
 
 def _finish(
@@ -190,9 +178,10 @@ def _finish(
 
     options = record.options
     try:
+        read = item.read
         body, _ = result_file(
-            options.size, options.format, colorized, item.sketch, item.original, options.lines, options.fill,
-            item.hints, item.full_hints, settings.fill_gap,
+            options.size, options.format, colorized, read.sketch, read.original, options.lines, options.fill,
+            read.hints, read.full_hints, settings.fill_gap,
         )  # fmt: skip
         write_with(batches.result_path(batch_dir, item.page, options.format), lambda file: file.write(body))
     except Exception as error:

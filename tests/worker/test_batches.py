@@ -2,19 +2,25 @@
 with every page at its own size and the bad entry named; cancel stops within a chunk; SIGKILL of a worker
 mid-chapter loses no page (last: it replaces the killed worker)."""
 
+import io
 import signal
+import subprocess
+import sys
 import time
+import zipfile
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from contracts.batches import CHUNK_PAGES
 from tests.app.conftest import publish_tiny_hint_generator
 from tests.chapters import NOT_A_PAGE, chapter_zip, page_sizes, result_sizes
-from tests.support import JobSystem, wait_until
+from tests.support import REPO_ROOT, JobSystem, wait_until
 
 REDIS_DB = 12
+API_TOKEN = "chapters-token"
 BATCH_TIMEOUT_SECONDS = 180.0
 
 
@@ -102,6 +108,26 @@ def test_cancel_stops_within_a_chunk(system: JobSystem):
         assert client.post(f"/batches/{created['id']}/cancel").status_code == 409
         assert client.delete(f"/batches/{created['id']}").status_code == 200
         assert client.get(f"/batches/{created['id']}").status_code == 404
+
+
+def test_remote_batch_uploads_a_folder_follows_it_and_downloads_the_pages(system: JobSystem, tmp_path):
+    pages, colored = tmp_path / "pages", tmp_path / "colored"
+    with zipfile.ZipFile(io.BytesIO(chapter_zip(3, hinted=1))) as archive:
+        archive.extractall(pages)
+    (pages / "chapter" / "broken.png").write_bytes(b"not really a png")
+    command = [sys.executable, "-m", "cli", "remote", "batch", str(pages), str(colored), "--url", system.base_url,
+               "--token", API_TOKEN, "--poll-seconds", "0.2"]  # fmt: skip
+    finished = subprocess.run(command, cwd=REPO_ROOT, env=system.environment, capture_output=True, text=True,
+                              timeout=BATCH_TIMEOUT_SECONDS)  # fmt: skip
+    assert finished.returncode == 1, (
+        f"a failed page makes the exit status 1\n{finished.stdout}{finished.stderr}"
+    )
+    assert "failed: chapter/broken.png:" in finished.stderr, finished.stderr
+    assert "done: wrote 3 pages" in finished.stdout, finished.stdout
+    written = sorted(path.relative_to(colored).as_posix() for path in colored.rglob("*.png"))
+    assert written == [f"chapter/p{index:02d}.png" for index in range(3)], written
+    for index, size in enumerate(page_sizes(3)):
+        assert Image.open(colored / "chapter" / f"p{index:02d}.png").size == size
 
 
 def test_a_worker_killed_mid_chapter_loses_no_page(system: JobSystem):

@@ -25,7 +25,7 @@ from contracts import batches
 from contracts.batches import Batch, BatchOptions, BatchState
 from contracts.queue import enqueue_chunk
 from contracts.settings import Settings
-from model.zip_safety import BadArchive
+from model.zip_safety import BadArchive, NotAZipArchive
 from storage.serving_policy import LABEL_PATTERN, read_policy, served_version
 from storage.versions import list_versions, read_version
 
@@ -171,7 +171,7 @@ def _store(files: list[UploadFile], batch_dir: Path, settings: Settings, budget_
                 uploads: list[Upload] = zip_uploads(zipped, archive, settings.max_batch_pages)
                 return store_pages(uploads, folder, settings.max_batch_pages, budget_left)
         except zipfile.BadZipFile as error:
-            raise BadArchive(f"not a zip archive: {error}") from None
+            raise NotAZipArchive(f"not a zip archive: {error}") from None
         finally:
             archive.unlink(missing_ok=True)
     uploads = file_uploads((file.filename or "", file.size or 0, file.file) for file in files)
