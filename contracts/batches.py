@@ -314,12 +314,14 @@ def beat_path(batch_dir: Path, chunk: int) -> Path:
     return batch_dir / "chunks" / f"{chunk}.beat"
 
 
-def beat(batch_dir: Path, chunk: int) -> None:
-    """The chunk's worker is alive (written while it works, removed when the chunk is finished)."""
+def beat(batch_dir: Path, chunk: int, ahead_seconds: float = 0.0) -> None:
+    """The chunk's worker is alive (written while it works, removed when the chunk is finished);
+    `ahead_seconds`: dated that far ahead (a chunk queued again gets time to wait its turn)."""
     path = beat_path(batch_dir, chunk)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch()
-    os.utime(path)
+    when = time.time() + ahead_seconds
+    os.utime(path, (when, when))
 
 
 def chunk_finished(batch_dir: Path, chunk: int) -> None:

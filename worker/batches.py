@@ -24,7 +24,7 @@ import numpy as np
 from celery import Celery
 
 from contracts import batches
-from contracts.batches import Batch, BatchState, Page
+from contracts.batches import Batch, Page
 from contracts.queue import enqueue_chunk
 from contracts.settings import Settings
 from storage.atomic import write_with
@@ -87,13 +87,25 @@ def run_chunk(settings: Settings, batch_id: str, chunk: int) -> dict[str, Any]:
     record = batches.read_batch(batch_dir)
     if record is None or record.state in batches.FINAL_STATES:
         return {"batch": batch_id, "chunk": chunk, "skipped": record.state.value if record else "deleted"}
-    pages = batches.chunk_of(batches.read_pages(batch_dir), chunk)
     outcome = {"batch": batch_id, "chunk": chunk, "done": 0, "failed": 0, "skipped": 0, "stopped": False}
+    try:
+        _run(settings, batch_dir, record, chunk, outcome)
+    except FileNotFoundError:
+        if batch_dir.exists():
+            raise
+        return {**outcome, "stopped": True, "deleted": True}  # deleted while a page was being finished
+    logger.info("batch %s chunk %d: %s", batch_id, chunk, outcome)
+    return outcome
+
+
+def _run(settings: Settings, batch_dir: Path, record: Batch, chunk: int, outcome: dict[str, Any]) -> None:
+    pages = batches.chunk_of(batches.read_pages(batch_dir), chunk)
     with Heartbeat(batch_dir, chunk, max(0.2, settings.job_lease_seconds / 4)):
         batches.start(batch_dir)
         model = _generator(settings, batch_dir, record)
         if model is None:
-            return {**outcome, "stopped": True}
+            outcome["stopped"] = True
+            return
         todo = [page for page in pages if not _settled(batch_dir, record, page, outcome)]
         decoded = [item for page in todo if (item := _decode(settings, batch_dir, record, page, model[1]))]
         colors = _colorize(batch_dir, decoded, model[0])
@@ -103,8 +115,6 @@ def run_chunk(settings: Settings, batch_id: str, chunk: int) -> dict[str, Any]:
                 break
             _finish(settings, batch_dir, record, item, colorized, outcome)
     batches.chunk_finished(batch_dir, chunk)
-    logger.info("batch %s chunk %d: %s", batch_id, chunk, outcome)
-    return outcome
 
 
 def _generator(settings: Settings, batch_dir: Path, record: Batch) -> tuple[Predict, bool] | None:
@@ -205,6 +215,7 @@ class Sweeper(threading.Thread):
         super().__init__(name="batch-sweeper", daemon=True)
         self.celery_app, self.settings = celery_app, settings
         self.silent_after = 3 * settings.job_lease_seconds
+        self.requeue_grace = 10 * settings.job_lease_seconds
         self._stop_event = threading.Event()
 
     def run(self) -> None:
@@ -217,11 +228,12 @@ class Sweeper(threading.Thread):
     def sweep(self) -> list[tuple[str, int]]:
         requeued = []
         for record in batches.list_batches(self.settings.batches_dir):
-            if record.state != BatchState.RUNNING:
+            if record.state in batches.FINAL_STATES:
                 continue
             batch_dir = self.settings.batches_dir / record.id
             for chunk in batches.silent_chunks(batch_dir, self.silent_after):
-                batches.beat(batch_dir, chunk)  # claimed: the next sweep waits for the new worker's beats
+                # Claimed: silent again only after a grace for the new message to wait its turn in the queue.
+                batches.beat(batch_dir, chunk, ahead_seconds=self.requeue_grace)
                 enqueue_chunk(self.celery_app, record.id, chunk)
                 logger.warning("batch %s chunk %d: its worker went silent; queued again", record.id, chunk)
                 requeued.append((record.id, chunk))
