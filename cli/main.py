@@ -299,8 +299,8 @@ def up(
         typer.Option("--verbose", help="Show everything: libraries' start-up lines and polling requests."),
     ] = False,
 ) -> None:
-    """Run the whole system here: the API, a training worker and a dataset importer (S2C_* settings); one
-    that dies is restarted on its own; Ctrl-C stops them all."""
+    """Run the whole system here: the API, a training worker, a dataset importer and a worker for chapters'
+    pages (S2C_* settings); one that dies is restarted on its own; Ctrl-C stops them all."""
     from cli.demo import DemoConfig
     from cli.supervisor import Launcher
     from contracts.settings import get_settings

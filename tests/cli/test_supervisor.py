@@ -238,6 +238,7 @@ def test_helpers():
     commands = Launcher(settings, host="0.0.0.0", port=9000).child_commands()
     assert commands["api"][-5:] == ["serve", "--host", "0.0.0.0", "--port", "9000"]
     assert commands["worker"][-1] == "worker"
+    assert commands["batcher"][-4:-2] == ["--queues", "batches"], "chapters never wait behind a training job"
     environment = Launcher(Settings(data_dir=Path("rel/data")), port=9000).child_environment()
     assert environment["S2C_DATA_DIR"] == str(Path("rel/data").resolve())
 
