@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from contracts.batches import CHUNK_PAGES
-from tests.app.conftest import publish_tiny_hint_generator
+from tests.app.conftest import draw_sketch, encode, publish_tiny_hint_generator
 from tests.chapters import NOT_A_PAGE, chapter_zip, page_sizes, result_sizes
 from tests.support import REPO_ROOT, JobSystem, wait_until
 
@@ -128,6 +128,47 @@ def test_remote_batch_uploads_a_folder_follows_it_and_downloads_the_pages(system
     assert written == [f"chapter/p{index:02d}.png" for index in range(3)], written
     for index, size in enumerate(page_sizes(3)):
         assert Image.open(colored / "chapter" / f"p{index:02d}.png").size == size
+
+
+def test_the_page_uploads_pages_follows_the_chapter_and_downloads_it_all(system: JobSystem, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.app.test_page import CHROMIUM, CHROMIUM_ARGS, keep_screenshot
+
+    files = []
+    for index, (width, height) in enumerate(page_sizes(3)):
+        files.append(tmp_path / f"p{index}.png")
+        files[-1].write_bytes(encode(draw_sketch(width, height, seed=index)))
+    (tmp_path / "notes.txt").write_text("not a page")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
+            context.add_init_script(f"sessionStorage.setItem('sketch2color.apiToken', '{API_TOKEN}')")
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(system.base_url + "/")
+            form = page.locator("#batch-upload")
+            form.get_by_label("Pages").set_input_files([*map(str, files), str(tmp_path / "notes.txt")])
+            form.get_by_role("button", name="Start chapter").click()
+            expect(page.locator("#batches-message")).to_contain_text("4 pages queued")
+            row = page.locator("#batches-body tr").first
+            expect(row).to_contain_text("done", timeout=120_000)
+            expect(row).to_contain_text("3 / 4 pages")
+            expect(row).to_contain_text("1 failed")
+            keep_screenshot(page, "page-chapters.png")
+            with page.expect_download() as download:
+                row.get_by_role("button", name="Download all").click()
+            saved = tmp_path / "chapter.zip"
+            download.value.save_as(saved)
+            assert sorted(result_sizes(saved.read_bytes()).values()) == sorted(page_sizes(3))
+            batch_id = row.get_attribute("data-batch")
+            row.get_by_role("button", name="Delete").click()
+            expect(page.locator(f'#batches-body tr[data-batch="{batch_id}"]')).to_have_count(0)
+        finally:
+            browser.close()
+    assert not errors, errors
 
 
 def test_a_worker_killed_mid_chapter_loses_no_page(system: JobSystem):
