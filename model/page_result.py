@@ -63,8 +63,8 @@ class DecodedPage:
 
 
 def decode_page(
-    sketch_file: Path,
-    hints_file: Path | None,
+    sketch_file: bytes | Path,
+    hints_file: bytes | Path | None,
     size: str,
     fill: str,
     file_format: str,

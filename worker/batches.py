@@ -28,6 +28,7 @@ from contracts.batches import Batch, Page
 from contracts.queue import enqueue_chunk
 from contracts.settings import Settings
 from storage.atomic import write_with
+from storage.layout import relative_to_data
 from storage.versions import read_version
 
 if TYPE_CHECKING:
@@ -108,7 +109,7 @@ def _run(settings: Settings, batch_dir: Path, record: Batch, chunk: int, outcome
             return
         todo = [page for page in pages if not _settled(batch_dir, record, page, outcome)]
         decoded = [item for page in todo if (item := _decode(settings, batch_dir, record, page, model[1]))]
-        colors = _colorize(batch_dir, decoded, model[0])
+        colors = _colorize(settings, batch_dir, decoded, model[0])
         for item, colorized in colors:
             if batches.should_stop(batch_dir):
                 outcome["stopped"] = True
@@ -151,19 +152,21 @@ def _decode(
     assert page.file is not None
     folder = batches.pages_dir(batch_dir)
     options = record.options
-    hints = folder / page.hints if page.hints is not None else None
-    try:
+    try:  # read as bytes: what is wrong with a page is said without the server's paths
+        hints = (folder / page.hints).read_bytes() if page.hints is not None else None
         read = decode_page(
-            folder / page.file, hints, options.size, options.fill, options.format, accepts_hints,
+            (folder / page.file).read_bytes(), hints, options.size, options.fill, options.format, accepts_hints,
             settings.max_pixels,
         )  # fmt: skip
     except Exception as error:
-        batches.page_finished(batch_dir, page, _reason(error))
+        batches.page_finished(batch_dir, page, _reason(error, settings))
         return None
     return Decoded(page, read)
 
 
-def _colorize(batch_dir: Path, decoded: list[Decoded], predict: Predict) -> list[tuple[Decoded, np.ndarray]]:
+def _colorize(
+    settings: Settings, batch_dir: Path, decoded: list[Decoded], predict: Predict
+) -> list[tuple[Decoded, np.ndarray]]:
     """The chunk's pages through the generator together (one call per kind: with hints, without)."""
     from model.page_result import colorize_pages
 
@@ -171,7 +174,7 @@ def _colorize(batch_dir: Path, decoded: list[Decoded], predict: Predict) -> list
         colors = colorize_pages([item.read for item in decoded], predict)
     except Exception as error:  # out of memory, most likely: these pages fail, saying so
         for item in decoded:
-            batches.page_finished(batch_dir, item.page, f"the generator failed: {_reason(error)}")
+            batches.page_finished(batch_dir, item.page, f"the generator failed: {_reason(error, settings)}")
         return []
     return list(zip(decoded, colors, strict=True))
 
@@ -195,17 +198,19 @@ def _finish(
         )  # fmt: skip
         write_with(batches.result_path(batch_dir, item.page, options.format), lambda file: file.write(body))
     except Exception as error:
-        batches.page_finished(batch_dir, item.page, _reason(error))
+        batches.page_finished(batch_dir, item.page, _reason(error, settings))
         outcome["failed"] += 1
         return
     batches.page_finished(batch_dir)
     outcome["done"] += 1
 
 
-def _reason(error: Exception) -> str:
+def _reason(error: Exception, settings: Settings) -> str:
+    """What went wrong with a page, for its record: never the server's paths."""
     from model.imageio import BadImage
 
-    return str(error) if isinstance(error, BadImage | ValueError) else f"{type(error).__name__}: {error}"
+    text = str(error) if isinstance(error, BadImage | ValueError) else f"{type(error).__name__}: {error}"
+    return relative_to_data(text, settings.data_dir)
 
 
 class Sweeper(threading.Thread):

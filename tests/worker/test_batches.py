@@ -123,6 +123,7 @@ def test_remote_batch_uploads_a_folder_follows_it_and_downloads_the_pages(system
         f"a failed page makes the exit status 1\n{finished.stdout}{finished.stderr}"
     )
     assert "failed: chapter/broken.png:" in finished.stderr, finished.stderr
+    assert str(system.data_dir.resolve()) not in finished.stderr, "a page's failure names no server path"
     assert "done: wrote 3 pages" in finished.stdout, finished.stdout
     written = sorted(path.relative_to(colored).as_posix() for path in colored.rglob("*.png"))
     assert written == [f"chapter/p{index:02d}.png" for index in range(3)], written

@@ -13,7 +13,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from app.api.deps import ApiTokenDep, JobQueueDep, SettingsDep
 from app.api.errors import client_error, error_responses
@@ -88,7 +89,7 @@ async def create_batch(
             415, f"send multipart/form-data with the pages (or one zip) in `{FILES_FIELD}` fields"
         )
     options = BatchOptions(size=size, fill=fill, lines=lines, format=file_format, version=version)
-    form = await request.form(max_files=2 * settings.max_batch_pages + 1, max_fields=16)
+    form = await _form_on_disk(request, max_files=2 * settings.max_batch_pages + 1)
     try:
         files = [
             value for value in form.getlist(FILES_FIELD) if isinstance(value, UploadFile) and value.filename
@@ -101,6 +102,21 @@ async def create_batch(
     finally:
         await form.close()
     return JSONResponse(record.stored(), status_code=202, headers={"Location": f"/batches/{record.id}"})
+
+
+class _DiskMultiPartParser(MultiPartParser):
+    """Every uploaded file goes to disk from its first bytes (Starlette keeps each file of up to 1 MiB in memory:
+    a chapter of many small pages would otherwise sit in memory whole)."""
+
+    spool_max_size = 1
+
+
+async def _form_on_disk(request: Request, max_files: int) -> FormData:
+    parser = _DiskMultiPartParser(request.headers, request.stream(), max_files=max_files, max_fields=16)
+    try:
+        return await parser.parse()
+    except MultiPartException as error:
+        raise HTTPException(400, error.message) from None
 
 
 def _accept(job_queue: JobQueue, settings: Settings, options: BatchOptions, files: list[UploadFile]) -> Batch:
