@@ -61,7 +61,15 @@ UPLOAD_BODY = {
     response_model=Batch,
     openapi_extra={"requestBody": UPLOAD_BODY},
     responses=error_responses(
-        404, 413, 415, 422, 503, 507, e507="Kept batches fill S2C_BATCH_DISK_BUDGET_BYTES: delete some first."
+        400,
+        404,
+        413,
+        415,
+        422,
+        503,
+        507,
+        e400="The multipart body is malformed.",
+        e507="Kept batches fill S2C_BATCH_DISK_BUDGET_BYTES: delete some first.",
     ),
 )
 async def create_batch(
