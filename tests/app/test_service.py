@@ -185,6 +185,15 @@ def test_openapi_documents_every_status_with_typed_schemas_and_the_token(coloriz
     assert "HTTPBearer" in str(schema["paths"]["/jobs"]["get"].get("security")), (
         "job routes declare the token"
     )
+    batch = schema["components"]["schemas"]["Batch"]
+    assert {"state", "version", "pages_total", "pages_done", "pages_failed", "failures"} <= set(
+        batch["properties"]
+    )
+    batch_states = schema["components"]["schemas"]["BatchState"]["enum"]
+    assert batch_states == ["queued", "running", "done", "failed", "cancelled"], batch_states
+    assert "HTTPBearer" in str(schema["paths"]["/batches"]["post"].get("security")), (
+        "batch routes need the token"
+    )
 
 
 def test_every_422_has_the_one_error_shape(colorize_app: InProcessApp) -> None:
