@@ -16,7 +16,7 @@ from starlette.routing import Match
 
 from app.api.errors import ErrorDetail
 from app.api.openapi import operation_id
-from app.api.routes import colorize, datasets, embed, health, jobs, models, pages
+from app.api.routes import batches, colorize, datasets, embed, health, jobs, models, pages
 from app.api.services import AppServices
 from app.failures import FailureMiddleware
 from app.observability import MetricsMiddleware
@@ -54,13 +54,14 @@ def create_app(settings: Settings | None = None, services: AppServices | None = 
     body_limits = {
         "/colorize": (settings.max_upload_bytes, "S2C_MAX_UPLOAD_BYTES"),
         "/datasets": (settings.max_dataset_upload_bytes, "S2C_MAX_DATASET_UPLOAD_BYTES"),
+        "/batches": (settings.max_batch_upload_bytes, "S2C_MAX_BATCH_UPLOAD_BYTES"),
     }
     app.add_middleware(
         UploadLimitMiddleware,
         limits=body_limits,
         timeout_seconds=settings.body_timeout_seconds,
         in_flight_budget=settings.max_in_flight_body_bytes,
-        streamed=frozenset({"/datasets"}),  # streamed to disk, counted by its own limit
+        streamed=frozenset({"/datasets", "/batches"}),  # streamed to disk, counted by its own limit
     )
     app.add_middleware(FailureMiddleware)  # inside CORS: every failure answer carries its headers
     if settings.cors_origin_list:
@@ -76,15 +77,8 @@ def create_app(settings: Settings | None = None, services: AppServices | None = 
     app.add_exception_handler(DamagedPolicy, _damaged_policy)
     app.add_exception_handler(RequestValidationError, _bad_parameters)
     app.add_exception_handler(Exception, _unexpected_error)
-    for router in (
-        colorize.router,
-        models.router,
-        health.router,
-        datasets.router,
-        jobs.router,
-        pages.router,
-        embed.router,
-    ):
+    routers = (colorize, models, health, datasets, jobs, batches, pages, embed)
+    for router in (module.router for module in routers):
         app.include_router(router)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     document_one_error_shape(app)

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
+from cli.batch import batch
 from cli.choices import (
     FILL_HELP,
     FORMAT_HELP,
@@ -337,10 +338,10 @@ def up(
         typer.Option("--verbose", help="Show everything: libraries' start-up lines and polling requests."),
     ] = False,
 ) -> None:
-    """Run the whole system here: API, worker, importer.
+    """Run the whole system here: API, workers, importer.
 
-    The API, a training worker and a dataset importer (S2C_* settings); one that dies is restarted on its
-    own; Ctrl-C stops them all.
+    The API, a training worker, a dataset importer and a worker for chapters' pages (S2C_* settings); one
+    that dies is restarted on its own; Ctrl-C stops them all.
     """
     from cli.demo import DemoConfig
     from cli.supervisor import Launcher
@@ -364,26 +365,32 @@ def worker(
         str, typer.Option(help="debug (also libraries' lines), info, warning or error.")
     ] = "info",
     queues: Annotated[
-        str, typer.Option(help="training (GPU jobs) or datasets (imports of uploaded datasets; CPU only).")
+        str,
+        typer.Option(
+            help="Comma-separated: training (GPU jobs), batches (chapters' pages) and/or datasets (imports of "
+            "uploaded datasets; CPU only)."
+        ),
     ] = "training",
     quiet: Annotated[
         bool,
         typer.Option("--quiet", help="Only job lines, warnings and errors: no Celery banner or chatter."),
     ] = False,
 ) -> None:
-    """Run a training or dataset-import worker.
+    """Run a training, chapter or dataset-import worker.
 
-    Celery on one queue, one task at a time (S2C_* settings).
+    Celery on one queue or several, one task at a time (S2C_* settings).
 
-    Queue `training` runs training jobs, queue `datasets` imports uploaded datasets (no TensorFlow needed).
+    Queue `training` runs training jobs, queue `batches` chapters' pages (POST /batches), queue `datasets`
+    imports uploaded datasets (no TensorFlow needed).
     """
     from celery.exceptions import SecurityWarning
 
-    from contracts.queue import DATASETS_QUEUE, TRAINING_QUEUE
+    from contracts.queue import BATCHES_QUEUE, DATASETS_QUEUE, TRAINING_QUEUE
     from worker.celery_app import app
 
-    if not set(queues.split(",")) <= {TRAINING_QUEUE, DATASETS_QUEUE}:
-        _fail(f"--queues takes {TRAINING_QUEUE} and/or {DATASETS_QUEUE}, not {queues!r}")
+    known = {TRAINING_QUEUE, BATCHES_QUEUE, DATASETS_QUEUE}
+    if not set(queues.split(",")) <= known:
+        _fail(f"--queues takes {', '.join(sorted(known))} (comma-separated), not {queues!r}")
     if loglevel.lower() != "debug":
         drop_library_noise_from_stderr()
         quiet_library_loggers(("celery", "kombu") if quiet else ())
@@ -398,6 +405,7 @@ def worker(
     app.worker_main(arguments)
 
 
+cli.command()(batch)
 cli.add_typer(models_cli, name="models")
 cli.add_typer(remote_cli, name="remote")
 cli.add_typer(datasets_cli, name="datasets")

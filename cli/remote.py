@@ -3,7 +3,14 @@
 Standard library HTTP only (cli/api_client.py); the server's answers and errors are shown as they come.
 """
 
+import io
 import mimetypes
+import shutil
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -231,3 +238,110 @@ def label(
 
 
 remote_cli.add_typer(remote_datasets_cli, name="datasets")
+
+
+PAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
+
+
+def chapter_archive(in_dir: Path) -> tuple[bytes, int]:
+    """The folder's images (pages, and `NAME.hints.png` hint layers) zipped by their paths under it."""
+    buffer = io.BytesIO()
+    pages = 0
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:  # images do not compress
+        for path in sorted(in_dir.rglob("*")):
+            relative = path.relative_to(in_dir)
+            if not path.is_file() or any(part.startswith(".") for part in relative.parts):
+                continue
+            if path.suffix.lower() in PAGE_SUFFIXES:
+                archive.write(path, relative.as_posix())
+                pages += not path.name.lower().endswith(".hints.png")
+    return buffer.getvalue(), pages
+
+
+@remote_cli.command()
+def batch(
+    in_dir: Annotated[
+        Path, typer.Argument(metavar="IN_DIR", help="A folder of pages (NAME.hints.png: hints).")
+    ],
+    out_dir: Annotated[Path, typer.Argument(metavar="OUT_DIR", help="Where the colored pages go.")],
+    size: Annotated[ResultSize, typer.Option(help=SIZE_HELP)] = ResultSize.original,
+    lines: Annotated[Lines, typer.Option(help=LINES_HELP)] = Lines.keep,
+    fill: Annotated[Fill, typer.Option(help=FILL_HELP)] = Fill.regions,
+    version: Annotated[str | None, typer.Option(help="A version number or label (default: served).")] = None,
+    output_format: Annotated[FileFormat, typer.Option("--format", help=FORMAT_HELP)] = FileFormat.png,
+    poll_seconds: Annotated[float, typer.Option(help="How often to ask for progress.")] = 1.0,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Colorize a chapter on the server's workers (POST /batches): upload the folder's pages, follow with a
+    progress bar, download the colored pages into OUT_DIR (by their names under IN_DIR); failed pages are
+    listed with why, and the exit status is 1 when any failed."""
+    if not in_dir.is_dir():
+        _fail(f"no folder {in_dir}")
+    archive, pages = chapter_archive(in_dir)
+    if not pages:
+        _fail(f"no pages ({', '.join(PAGE_SUFFIXES)}) under {in_dir}")
+    query = {"size": size.value, "lines": lines.value, "fill": fill.value, "format": output_format.value}
+    if version:
+        query["version"] = version
+    client = ApiClient(url, token)
+    try:
+        status, _, body = client.post_files(
+            f"/batches?{urlencode(query)}",
+            [("files", "chapter.zip", archive, "application/zip")],
+            timeout=600,
+        )
+    except OSError as error:
+        _fail(f"cannot reach {url}: {error}")
+    if status != 202:
+        _fail(f"POST /batches answered {status}: {detail(decode(body))}")
+    record = decode(body)
+    typer.echo(f"batch {record['id']}: {record['pages_total']} pages with model version {record['version']}")
+    record = _follow(client, record, poll_seconds)
+    written = _download(client, record["id"], out_dir)
+    typer.echo(f"{record['state']}: wrote {written} pages to {out_dir}")
+    for failure in record["failures"]:
+        typer.echo(f"failed: {failure['name']}: {failure['reason']}", err=True)
+    if record["state"] != "done" or record["failures"]:
+        raise typer.Exit(1)
+
+
+def _follow(client: ApiClient, record: dict[str, Any], poll_seconds: float) -> dict[str, Any]:
+    """Poll the batch until it is final, with a progress bar of pages done or failed."""
+    shown = 0
+    with typer.progressbar(length=record["pages_total"], label="pages") as bar:
+        while True:
+            finished = record["pages_done"] + record["pages_failed"]
+            bar.update(finished - shown)
+            shown = finished
+            if record["state"] in ("done", "failed", "cancelled"):
+                return record
+            time.sleep(poll_seconds)
+            record = call(client, "GET", f"/batches/{record['id']}")
+
+
+def _download(client: ApiClient, batch_id: str, out_dir: Path) -> int:
+    """Stream result.zip to a temporary file, then unpack it under `out_dir` (never outside it)."""
+    request = urllib.request.Request(
+        f"{client.base_url}/batches/{batch_id}/result.zip",
+        headers={"Authorization": f"Bearer {client.token}"} if client.token else {},
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile() as spool:
+        try:
+            with urllib.request.urlopen(request, timeout=600) as response:
+                shutil.copyfileobj(response, spool, 1 << 20)
+        except urllib.error.HTTPError as error:
+            _fail(f"GET /batches/{batch_id}/result.zip answered {error.code}: {detail(decode(error.read()))}")
+        except OSError as error:
+            _fail(f"cannot download the results: {error}")
+        spool.seek(0)
+        root = out_dir.resolve()
+        with zipfile.ZipFile(spool) as results:
+            for name in results.namelist():
+                target = (out_dir / name).resolve()
+                if not target.is_relative_to(root):
+                    _fail(f"the server sent a page named {name!r}, outside {out_dir}")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(results.read(name))
+            return len(results.namelist())

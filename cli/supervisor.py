@@ -1,7 +1,7 @@
 """`sketch2color up`: the whole system on one machine, in one command.
 
-It runs `sketch2color serve` (the API) and `sketch2color worker` (the training worker) as child processes with
-the same settings, waits until the API answers, prints its address and, when no generator has been published
+It runs `sketch2color serve` (the API), `sketch2color worker` (the training worker) and the workers of queues
+`datasets` (imports) and `batches` (chapters' pages) as child processes with the same settings, waits until the API answers, prints its address and, when no generator has been published
 yet, has the demo bootstrap (cli/demo.py) launch a short demo training job through the API, so that
 `/colorize` answers with a real (demo-quality) model a few minutes later. With `S2C_BROKER_URL` unset both
 children use the embedded broker under the data folder, so nothing else needs to run; with it set, they use
@@ -156,6 +156,8 @@ class Launcher:
             + ["--log-level", "debug" if self.verbose else "warning"],
             "worker": [*cli, "worker", "--hostname", "training@%h", *worker_output],
             "importer": [*cli, "worker", "--queues", "datasets", "--hostname", "importer@%h", *worker_output],
+            # Chapters' pages (POST /batches) on a worker of their own: they never wait behind a training job.
+            "batcher": [*cli, "worker", "--queues", "batches", "--hostname", "batcher@%h", *worker_output],
         }
 
     def _check_port_free(self) -> None:

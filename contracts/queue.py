@@ -36,6 +36,10 @@ TRAINING_QUEUE = "training"
 IMPORT_TASK_NAME = "sketch2color.import_dataset"
 # Imports have their own queue and worker, so an upload never waits behind an hours-long training job.
 DATASETS_QUEUE = "datasets"
+# Chapters: each task colorizes one chunk of a batch's pages (contracts/batches.py); every worker that takes
+# this queue shares a chapter. Training and batches may share workers (`--queues training,batches`).
+BATCH_TASK_NAME = "sketch2color.colorize_pages"
+BATCHES_QUEUE = "batches"
 # Thirty days: longer than any job. Redis redelivers an unacknowledged message only after this long.
 VISIBILITY_TIMEOUT_SECONDS = 30 * 24 * 3600
 CONNECT_TIMEOUT_SECONDS = 2.0
@@ -134,7 +138,11 @@ def create_celery_app(settings: Settings, include: Sequence[str] = ()) -> QueueA
     )
     celery_app.conf.update(
         task_default_queue=TRAINING_QUEUE,
-        task_routes={TRAIN_TASK_NAME: {"queue": TRAINING_QUEUE}, IMPORT_TASK_NAME: {"queue": DATASETS_QUEUE}},
+        task_routes={
+            TRAIN_TASK_NAME: {"queue": TRAINING_QUEUE},
+            IMPORT_TASK_NAME: {"queue": DATASETS_QUEUE},
+            BATCH_TASK_NAME: {"queue": BATCHES_QUEUE},
+        },
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
@@ -171,6 +179,11 @@ def enqueue_job(celery_app: Celery, job_id: str) -> None:
 def enqueue_import(celery_app: Celery, name: str) -> None:
     """Queue the import of an uploaded dataset (its archive and options wait in datasets/.imports/)."""
     celery_app.send_task(IMPORT_TASK_NAME, args=[name], queue=DATASETS_QUEUE)
+
+
+def enqueue_chunk(celery_app: Celery, batch_id: str, chunk: int) -> None:
+    """Queue one chunk of a batch's pages (acknowledged when done: a killed worker's chunk comes back)."""
+    celery_app.send_task(BATCH_TASK_NAME, args=[batch_id, chunk], queue=BATCHES_QUEUE)
 
 
 # Task ids are UUID strings (job ids too): what a message names, found without parsing its format.

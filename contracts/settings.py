@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     max_dataset_upload_bytes: int = Field(2 * 1024**3, gt=0)
     max_dataset_files: int = Field(50_000, gt=0)
     max_dataset_unpacked_bytes: int = Field(16 * 1024**3, gt=0)
+    # Chapters (POST /batches): the upload's size, its pages, and the disk all kept batches may fill together.
+    max_batch_upload_bytes: int = Field(1024**3, gt=0)
+    max_batch_pages: int = Field(1000, gt=0)
+    batch_disk_budget_bytes: int = Field(20 * 1024**3, gt=0)
     body_timeout_seconds: float = Field(60.0, gt=0)
     # Request bodies the API holds in memory at once, all requests together (uploads over it: 503, retry).
     max_in_flight_body_bytes: int = Field(256 * 1024 * 1024, gt=0)
@@ -45,6 +49,10 @@ class Settings(BaseSettings):
     @property
     def runs_dir(self) -> Path:
         return self.data_dir / "runs"
+
+    @property
+    def batches_dir(self) -> Path:
+        return self.data_dir / "batches"
 
     @property
     def models_dir(self) -> Path:

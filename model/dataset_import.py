@@ -8,10 +8,7 @@ makes them from pictures with the project's XDoG sketch extraction, and writes t
 folder; bytes are counted while they are read, so an entry that lies about its size is caught too.
 """
 
-import os
 import random
-import stat
-import struct
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,25 +20,25 @@ from PIL import Image
 from model.imageio import BadImage, ImageTooLarge, open_image, to_rgb
 from model.sketchify import SOURCE_SUFFIXES, center_square, sketchify
 from model.synthetic import PAIR_HEIGHT, make_pair_image
+from model.zip_safety import BadArchive, NotAZipArchive, checked_entries, compression_problem
+
+__all__ = [
+    "BadArchive",
+    "ImportLimits",
+    "ImportOptions",
+    "NotAZipArchive",
+    "import_archive",
+    "inspect_archive",
+    "zip_folder",
+]
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar", ".zst")
-MAX_COMPRESSION_RATIO = 200  # images barely compress; a far higher ratio is a bomb
 UNPACK_CHUNK = 1 << 20
-MAX_NAME_BYTES = 1024
-END_RECORD_SEARCH = 22 + 65535  # the end record and the longest comment it may carry
 Kind = Literal["pairs", "pictures"]
 
 
 # How POST /datasets names the choice of plain pictures; the CLI says it in its own words (--from-pictures).
 PICTURES_HINT = "for plain pictures use kind=pictures"
-
-
-class BadArchive(ValueError):
-    """The archive cannot become a dataset; the message names the entry and the reason."""
-
-
-class NotAZipArchive(BadArchive):
-    """The file is not a zip at all (the wrong kind of file, not a zip we refuse)."""
 
 
 @dataclass(frozen=True)
@@ -75,91 +72,20 @@ class ImportReport:
     skipped: list[str] = field(default_factory=list)
 
 
-def _ignored(path: PurePosixPath) -> bool:
-    """macOS resource forks and hidden files come along in zips made by hand: not content, not an error."""
-    return path.parts[0] == "__MACOSX" or any(part.startswith(".") for part in path.parts)
-
-
-def _check_entry_count(archive: Path, limits: ImportLimits) -> None:
-    """Refuse a directory of far too many entries from its end record alone: zipfile would first build an
-    object for every entry (a 55 MB directory of a million entries: 90 s of CPU and 500 MB). Folders and
-    macOS forks are entries too, hence the allowance over the file limit."""
-    entries = _declared_entries(archive)
-    allowed = 2 * limits.max_files + 1000
-    if entries is not None and entries > allowed:
-        raise BadArchive(
-            f"{entries} entries, far over the limit of {limits.max_files} files (S2C_MAX_DATASET_FILES)"
-        )
-
-
-def _declared_entries(archive: Path) -> int | None:
-    """The entry count the zip's end record declares (zip64 too), or None where there is no end record
-    (ZipFile then says what is wrong)."""
-    try:
-        with open(archive, "rb") as stream:
-            size = stream.seek(0, os.SEEK_END)
-            tail_start = max(0, size - END_RECORD_SEARCH)
-            stream.seek(tail_start)
-            tail = stream.read()
-            at = tail.rfind(b"PK\x05\x06")
-            if at < 0 or len(tail) < at + 22:
-                return None
-            (entries,) = struct.unpack("<H", tail[at + 10 : at + 12])
-            if entries != 0xFFFF or at < 20 or tail[at - 20 : at - 16] != b"PK\x06\x07":
-                return int(entries)
-            (zip64_end,) = struct.unpack("<Q", tail[at - 12 : at - 4])  # the zip64 locator's pointer
-            stream.seek(zip64_end)
-            record = stream.read(56)
-            return int(struct.unpack("<Q", record[32:40])[0]) if record[:4] == b"PK\x06\x06" else None
-    except (OSError, struct.error):
-        return None
-
-
-def _check_entry(info: zipfile.ZipInfo) -> None:
-    """What no image entry can be: a name that is empty, `.`, holds a NUL byte or is too long for a file
-    system; a password-protected entry (it could not be read later)."""
-    name = info.filename
-    if not name.strip("/") or name.strip("/") == "." or "\x00" in name:
-        raise BadArchive(f"{name!r}: an entry needs a file name (not empty, not '.', no NUL byte)")
-    if len(name.encode()) > MAX_NAME_BYTES or any(len(part.encode()) > 255 for part in name.split("/")):
-        raise BadArchive(f"{name[:80]!r}...: the entry's name is too long for a file system")
-    if info.flag_bits & 0x1:
-        raise BadArchive(
-            f"{name!r}: encrypted (password-protected) entries cannot be read; zip it without one"
-        )
-
-
 def inspect_archive(archive: Path, limits: ImportLimits) -> ArchivePlan:
     """Check the archive's directory; raise BadArchive naming the first problem."""
-    _check_entry_count(archive, limits)
-    try:
-        zipped = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError) as error:
-        raise NotAZipArchive(f"not a zip archive: {error}") from None
-    except Exception as error:  # a fuzzed directory: bad UTF-8 names, bad sizes, unknown features
-        raise BadArchive(f"cannot read the zip's directory: {type(error).__name__}: {error}") from None
-    with zipped:
-        infos = zipped.infolist()
+    infos = checked_entries(archive, limits.max_files, "S2C_MAX_DATASET_FILES")
     files = []
     for info in infos:
         name = info.filename
-        _check_entry(info)
-        if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or "\\" in name:
-            raise BadArchive(f"{name!r}: absolute or Windows-style path; entries must be relative")
         path = PurePosixPath(name)
-        if ".." in path.parts:
-            raise BadArchive(f"{name!r}: path traversal ('..') is not allowed")
-        if stat.S_ISLNK(info.external_attr >> 16):
-            raise BadArchive(f"{name!r}: symbolic links are not allowed")
-        if info.is_dir() or _ignored(path):
-            continue
         suffix = path.suffix.lower()
         if suffix in ARCHIVE_SUFFIXES:
             raise BadArchive(f"{name!r}: archives inside the archive are not allowed; unpack it first")
         if suffix not in SOURCE_SUFFIXES:
             raise BadArchive(f"{name!r}: not an image (accepted: {', '.join(SOURCE_SUFFIXES)})")
-        if info.compress_size and info.file_size / info.compress_size > MAX_COMPRESSION_RATIO:
-            raise BadArchive(f"{name!r}: compressed {info.file_size / info.compress_size:.0f}:1, a zip bomb")
+        if (bomb := compression_problem(info)) is not None:
+            raise BadArchive(bomb)
         files.append(info)
     if not files:
         raise BadArchive("the archive holds no images")

@@ -10,7 +10,8 @@ from typing import Any
 
 from celery import Celery, Task, signals
 
-from contracts.queue import IMPORT_TASK_NAME, TRAIN_TASK_NAME, TRAINING_QUEUE
+from contracts.queue import BATCH_TASK_NAME, BATCHES_QUEUE, IMPORT_TASK_NAME, TRAIN_TASK_NAME, TRAINING_QUEUE
+from worker.batches import Sweeper, run_chunk
 from worker.celery_app import app
 from worker.imports import run_import
 from worker.janitor import Janitor
@@ -35,6 +36,12 @@ def import_dataset(name: str) -> dict[str, Any]:
     return run_import(app.settings, name)
 
 
+@app.task(name=BATCH_TASK_NAME)
+def colorize_pages(batch_id: str, chunk: int) -> dict[str, Any]:
+    """Colorize one chunk of batch `batch_id`'s pages (acknowledged when done: acks late)."""
+    return run_chunk(app.settings, batch_id, chunk)
+
+
 def consumed_queues(celery_app: Celery) -> set[str]:
     """The queues this worker takes tasks from (`--queues`; the default queue, `training`, without it)."""
     return set(celery_app.amqp.queues.consume_from)
@@ -52,6 +59,8 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
     hostname = getattr(sender, "hostname", None) or "worker"
     Janitor(app, settings, hostname).start()
     queues = consumed_queues(app)
+    if BATCHES_QUEUE in queues:
+        Sweeper(app, settings).start()
     loaded = ""
     if TRAINING_QUEUE in queues:  # an import worker has no TensorFlow trainer to preload
         loaded = _preload_trainer(sender)

@@ -16,7 +16,7 @@ from tests.conftest import TINY_WIDTH, publish_tiny_generator
 
 TOKEN = "page-token-secret"
 PHONE_WIDTHS = [360, 390, 430]
-LOCKS = ("datasets-locked", "jobs-locked", "models-locked")
+LOCKS = ("datasets-locked", "jobs-locked", "models-locked", "batches-locked")
 # Everything a person can see that says "401": text on the page and the options of every select.
 SHOWN_401 = """() => [document.body.innerText, ...[...document.querySelectorAll("option")].map((o) => o.text)]
   .filter((text) => text.includes("401"))"""
@@ -104,7 +104,8 @@ def assert_locked(page: Page) -> None:
     for lock in LOCKS:
         expect(page.get_by_test_id(lock)).to_be_visible()
         expect(page.get_by_test_id(lock)).to_contain_text("This server needs an API token")
-    for hidden in ("#dataset-upload", "#datasets-body", "#launch", "#jobs-body", "#set-label", "#jobs-error"):
+    for hidden in ("#dataset-upload", "#datasets-body", "#launch", "#jobs-body", "#set-label", "#jobs-error",
+                   "#batch-upload", "#batches-body"):  # fmt: skip
         expect(page.locator(hidden)).to_be_hidden()
     expect(page.get_by_text("No datasets yet")).to_have_count(0)
     assert page.evaluate(SHOWN_401) == []

@@ -108,6 +108,12 @@ OPERATION_IDS = {
     ("post", "/jobs/{job_id}/resume"): "resumeJob",
     ("get", "/jobs/{job_id}/metrics"): "getJobMetrics",
     ("get", "/jobs/{job_id}/samples/latest.png"): "getLatestJobSample",
+    ("post", "/batches"): "createBatch",
+    ("get", "/batches"): "listBatches",
+    ("get", "/batches/{batch_id}"): "getBatch",
+    ("get", "/batches/{batch_id}/result.zip"): "getBatchResult",
+    ("post", "/batches/{batch_id}/cancel"): "cancelBatch",
+    ("delete", "/batches/{batch_id}"): "deleteBatch",
 }
 PNG_ROUTES = [
     ("post", "/colorize"),
@@ -155,6 +161,9 @@ def test_openapi_documents_every_status_with_typed_schemas_and_the_token(coloriz
         ("put", "/models/active"): {"200", "401", "404", "422"},
         ("delete", "/models/{version}"): {"200", "401", "404", "409"},
         ("post", "/colorize"): {"200", "400", "404", "413", "415", "422", "503"},
+        ("post", "/batches"): {"202", "401", "404", "413", "415", "422", "503", "507"},
+        ("post", "/batches/{batch_id}/cancel"): {"202", "401", "404", "409"},
+        ("delete", "/batches/{batch_id}"): {"200", "401", "404", "409"},
     }
     for (method, path), statuses in wanted.items():
         operation = schema["paths"][path][method]
@@ -175,6 +184,15 @@ def test_openapi_documents_every_status_with_typed_schemas_and_the_token(coloriz
     assert not [name for name in blobs if name.startswith(("Job", "Progress", "Attempt", "Metrics"))], blobs
     assert "HTTPBearer" in str(schema["paths"]["/jobs"]["get"].get("security")), (
         "job routes declare the token"
+    )
+    batch = schema["components"]["schemas"]["Batch"]
+    assert {"state", "version", "pages_total", "pages_done", "pages_failed", "failures"} <= set(
+        batch["properties"]
+    )
+    batch_states = schema["components"]["schemas"]["BatchState"]["enum"]
+    assert batch_states == ["queued", "running", "done", "failed", "cancelled"], batch_states
+    assert "HTTPBearer" in str(schema["paths"]["/batches"]["post"].get("security")), (
+        "batch routes need the token"
     )
 
 

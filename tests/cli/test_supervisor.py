@@ -245,6 +245,7 @@ def test_helpers():
         "--loglevel",
         "debug",
     ]
+    assert commands["batcher"][-5:-3] == ["--queues", "batches"], "chapters never wait behind a training job"
     environment = Launcher(Settings(data_dir=Path("rel/data")), port=9000).child_environment()
     assert environment["S2C_DATA_DIR"] == str(Path("rel/data").resolve())
 

@@ -24,10 +24,9 @@ from app.api.openapi import BINARY
 from app.model_store import LoadedModel, ModelStore, VersionNotFound, VersionUnloadable
 from app.uploads import too_large_detail
 from contracts.settings import Settings
-from model.fullsize import full_size_result, png_bytes, square_result
 from model.imageio import BadImage, load_hint_layers, load_sketch_and_original
-from model.layer_files import MEDIA_TYPES, layered_file
-from model.layers import LayerStack, full_size_layers, square_layers
+from model.layer_files import MEDIA_TYPES
+from model.page_result import result_file
 from storage.serving_policy import LABEL_PATTERN, DamagedPolicy, read_policy
 
 router = APIRouter(tags=["colorize"])
@@ -206,25 +205,10 @@ async def colorize(
             full_size = original.size if size == "original" and wanted else None
             hints, full_hints = await _decode_hints(hints_data, settings, full_size)
         colorized = await batcher.colorize(model, sketch, ticket, hints=hints)
-    gap = settings.fill_gap
-    if size == "original":
-        body, (width, height) = await asyncio.to_thread(
-            _result_file, full_size_result, full_size_layers, file_format, colorized, original, lines, fill,
-            full_hints, gap,
-        )  # fmt: skip
-    else:
-        body, (width, height) = await asyncio.to_thread(
-            _result_file,
-            square_result,
-            square_layers,
-            file_format,
-            colorized,
-            sketch,
-            lines,
-            fill,
-            hints,
-            gap,
-        )
+    body, (width, height) = await asyncio.to_thread(
+        result_file, size, file_format, colorized, sketch, original, lines, fill, hints, full_hints,
+        settings.fill_gap,
+    )  # fmt: skip
     headers = {
         "X-Model-Version": str(model.version),
         "X-Image-Size": f"{width}x{height}",
@@ -233,18 +217,6 @@ async def colorize(
     if file_format != "png":
         headers["Content-Disposition"] = f'attachment; filename="colorized.{file_format}"'
     return Response(body, media_type=MEDIA_TYPES[file_format], headers=headers)
-
-
-def _result_file(
-    result: Callable[..., Image.Image], layers: Callable[..., LayerStack], file_format: str, *arguments: Any
-) -> tuple[bytes, tuple[int, int]]:
-    """The file asked for and the picture's size: the PNG of `result(*arguments)`, or the layered file of
-    `layers(*arguments)` (model/layers.py: the same picture as layers)."""
-    if file_format == "png":
-        picture = result(*arguments)
-        return png_bytes(picture), picture.size
-    stack = layers(*arguments)
-    return layered_file(stack, file_format), stack.size
 
 
 async def _version_number(version: str | None, settings: Settings, store: ModelStore) -> int | None:

@@ -1,0 +1,343 @@
+"""Chapters: many pages colorized in one batch, spread over the workers (docs/ARCHITECTURE.md, "Batches").
+
+A batch lives in `batches/<id>/`: its record `batch.json` (the only source of its state and counts), the page
+list `pages.json` (written once, when the upload is accepted), the uploaded pages under `pages/`, one result
+file per finished page under `results/` and one heartbeat file per chunk being worked on under `chunks/`.
+
+The API and any number of workers change the same record, so every change is a read-modify-write under a file
+lock and every write is atomic (storage/atomic.py), as for jobs (contracts/jobs.py). The counts are recounted
+from the result files and the named failures at each change, so a chunk done twice (its worker was killed
+after writing a page but before counting it) never counts a page twice or loses one.
+
+```
+queued --(a worker takes a chunk)--> running --(every page done or failed)--> done
+queued | running --(cancel)--> cancelled          queued | running --(the version cannot be loaded)--> failed
+```
+"""
+
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from enum import StrEnum
+from pathlib import Path, PurePosixPath
+from typing import Literal, TypeVar
+
+from filelock import FileLock
+from pydantic import BaseModel, Field, ValidationError
+
+from contracts.job_record import Stored, utc_now
+from contracts.job_states import WrongState
+from storage.atomic import write_atomically
+
+__all__ = [
+    "CHUNK_PAGES",
+    "Batch",
+    "BatchOptions",
+    "BatchState",
+    "Page",
+    "PageFailure",
+    "WrongState",
+]
+
+CHUNK_PAGES = 8  # pages per worker task: a killed worker's chunk is redone, its finished pages skipped
+RECORD = "batch.json"
+PAGES = "pages.json"
+BATCH_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
+Result = TypeVar("Result")
+
+
+class BatchState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TRANSITIONS: dict[BatchState, frozenset[BatchState]] = {
+    BatchState.QUEUED: frozenset({BatchState.RUNNING, BatchState.FAILED, BatchState.CANCELLED}),
+    BatchState.RUNNING: frozenset({BatchState.DONE, BatchState.FAILED, BatchState.CANCELLED}),
+    BatchState.DONE: frozenset(),
+    BatchState.FAILED: frozenset(),
+    BatchState.CANCELLED: frozenset(),
+}
+FINAL_STATES = frozenset({BatchState.DONE, BatchState.FAILED, BatchState.CANCELLED})
+
+
+class BatchOptions(BaseModel):
+    """The options of POST /batches, those of POST /colorize, for every page of the batch."""
+
+    size: Literal["256", "original"] = "256"
+    fill: Literal["regions", "soft"] = "regions"
+    lines: Literal["keep", "none"] = "keep"
+    format: Literal["png", "psd", "ora", "zip"] = "png"
+    version: str | None = Field(None, description="As asked: a version number, a label, or none (served).")
+
+
+class Page(Stored):
+    """One page: its name in the upload, its stored sketch and hint layer under `pages/` (None: refused)."""
+
+    index: int
+    name: str
+    file: str | None = None
+    hints: str | None = None
+
+
+class PageFailure(Stored):
+    name: str
+    reason: str
+
+
+class Batch(Stored):
+    id: str
+    state: BatchState
+    options: BatchOptions
+    version: int = Field(
+        description="The generator version every page is colorized with (resolved at start)."
+    )
+    created_at: str = Field(default_factory=utc_now)
+    started_at: str | None = None
+    finished_at: str | None = None
+    error: str | None = Field(
+        None, description="Why the whole batch failed (a page's failure is in `failures`)."
+    )
+    pages_total: int
+    pages_done: int = 0
+    pages_failed: int = 0
+    failures: list[PageFailure] = Field(
+        default_factory=list, description="Each failed page, named, with why."
+    )
+    chunks: int = Field(0, description="Worker tasks the pages were spread over.")
+    cancel_requested: bool = False
+    upload_bytes: int = 0
+
+    def stored(self) -> dict[str, object]:
+        return self.model_dump(mode="json")
+
+
+# ---- identity and files ---------------------------------------------------------------------------------
+def new_batch_id() -> str:
+    return uuid.uuid4().hex
+
+
+def is_batch_id(text: str) -> bool:
+    return bool(BATCH_ID_PATTERN.fullmatch(text))
+
+
+def batch_dir_for(batches_dir: Path, batch_id: str) -> Path:
+    if not is_batch_id(batch_id):
+        raise ValueError(f"not a batch id: {batch_id!r}")
+    return Path(batches_dir) / batch_id
+
+
+def pages_dir(batch_dir: Path) -> Path:
+    return batch_dir / "pages"
+
+
+def results_dir(batch_dir: Path) -> Path:
+    return batch_dir / "results"
+
+
+def result_path(batch_dir: Path, page: Page, file_format: str) -> Path:
+    """Where page `page`'s result is kept: by its index, never by a name that came from a client."""
+    return results_dir(batch_dir) / f"{page.index:05d}.{file_format}"
+
+
+def result_name(page: Page, file_format: str) -> str:
+    """The page's name in result.zip: its upload name with the result's suffix (`ch1/p01.png` -> `.psd`)."""
+    return str(PurePosixPath(page.name).with_suffix(f".{file_format}"))
+
+
+def is_page_done(batch_dir: Path, page: Page, file_format: str) -> bool:
+    return result_path(batch_dir, page, file_format).is_file()
+
+
+def _lock(batch_dir: Path) -> FileLock:
+    return FileLock(str(batch_dir / ".batch.lock"), timeout=30)
+
+
+def create_batch(batch_dir: Path, record: Batch, pages: list[Page]) -> None:
+    """Write the page list, then the record: a batch is listed only once it is complete."""
+    results_dir(batch_dir).mkdir(parents=True, exist_ok=True)
+    page_list = PageList(pages=pages).model_dump_json(indent=1)
+    write_atomically(batch_dir / PAGES, page_list, durable=True)
+    write_atomically(batch_dir / RECORD, record.model_dump_json(indent=2), durable=True)
+
+
+class PageList(BaseModel):
+    pages: list[Page]
+
+
+def read_pages(batch_dir: Path) -> list[Page]:
+    return PageList.model_validate_json((batch_dir / PAGES).read_text()).pages
+
+
+def read_batch(batch_dir: Path) -> Batch | None:
+    try:
+        return Batch.model_validate_json((batch_dir / RECORD).read_text())
+    except (OSError, ValidationError):
+        return None
+
+
+def list_batches(batches_dir: Path) -> list[Batch]:
+    """Every batch, newest first."""
+    if not Path(batches_dir).is_dir():
+        return []
+    found = [read_batch(entry) for entry in Path(batches_dir).iterdir() if is_batch_id(entry.name)]
+    return sorted((batch for batch in found if batch), key=lambda batch: batch.created_at, reverse=True)
+
+
+def update_batch(batch_dir: Path, change: Callable[[Batch], Result]) -> Result:
+    """Read, change and write the record under its lock; `change` may raise to leave it as it was."""
+    with _lock(batch_dir):
+        record = read_batch(batch_dir)
+        if record is None:
+            raise FileNotFoundError(f"no batch record in {batch_dir.name}")
+        result = change(record)
+        write_atomically(batch_dir / RECORD, record.model_dump_json(indent=2))
+        return result
+
+
+def _move(record: Batch, state: BatchState) -> None:
+    if state not in TRANSITIONS[record.state]:
+        raise WrongState(f"batch {record.id} is {record.state.value}; it cannot become {state.value}")
+    record.state = state
+    if state == BatchState.RUNNING:
+        record.started_at = record.started_at or utc_now()
+    if state in FINAL_STATES:
+        record.finished_at = utc_now()
+
+
+# ---- what workers and the API change ----------------------------------------------------------------------
+def start(batch_dir: Path) -> Batch:
+    """A worker takes a chunk: queued -> running (no change once running or final)."""
+
+    def change(record: Batch) -> Batch:
+        if record.state == BatchState.QUEUED:
+            _move(record, BatchState.RUNNING)
+        return record
+
+    return update_batch(batch_dir, change)
+
+
+def fail(batch_dir: Path, error: str) -> Batch:
+    """The whole batch cannot run (its version is gone or will not load); a final batch stays as it is."""
+
+    def change(record: Batch) -> Batch:
+        if record.state not in FINAL_STATES:
+            record.error = error
+            _move(record, BatchState.FAILED)
+        return record
+
+    return update_batch(batch_dir, change)
+
+
+def page_finished(batch_dir: Path, page: Page | None = None, reason: str | None = None) -> Batch:
+    """Count again after a page finished (`reason`: it failed, and why); the batch is done with its last page.
+    Idempotent: the counts come from the result files and the named failures, never from increments."""
+
+    def change(record: Batch) -> Batch:
+        if page is not None and reason is not None and all(f.name != page.name for f in record.failures):
+            record.failures.append(PageFailure(name=page.name, reason=reason))
+        record.pages_failed = len(record.failures)
+        record.pages_done = _count_results(batch_dir)
+        if (
+            record.state == BatchState.RUNNING
+            and record.pages_done + record.pages_failed >= record.pages_total
+        ):
+            _move(record, BatchState.DONE)
+        return record
+
+    return update_batch(batch_dir, change)
+
+
+def _count_results(batch_dir: Path) -> int:
+    try:
+        return sum(1 for entry in os.scandir(results_dir(batch_dir)) if not entry.name.startswith("."))
+    except FileNotFoundError:
+        return 0
+
+
+def request_cancel(batch_dir: Path) -> Batch:
+    """Queued or running: cancelled at once; each worker sees it before its next page. Final: WrongState."""
+
+    def change(record: Batch) -> Batch:
+        if record.state in FINAL_STATES:
+            raise WrongState(
+                f"batch {record.id} is {record.state.value}; only a queued or running one can be cancelled"
+            )
+        record.cancel_requested = True
+        _move(record, BatchState.CANCELLED)
+        return record
+
+    return update_batch(batch_dir, change)
+
+
+def should_stop(batch_dir: Path) -> bool:
+    """Whether a worker should leave the rest of its chunk: the batch was cancelled, failed or deleted."""
+    record = read_batch(batch_dir)
+    return record is None or record.state in FINAL_STATES
+
+
+def delete_batch(batch_dir: Path) -> None:
+    """Renamed away first (so it is never listed half deleted), then removed."""
+    doomed = batch_dir.with_name(f".deleting-{batch_dir.name}-{uuid.uuid4().hex[:8]}")
+    os.rename(batch_dir, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def disk_used(batches_dir: Path) -> int:
+    """Bytes kept under the batches folder (uploads and results): what the disk budget counts."""
+    total = 0
+    for root, _, files in os.walk(batches_dir):
+        for name in files:
+            try:
+                total += os.stat(os.path.join(root, name)).st_size
+            except FileNotFoundError:
+                continue
+    return total
+
+
+# ---- chunks: which pages one worker task takes, and whether its worker is alive ----------------------------
+def chunk_of(pages: list[Page], chunk: int) -> list[Page]:
+    return pages[chunk * CHUNK_PAGES : (chunk + 1) * CHUNK_PAGES]
+
+
+def chunk_count(pages: list[Page]) -> int:
+    return (len(pages) + CHUNK_PAGES - 1) // CHUNK_PAGES
+
+
+def beat_path(batch_dir: Path, chunk: int) -> Path:
+    return batch_dir / "chunks" / f"{chunk}.beat"
+
+
+def beat(batch_dir: Path, chunk: int, ahead_seconds: float = 0.0) -> None:
+    """The chunk's worker is alive (written while it works, removed when the chunk is finished);
+    `ahead_seconds`: dated that far ahead (a chunk queued again gets time to wait its turn)."""
+    path = beat_path(batch_dir, chunk)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+    when = time.time() + ahead_seconds
+    os.utime(path, (when, when))
+
+
+def chunk_finished(batch_dir: Path, chunk: int) -> None:
+    beat_path(batch_dir, chunk).unlink(missing_ok=True)
+
+
+def silent_chunks(batch_dir: Path, older_than_seconds: float) -> Iterator[int]:
+    """Chunks that a worker started and stopped beating for without finishing: its worker died."""
+    folder = batch_dir / "chunks"
+    if not folder.is_dir():
+        return
+    now = time.time()
+    for entry in folder.glob("*.beat"):
+        try:
+            silent = now - entry.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        if silent > older_than_seconds and entry.stem.isdigit():
+            yield int(entry.stem)
