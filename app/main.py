@@ -16,7 +16,7 @@ from starlette.routing import Match
 
 from app.api.errors import ErrorDetail
 from app.api.openapi import operation_id
-from app.api.routes import batches, colorize, datasets, embed, health, jobs, models, pages
+from app.api.routes import batch_pages, batches, colorize, datasets, embed, health, jobs, models, pages
 from app.api.services import AppServices
 from app.failures import FailureMiddleware
 from app.observability import MetricsMiddleware
@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None, services: AppServices | None = 
     app.add_exception_handler(DamagedPolicy, _damaged_policy)
     app.add_exception_handler(RequestValidationError, _bad_parameters)
     app.add_exception_handler(Exception, _unexpected_error)
-    routers = (colorize, models, health, datasets, jobs, batches, pages, embed)
+    routers = (colorize, models, health, datasets, jobs, batches, batch_pages, pages, embed)
     for router in (module.router for module in routers):
         app.include_router(router)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -39,6 +39,7 @@ __all__ = [
     "BatchState",
     "Page",
     "PageFailure",
+    "PageStatus",
     "WrongState",
 ]
 
@@ -89,6 +90,16 @@ class Page(Stored):
 class PageFailure(Stored):
     name: str
     reason: str
+
+
+class PageStatus(BaseModel):
+    """Where one page stands, for the gallery: `done` (its result can be fetched), `failed` (with why) or
+    `pending` (not finished yet, or never will be: the batch was cancelled or failed first)."""
+
+    index: int
+    name: str
+    state: Literal["pending", "done", "failed"]
+    reason: str | None = None
 
 
 class Batch(Stored):
@@ -153,6 +164,22 @@ def result_name(page: Page, file_format: str) -> str:
 
 def is_page_done(batch_dir: Path, page: Page, file_format: str) -> bool:
     return result_path(batch_dir, page, file_format).is_file()
+
+
+def page_statuses(batch_dir: Path, record: "Batch") -> list[PageStatus]:
+    """Every page in upload order with its state, from the result files and the record's named failures."""
+    reasons = {failure.name: failure.reason for failure in record.failures}
+    statuses = []
+    for page in read_pages(batch_dir):
+        if is_page_done(batch_dir, page, record.options.format):
+            statuses.append(PageStatus(index=page.index, name=page.name, state="done"))
+        elif page.name in reasons:
+            statuses.append(
+                PageStatus(index=page.index, name=page.name, state="failed", reason=reasons[page.name])
+            )
+        else:
+            statuses.append(PageStatus(index=page.index, name=page.name, state="pending"))
+    return statuses
 
 
 def _lock(batch_dir: Path) -> FileLock:

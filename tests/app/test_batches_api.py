@@ -113,3 +113,68 @@ def test_an_orphan_hint_layer_is_a_named_failure(batches_app: InProcessApp, tmp_
         assert record["pages_total"] == 2 and record["failures"][0]["name"] == "p2.hints.png", record
         client.post(f"/batches/{record['id']}/cancel")
         client.delete(f"/batches/{record['id']}")
+
+
+def test_the_gallery_routes_serve_finished_pages_and_their_originals(batches_app: InProcessApp):
+    """Pages finished as a worker finishes them (a result file, then a recount): no worker needed."""
+    from contracts import batches
+
+    sketches = [page(1), page(2), page(3)]
+    files = [("files", (f"p{index}.png", data)) for index, data in enumerate(sketches)]
+    with batches_app.client() as client:
+        created = client.post("/batches", files=[*files, ("files", ("notes.txt", b"words"))])
+        assert created.status_code == 202, created.text
+        batch_id = created.json()["id"]
+        batch_dir = batches_app.data_dir / "batches" / batch_id
+        pages = {entry.name: entry for entry in batches.read_pages(batch_dir)}
+        result_file = batches.result_path(batch_dir, pages["p0.png"], "png")
+        first = client.get(f"/batches/{batch_id}/pages/{pages['p0.png'].index}/result")
+        assert first.status_code == 404, "not finished yet"
+
+        batches.start(batch_dir)
+        result_file.write_bytes(page(9))
+        batches.page_finished(batch_dir, pages["p0.png"])
+        batches.page_finished(batch_dir, pages["p1.png"], reason="the page could not be decoded")
+
+        statuses = client.get(f"/batches/{batch_id}/pages").json()
+        assert [s["index"] for s in statuses] == [0, 1, 2, 3], "every page, in upload order"
+        states = {s["name"]: s["state"] for s in statuses}
+        assert states == {"notes.txt": "failed", "p0.png": "done", "p1.png": "failed", "p2.png": "pending"}, (
+            statuses
+        )
+        by_name = {s["name"]: s for s in statuses}
+        done, failed, pending = (
+            by_name["p0.png"]["index"],
+            by_name["p1.png"]["index"],
+            by_name["p2.png"]["index"],
+        )
+        assert by_name["p1.png"]["reason"] == "the page could not be decoded", statuses
+
+        result = client.get(f"/batches/{batch_id}/pages/{done}/result")
+        assert result.status_code == 200, result.text
+        assert (result.headers["content-type"], result.content) == ("image/png", page(9))
+        assert result.headers["content-disposition"].startswith("inline"), result.headers
+        original = client.get(f"/batches/{batch_id}/pages/{pending}/original")
+        assert (original.status_code, original.headers["content-type"]) == (200, "image/png"), original.text
+        assert original.content == sketches[2], "the original is the page as uploaded"
+
+        refused = client.get(f"/batches/{batch_id}/pages/{failed}/result")
+        assert refused.status_code == 404 and "could not be decoded" in refused.json()["detail"], refused.text
+        waiting = client.get(f"/batches/{batch_id}/pages/{pending}/result")
+        assert waiting.status_code == 404 and "not finished" in waiting.json()["detail"], waiting.text
+        no_file = client.get(f"/batches/{batch_id}/pages/{by_name['notes.txt']['index']}/original")
+        assert no_file.status_code == 404 and "refused at upload" in no_file.json()["detail"], no_file.text
+        for answer in (refused, waiting, no_file):
+            assert str(batches_app.data_dir) not in answer.text, f"a server path in {answer.text}"
+
+        for bad in ("4", "-1", "one"):
+            answer = client.get(f"/batches/{batch_id}/pages/{bad}/result")
+            assert answer.status_code == 422 and "detail" in answer.json(), (bad, answer.text)
+        assert client.get(f"/batches/{'0' * 32}/pages/0/original").status_code == 404
+    with batches_app.client(token=None) as client:
+        assert client.get(f"/batches/{batch_id}/pages/{done}/result").status_code == 401
+        assert client.get(f"/batches/{batch_id}/pages/{done}/original").status_code == 401
+        assert client.get(f"/batches/{batch_id}/pages").status_code == 401
+    with batches_app.client() as client:
+        client.post(f"/batches/{batch_id}/cancel")
+        assert client.delete(f"/batches/{batch_id}").status_code == 200

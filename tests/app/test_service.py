@@ -112,6 +112,9 @@ OPERATION_IDS = {
     ("get", "/batches"): "listBatches",
     ("get", "/batches/{batch_id}"): "getBatch",
     ("get", "/batches/{batch_id}/result.zip"): "getBatchResult",
+    ("get", "/batches/{batch_id}/pages"): "listBatchPages",
+    ("get", "/batches/{batch_id}/pages/{index}/result"): "getBatchPageResult",
+    ("get", "/batches/{batch_id}/pages/{index}/original"): "getBatchPageOriginal",
     ("post", "/batches/{batch_id}/cancel"): "cancelBatch",
     ("delete", "/batches/{batch_id}"): "deleteBatch",
 }
@@ -164,6 +167,8 @@ def test_openapi_documents_every_status_with_typed_schemas_and_the_token(coloriz
         ("post", "/batches"): {"202", "401", "404", "413", "415", "422", "503", "507"},
         ("post", "/batches/{batch_id}/cancel"): {"202", "401", "404", "409"},
         ("delete", "/batches/{batch_id}"): {"200", "401", "404", "409"},
+        ("get", "/batches/{batch_id}/pages/{index}/result"): {"200", "401", "404", "422"},
+        ("get", "/batches/{batch_id}/pages/{index}/original"): {"200", "401", "404", "422"},
     }
     for (method, path), statuses in wanted.items():
         operation = schema["paths"][path][method]
