@@ -1,9 +1,11 @@
 // The Chapters panel: many pages colorized in one batch by the server's workers (POST /batches). Drop pages (or one
 // zip of them; NAME.hints.png beside NAME.png is its hint layer), follow each batch's progress, download all its
-// finished pages as one zip, cancel or delete it. app.js calls refreshBatches() with the other panels' polling.
+// finished pages as one zip, cancel or delete it; below the table, the finished pages beside their originals
+// (gallery.js). app.js calls refreshBatches() with the other panels' polling.
 
 import { api, describeDetail, savedToken } from "./api.js";
 import { $, actionButton, cell, emptyRow, show } from "./dom.js";
+import { showGalleries } from "./gallery.js";
 
 const FINAL = ["done", "failed", "cancelled"];
 let following = false;  // a batch is queued or running: the panel is polled
@@ -45,6 +47,7 @@ function renderBatches(batches) {
   });
   $("batches-body").replaceChildren(...rows);
   if (!rows.length) $("batches-body").append(emptyRow("No chapters yet: choose pages above.", 5));
+  showGalleries(batches);
 }
 
 function actionsOf(batch) {
