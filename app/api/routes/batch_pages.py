@@ -11,10 +11,10 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path
 from fastapi.responses import FileResponse
 
+from app.api.batch_lookup import batch_dir_of, batch_record
 from app.api.deps import ApiTokenDep, SettingsDep
 from app.api.errors import error_responses
 from app.api.openapi import BINARY
-from app.api.routes.batches import batch_dir_of
 from contracts import batches
 from contracts.batches import PageStatus
 from model.layer_files import MEDIA_TYPES
@@ -42,7 +42,7 @@ NOT_KEPT = {"Cache-Control": "no-store"}  # a deleted batch's pages must not com
 def list_batch_pages(batch_id: str, settings: SettingsDep) -> list[PageStatus]:
     """Every page in upload order: `done` (its result can be fetched), `failed` (with why) or `pending`."""
     batch_dir = batch_dir_of(settings, batch_id)
-    return batches.page_statuses(batch_dir, _record(batch_dir))
+    return batches.page_statuses(batch_dir, batch_record(batch_dir))
 
 
 @router.get(
@@ -53,7 +53,7 @@ def list_batch_pages(batch_id: str, settings: SettingsDep) -> list[PageStatus]:
 def get_batch_page_result(batch_id: str, index: PageIndex, settings: SettingsDep) -> FileResponse:
     """One finished page's result, in the batch's format (PNG, PSD, ORA or zip); 404 until it is finished."""
     batch_dir = batch_dir_of(settings, batch_id)
-    record = _record(batch_dir)
+    record = batch_record(batch_dir)
     page = _page(batch_dir, index)
     path = batches.result_path(batch_dir, page, record.options.format)
     if not path.is_file():
@@ -84,13 +84,6 @@ def get_batch_page_original(batch_id: str, index: PageIndex, settings: SettingsD
     if suffix not in ORIGINAL_MEDIA_TYPES or not path.is_file():
         raise HTTPException(404, f"page {index} ({page.name}) is not kept")
     return _file(path, ORIGINAL_MEDIA_TYPES[suffix], PurePosixPath(page.name).name)
-
-
-def _record(batch_dir: FilePath) -> batches.Batch:
-    record = batches.read_batch(batch_dir)
-    if record is None:  # deleted since batch_dir_of looked
-        raise HTTPException(404, f"no batch {batch_dir.name!r}; GET /batches lists them")
-    return record
 
 
 def _page(batch_dir: FilePath, index: int) -> batches.Page:

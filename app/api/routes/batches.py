@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from app.api.batch_lookup import batch_dir_of, batch_record
 from app.api.deps import ApiTokenDep, JobQueueDep, SettingsDep
 from app.api.errors import client_error, error_responses
 from app.api.http import require_broker
@@ -246,19 +247,6 @@ def _accepts_hints(settings: Settings, version: int) -> bool:
     return bool(published and published.manifest.get("hints", False))
 
 
-def batch_dir_of(settings: Settings, batch_id: str) -> Path:
-    if not batches.is_batch_id(batch_id) or batches.read_batch(settings.batches_dir / batch_id) is None:
-        raise HTTPException(404, f"no batch {batch_id!r}; GET /batches lists them")
-    return settings.batches_dir / batch_id
-
-
-def _record(batch_dir: Path) -> Batch:
-    record = batches.read_batch(batch_dir)
-    if record is None:  # deleted since batch_dir_of looked
-        raise HTTPException(404, f"no batch {batch_dir.name!r}; GET /batches lists them")
-    return record
-
-
 @router.get("/batches", response_model=list[Batch])
 def list_batches(settings: SettingsDep, limit: int = 100) -> list[Batch]:
     """Batch records, newest first."""
@@ -268,7 +256,7 @@ def list_batches(settings: SettingsDep, limit: int = 100) -> list[Batch]:
 @router.get("/batches/{batch_id}", response_model=Batch, responses=NO_BATCH)
 def get_batch(batch_id: str, settings: SettingsDep) -> Batch:
     """One batch: state, options, version, pages total/done/failed, each failed page named with why."""
-    return _record(batch_dir_of(settings, batch_id))
+    return batch_record(batch_dir_of(settings, batch_id))
 
 
 @router.get(
@@ -279,7 +267,7 @@ def get_batch(batch_id: str, settings: SettingsDep) -> Batch:
 def get_batch_result(batch_id: str, settings: SettingsDep) -> StreamingResponse:
     """The pages finished so far (all of them once `done`), by their upload names, streamed as one zip."""
     batch_dir = batch_dir_of(settings, batch_id)
-    record = _record(batch_dir)
+    record = batch_record(batch_dir)
     pages = batches.read_pages(batch_dir)
     headers = {
         "Content-Disposition": f'attachment; filename="batch-{batch_id[:8]}.zip"',
@@ -353,7 +341,7 @@ def cancel_batch(batch_id: str, settings: SettingsDep) -> Batch:
 def delete_batch(batch_id: str, settings: SettingsDep) -> dict[str, str]:
     """Delete a finished batch with its pages and results (what counts against the disk budget)."""
     batch_dir = batch_dir_of(settings, batch_id)
-    record = _record(batch_dir)
+    record = batch_record(batch_dir)
     if record.state not in batches.FINAL_STATES:
         raise HTTPException(409, f"batch {batch_id} is {record.state.value}; cancel it first")
     batches.delete_batch(batch_dir)
