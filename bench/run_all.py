@@ -15,6 +15,7 @@ then each figure as the median (min-max) over several runs or timed windows, and
 - fill=regions against fill=soft: hint colors, flatness, photo-like sketches, added time (bench_regions.py);
 - the publishing process's memory with and without the ONNX copy (bench_onnx_memory.py);
 - one janitor sweep over many queued jobs, embedded broker and Redis (bench_janitor.py);
+- the API's and the importer's memory against hostile requests and imports (bench_request_memory.py);
 - GPU training figures measured elsewhere (bench_gpu_jax.py), copied in from bench/gpu/ if present.
 
     .venv/bin/python bench/run_all.py            # the full run (about 25 minutes on 2 cores)
@@ -351,6 +352,10 @@ def write_report(path: Path, results: dict, quick: bool) -> None:
         results["janitor"].rstrip(),
         "```",
         "",
+        "## Memory against hostile requests and imports (bench/bench_request_memory.py)",
+        "",
+        results["request_memory"].rstrip(),
+        "",
     ]
     gpu = BENCH / "gpu" / "h100_results.md"
     if gpu.is_file():
@@ -429,6 +434,7 @@ def main() -> None:
             results["janitor"] += run_script(
                 "bench_janitor.py", [*janitor_args, "--broker", "redis"], scratch
             )
+        results["request_memory"] = run_script("bench_request_memory.py", [], scratch)
 
         print("\n== tf.data pipeline", flush=True)
         results["pipeline"] = pipeline_speeds(scratch, 30 if quick else 200, 2 if quick else 3)
