@@ -72,3 +72,23 @@ def test_bombs_get_an_answer_and_the_api_stays_up(
             assert "detail" in answer.json()
         ordinary = client.post("/colorize", content=real_png(300, 200), headers={"Content-Type": "image/png"})
         assert ordinary.status_code == 200, f"after {name}, an ordinary request got {ordinary.status_code}"
+
+
+def test_running_out_of_memory_while_decoding_is_the_servers_503_not_the_clients_400():
+    """Under a memory cap, a decode can fail for want of memory that other requests hold: that is no fault
+    of the image, so the client is told to retry (503 + Retry-After), never that its file is bad."""
+    import asyncio
+
+    from fastapi import HTTPException
+
+    from app.api.routes.colorize import _read_image
+    from contracts.settings import Settings
+
+    def decode_without_memory(data: bytes, max_pixels: int) -> None:
+        raise MemoryError
+
+    with pytest.raises(HTTPException) as refused:
+        asyncio.run(_read_image(decode_without_memory, b"\x89PNG", Settings(), "hints: "))
+    assert refused.value.status_code == 503, refused.value.detail
+    assert refused.value.headers == {"Retry-After": "5"}, refused.value.headers
+    assert str(refused.value.detail).startswith("hints: the server is short of memory"), refused.value.detail
