@@ -44,8 +44,11 @@ def batch(
     fill: Annotated[Fill, typer.Option(help=FILL_HELP)] = Fill.regions,
     output_format: Annotated[FileFormat, typer.Option("--format", help=FORMAT_HELP)] = FileFormat.png,
 ) -> None:
-    """Colorize every page of IN_DIR (a chapter) with a published generator, pages batched, into OUT_DIR by
-    the same names; failed pages are listed with why, and the exit status is 1 when any failed."""
+    """Colorize a chapter's pages here, in batches.
+
+    Every page of IN_DIR (NAME.hints.png: its hints) with a published generator, into OUT_DIR by the same
+    names; failed pages are listed with why, and the exit status is 1 when any failed.
+    """
     from contracts.settings import Settings
     from model.export import load_serving_function
     from model.page_result import colorize_pages, decode_page, result_file

@@ -273,9 +273,12 @@ def batch(
     url: Url = DEFAULT_URL,
     token: Token = None,
 ) -> None:
-    """Colorize a chapter on the server's workers (POST /batches): upload the folder's pages, follow with a
-    progress bar, download the colored pages into OUT_DIR (by their names under IN_DIR); failed pages are
-    listed with why, and the exit status is 1 when any failed."""
+    """Colorize a chapter on the server's workers.
+
+    POST /batches: upload the folder's pages, follow with a progress bar, download the colored pages into
+    OUT_DIR (by their names under IN_DIR); failed pages are listed with why, and the exit status is 1 when
+    any failed.
+    """
     if not in_dir.is_dir():
         _fail(f"no folder {in_dir}")
     archive, pages = chapter_archive(in_dir)
