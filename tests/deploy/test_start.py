@@ -112,7 +112,7 @@ def test_up_starts_everything_on_a_fresh_data_folder_and_restarts_reusing_it(tmp
             f"{len(output.splitlines())} lines up to the first version:\n{output}"
         )
         assert any((data_dir / "datasets" / "demo" / "train").glob("*.png")), "no synthetic demo dataset"
-        runs = sorted(path.name for path in (data_dir / "runs").iterdir())
+        runs = sorted(path.name for path in (data_dir / "runs").iterdir() if not path.name.startswith("."))
         assert len(runs) == 1, f"expected exactly the demo job's run folder, got {runs}"
 
         with httpx.Client(base_url=base, timeout=60) as client:

@@ -42,7 +42,7 @@ def test_resume_after_the_dataset_was_deleted_is_refused_and_changes_nothing(
     assert launch.status_code == 404, launch.text
     assert resumed.status_code == launch.status_code, f"resume should refuse like POST /jobs: {resumed.text}"
     assert "'soon-gone'" in resumed.json()["detail"] and job["id"] in resumed.json()["detail"], resumed.text
-    assert after == job, "a refused resume changed the job's record"
+    assert record_of(after) == record_of(job), "a refused resume changed the job's record"
 
 
 def test_resume_of_a_dataset_without_pairs_is_refused_like_a_launch(resume_app: InProcessApp) -> None:
@@ -55,7 +55,7 @@ def test_resume_of_a_dataset_without_pairs_is_refused_like_a_launch(resume_app: 
         after = client.get(f"/jobs/{job['id']}").json()
     assert launch.status_code == 422, launch.text
     assert resumed.status_code == 422 and "'empty-later'" in resumed.json()["detail"], resumed.text
-    assert after == job, "a refused resume changed the job's record"
+    assert record_of(after) == record_of(job), "a refused resume changed the job's record"
 
 
 def test_a_job_in_another_state_still_gets_409_and_a_present_dataset_resumes(
@@ -71,3 +71,8 @@ def test_a_job_in_another_state_still_gets_409_and_a_present_dataset_resumes(
         resumed = client.post(f"/jobs/{queued['id']}/resume")
         assert resumed.status_code == 202 and resumed.json()["state"] == "queued", resumed.text
         client.post(f"/jobs/{queued['id']}/cancel")
+
+
+def record_of(view: dict) -> dict:
+    """The stored record in a GET /jobs/{id} answer: without what the API counts when it answers."""
+    return {key: value for key, value in view.items() if key not in ("seconds_left", "queue")}

@@ -273,13 +273,14 @@ export interface paths {
         };
         /**
          * List Jobs
-         * @description Job records, newest first (503 while the broker is down: nothing listed could run meanwhile).
+         * @description Job records, newest first, each with its time left and, queued, its place in line and wait (503 while
+         *     the broker is down: nothing listed could run meanwhile).
          */
         get: operations["listJobs"];
         put?: never;
         /**
          * Launch Job
-         * @description Queue a training job; 202 with its record and `Location: /jobs/<id>`.
+         * @description Queue a training job; 202 with its record (and its place in the queue) and `Location: /jobs/<id>`.
          */
         post: operations["launchJob"];
         delete?: never;
@@ -297,7 +298,8 @@ export interface paths {
         };
         /**
          * Get Job
-         * @description One job record: state, parameters, times, error, attempts and progress.
+         * @description One job record: state, parameters, times, error, attempts and progress; its time left and, queued, its
+         *     place in line and wait.
          */
         get: operations["getJob"];
         put?: never;
@@ -395,6 +397,155 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/batches": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Batches
+         * @description Batch records, newest first.
+         */
+        get: operations["listBatches"];
+        put?: never;
+        /**
+         * Create Batch
+         * @description Colorize a chapter: a zip of pages (or the pages as several `files` fields), every page with the options
+         *     of POST /colorize and one version, resolved now. 202 with the batch record (`Location` follows it).
+         */
+        post: operations["createBatch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/batches/{batch_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Batch
+         * @description One batch: state, options, version, pages total/done/failed, each failed page named with why.
+         */
+        get: operations["getBatch"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Batch
+         * @description Delete a finished batch with its pages and results (what counts against the disk budget).
+         */
+        delete: operations["deleteBatch"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/batches/{batch_id}/result.zip": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Batch Result
+         * @description The pages finished so far (all of them once `done`), by their upload names, streamed as one zip.
+         */
+        get: operations["getBatchResult"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/batches/{batch_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel Batch
+         * @description Cancel a queued or running batch: each worker stops before its next page; finished pages stay.
+         */
+        post: operations["cancelBatch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/batches/{batch_id}/pages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Batch Pages
+         * @description Every page in upload order: `done` (its result can be fetched), `failed` (with why) or `pending`.
+         */
+        get: operations["listBatchPages"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/batches/{batch_id}/pages/{index}/result": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Batch Page Result
+         * @description One finished page's result, in the batch's format (PNG, PSD, ORA or zip); 404 until it is finished.
+         */
+        get: operations["getBatchPageResult"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/batches/{batch_id}/pages/{index}/original": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Batch Page Original
+         * @description One page as it was uploaded (its sketch); 404 for an entry refused at upload (nothing was kept).
+         */
+        get: operations["getBatchPageOriginal"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -424,6 +575,102 @@ export interface components {
             /** Lost Noticed At */
             lost_noticed_at?: string | null;
         };
+        /** Batch */
+        Batch: {
+            /** Id */
+            id: string;
+            state: components["schemas"]["BatchState"];
+            options: components["schemas"]["BatchOptions"];
+            /**
+             * Version
+             * @description The generator version every page is colorized with (resolved at start).
+             */
+            version: number;
+            /** Created At */
+            created_at?: string;
+            /** Started At */
+            started_at?: string | null;
+            /** Finished At */
+            finished_at?: string | null;
+            /**
+             * Error
+             * @description Why the whole batch failed (a page's failure is in `failures`).
+             */
+            error?: string | null;
+            /** Pages Total */
+            pages_total: number;
+            /**
+             * Pages Done
+             * @default 0
+             */
+            pages_done: number;
+            /**
+             * Pages Failed
+             * @default 0
+             */
+            pages_failed: number;
+            /**
+             * Failures
+             * @description Each failed page, named, with why.
+             */
+            failures?: components["schemas"]["PageFailure"][];
+            /**
+             * Chunks
+             * @description Worker tasks the pages were spread over.
+             * @default 0
+             */
+            chunks: number;
+            /**
+             * Cancel Requested
+             * @default false
+             */
+            cancel_requested: boolean;
+            /**
+             * Upload Bytes
+             * @default 0
+             */
+            upload_bytes: number;
+        };
+        /**
+         * BatchOptions
+         * @description The options of POST /batches, those of POST /colorize, for every page of the batch.
+         */
+        BatchOptions: {
+            /**
+             * Size
+             * @default 256
+             * @enum {string}
+             */
+            size: "256" | "original";
+            /**
+             * Fill
+             * @default regions
+             * @enum {string}
+             */
+            fill: "regions" | "soft";
+            /**
+             * Lines
+             * @default keep
+             * @enum {string}
+             */
+            lines: "keep" | "none";
+            /**
+             * Format
+             * @default png
+             * @enum {string}
+             */
+            format: "png" | "psd" | "ora" | "zip";
+            /**
+             * Version
+             * @description As asked: a version number, a label, or none (served).
+             */
+            version?: string | null;
+        };
+        /**
+         * BatchState
+         * @enum {string}
+         */
+        BatchState: "queued" | "running" | "done" | "failed" | "cancelled";
         /** DamagedVersion */
         DamagedVersion: {
             /** Version */
@@ -561,6 +808,11 @@ export interface components {
             params: components["schemas"]["TrainConfig"];
             /** Created At */
             created_at?: string;
+            /**
+             * Queued At
+             * @description When it last entered the queue: its place in line.
+             */
+            queued_at?: string | null;
             /** Started At */
             started_at?: string | null;
             /** Finished At */
@@ -614,6 +866,54 @@ export interface components {
          * @enum {string}
          */
         JobState: "queued" | "running" | "cancelling" | "succeeded" | "failed" | "cancelled";
+        /**
+         * JobView
+         * @description A job record as GET /jobs and GET /jobs/{id} answer it: the record, plus what is counted as they answer.
+         */
+        JobView: {
+            /** Id */
+            id: string;
+            state: components["schemas"]["JobState"];
+            /** Dataset */
+            dataset: string;
+            params: components["schemas"]["TrainConfig"];
+            /** Created At */
+            created_at?: string;
+            /**
+             * Queued At
+             * @description When it last entered the queue: its place in line.
+             */
+            queued_at?: string | null;
+            /** Started At */
+            started_at?: string | null;
+            /** Finished At */
+            finished_at?: string | null;
+            /** Error */
+            error?: string | null;
+            progress?: components["schemas"]["Progress"];
+            /**
+             * Cancel Requested
+             * @default false
+             */
+            cancel_requested: boolean;
+            /**
+             * Message Sent
+             * @description False while a queued job's queue message could not be sent; a janitor sends it later.
+             * @default true
+             */
+            message_sent: boolean;
+            /** Attempts */
+            attempts?: components["schemas"]["Attempt"][];
+            /** Events */
+            events?: components["schemas"]["JobEvent"][];
+            /**
+             * Seconds Left
+             * @description Expected seconds until the job ends, counted now: its queue wait is not included (see `queue`), start-up, training, and the versions still to publish are; 0 once it ended, null while unknown (no speed measured on this data folder yet).
+             */
+            seconds_left?: number | null;
+            /** @description A queued job's place in line and expected wait. */
+            queue?: components["schemas"]["QueuePlace"] | null;
+        };
         /** LabelRequest */
         LabelRequest: {
             /** Version */
@@ -751,6 +1051,38 @@ export interface components {
              */
             damaged: components["schemas"]["DamagedVersion"][];
         };
+        /** PageFailure */
+        PageFailure: {
+            /** Name */
+            name: string;
+            /** Reason */
+            reason: string;
+        };
+        /**
+         * PageStatus
+         * @description Where one page stands, for the gallery: `done` (its result can be fetched), `failed` (with why) or
+         *     `pending` (not finished yet, or never will be: the batch was cancelled or failed first).
+         */
+        PageStatus: {
+            /** Index */
+            index: number;
+            /** Name */
+            name: string;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "pending" | "done" | "failed";
+            /** Reason */
+            reason?: string | null;
+        };
+        /**
+         * Phase
+         * @description What a running job's worker is doing: building the networks and tracing the first step, training steps,
+         *     or exporting a version (SavedModel and ONNX copy), during which the step counter stands still.
+         * @enum {string}
+         */
+        Phase: "starting" | "training" | "publishing";
         /** Policy */
         Policy: {
             /**
@@ -779,8 +1111,20 @@ export interface components {
             total_steps?: number | null;
             /** Images Per Second */
             images_per_second?: number | null;
-            /** Eta Seconds */
+            /**
+             * Eta Seconds
+             * @description At `updated_at`, the expected seconds until the job ends: start-up, training steps left, and every version still to publish, as measured on this data folder (contracts/job_timing.py).
+             */
             eta_seconds?: number | null;
+            /** @description What the worker is doing; null unless running or cancelling. */
+            phase?: components["schemas"]["Phase"] | null;
+            /** Phase Started At */
+            phase_started_at?: string | null;
+            /**
+             * Updated At
+             * @description When the worker last wrote this progress.
+             */
+            updated_at?: string | null;
             losses?: components["schemas"]["Losses"] | null;
             val?: components["schemas"]["ValMetrics"] | null;
             /**
@@ -790,6 +1134,27 @@ export interface components {
             version?: number | null;
             /** @description The quality gate's decision on that version. */
             gate?: components["schemas"]["GateDecision"] | null;
+        };
+        /**
+         * QueuePlace
+         * @description Where a queued job stands: `position` 1 is the next to start.
+         */
+        QueuePlace: {
+            /**
+             * Position
+             * @description 1: the next job a worker takes.
+             */
+            position: number;
+            /**
+             * Jobs Ahead
+             * @description Jobs that start before it: queued ahead of it, plus those running.
+             */
+            jobs_ahead: number;
+            /**
+             * Wait Seconds
+             * @description Expected seconds until a worker starts it (running jobs' time left and the queued jobs' ahead, one job at a time per running job's worker); null while a job ahead has no estimate.
+             */
+            wait_seconds?: number | null;
         };
         /** Readiness */
         Readiness: {
@@ -1817,7 +2182,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Job"][];
+                    "application/json": components["schemas"]["JobView"][];
                 };
             };
             /** @description Missing or wrong API token (only when the server sets S2C_API_TOKEN). */
@@ -2032,7 +2397,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Job"];
+                    "application/json": components["schemas"]["JobView"];
                 };
             };
             /** @description The body is not JSON, or the image is empty, truncated or undecodable. */
@@ -2126,7 +2491,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Job"];
+                    "application/json": components["schemas"]["JobView"];
                 };
             };
             /** @description Missing or wrong API token (only when the server sets S2C_API_TOKEN). */
@@ -2556,6 +2921,530 @@ export interface operations {
             };
             /** @description The server's disk is full: nothing was changed (with Retry-After). */
             507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+        };
+    };
+    listBatches: {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Batch"][];
+                };
+            };
+            /** @description Missing or wrong API token (only when the server sets S2C_API_TOKEN). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+        };
+    };
+    createBatch: {
+        parameters: {
+            query?: {
+                /** @description A version or label; default: served. */
+                version?: string | null;
+                /** @description As POST /colorize. */
+                size?: "256" | "original";
+                /** @description As POST /colorize. */
+                fill?: "regions" | "soft";
+                /** @description As POST /colorize. */
+                lines?: "keep" | "none";
+                /** @description As POST /colorize. */
+                format?: "png" | "psd" | "ora" | "zip";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": {
+                    /** @description The pages: one zip of them, or the page images themselves (repeat the field). `NAME.hints.png` beside `NAME.png` is that page's hint layer. */
+                    files: string[];
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Batch"];
+                };
+            };
+            /** @description The multipart body is malformed. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description Missing or wrong API token (only when the server sets S2C_API_TOKEN). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description No such job, dataset, version or label. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description The body or image is over the server's limits. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description Not an image, or a content type that is not an image. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description A parameter or field is missing, unknown or out of range; the detail names it. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description The job broker is unreachable, or no generator is loaded yet (with Retry-After). */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description Kept batches fill S2C_BATCH_DISK_BUDGET_BYTES: delete some first. */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+        };
+    };
+    getBatch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                batch_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Batch"];
+                };
+            };
+            /** @description Missing or wrong API token (only when the server sets S2C_API_TOKEN). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description No such batch. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+        };
+    };
+    deleteBatch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                batch_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: string;
+                    };
+                };
+            };
+            /** @description Missing or wrong API token (only when the server sets S2C_API_TOKEN). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description No such batch. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description The batch is still queued or running: cancel it first. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+        };
+    };
+    getBatchResult: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                batch_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/zip": string;
+                };
+            };
+            /** @description Missing or wrong API token (only when the server sets S2C_API_TOKEN). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description No such batch. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+        };
+    };
+    cancelBatch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                batch_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Batch"];
+                };
+            };
+            /** @description Missing or wrong API token (only when the server sets S2C_API_TOKEN). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description No such batch. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description The batch is already finished. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+        };
+    };
+    listBatchPages: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                batch_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PageStatus"][];
+                };
+            };
+            /** @description Missing or wrong API token (only when the server sets S2C_API_TOKEN). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description No such job, dataset, version or label. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+        };
+    };
+    getBatchPageResult: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                batch_id: string;
+                /** @description The page's place in the upload, from 0 (GET .../pages). */
+                index: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/png": string;
+                    "image/vnd.adobe.photoshop": string;
+                    "image/openraster": string;
+                    "application/zip": string;
+                };
+            };
+            /** @description Missing or wrong API token (only when the server sets S2C_API_TOKEN). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description No such batch, or the page has no such file (not finished, failed, or refused at upload). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description The page index is negative or past the last page. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+        };
+    };
+    getBatchPageOriginal: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                batch_id: string;
+                /** @description The page's place in the upload, from 0 (GET .../pages). */
+                index: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/png": string;
+                    "image/jpeg": string;
+                    "image/webp": string;
+                    "image/bmp": string;
+                    "image/gif": string;
+                };
+            };
+            /** @description Missing or wrong API token (only when the server sets S2C_API_TOKEN). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description No such batch, or the page has no such file (not finished, failed, or refused at upload). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description The page index is negative or past the last page. */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
