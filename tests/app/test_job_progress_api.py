@@ -91,4 +91,8 @@ def test_phase_time_left_and_queue_places(jobs_app: InProcessApp, publishing_job
     assert listed[first.json()["id"]]["seconds_left"] == WHOLE_JOB, (
         "a queued job's own time: start-up included"
     )
-    assert one["queue"] == second_place and one["progress"]["phase"] is None, one
+    assert one["progress"]["phase"] is None and (one["queue"]["position"], one["queue"]["jobs_ahead"]) == (
+        2,
+        2,
+    ), one
+    assert close(one["queue"]["wait_seconds"], running_left + WHOLE_JOB), one["queue"]

@@ -319,11 +319,11 @@ async def _read_image(load: Callable[[bytes, int], T], data: bytes, settings: Se
         return await asyncio.to_thread(load, data, settings.max_pixels)
     except BadImage as error:
         raise client_error(error, prefix) from error
-    except MemoryError as error:  # the server is short of memory right now (other large requests): retry
+    except MemoryError as error:  # too large for the memory left now (a bomb, or other large requests)
         logger.warning("out of memory decoding an uploaded image (%s)", prefix.rstrip(": ") or "sketch")
         raise HTTPException(
-            503, f"{prefix}the server is short of memory for this image right now; try again shortly",
-            headers={"Retry-After": "5"},
+            413, f"{prefix}the image needs more memory than the server has free right now; send a smaller "
+            "one, or try again later", headers={"Retry-After": "5"},
         ) from error  # fmt: skip
     except Exception as error:  # whatever else a hostile file makes Pillow raise is still the file's fault
         logger.warning("could not read an uploaded image (%s): %r", prefix.rstrip(": ") or "sketch", error)
