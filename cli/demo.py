@@ -18,14 +18,21 @@ ACTIVE_STATES = frozenset(JobState) - FINAL_STATES  # states read from the job c
 PROGRESS_SECONDS = 30.0
 
 
+FIRST_VERSION_STEPS = 600
+
+
 @dataclass(frozen=True)
 class DemoConfig:
     """The demo job launched when no generator exists: small enough to train on a laptop CPU in minutes."""
 
     enabled: bool = True
-    steps: int = 400
+    steps: int = 600
     width: int = 16
     batch_size: int = 4
+    # Five times the paper's rate: with it the narrow U-Net tells the demo's shapes apart within 600 steps
+    # (measured: mean error inside the validation shapes 10-37 levels at step 500, 8-12 at step 600, over
+    # three seeds; at the paper's 2e-4 still 50-73 at step 400).
+    learning_rate: float = 1e-3
     train_pairs: int = 400
     val_pairs: int = 16
 
@@ -37,15 +44,18 @@ class DemoConfig:
                 )
 
     def job_request(self) -> dict[str, Any]:
-        """The POST /jobs body: publish every 100 steps (and at the end), so a first model arrives early."""
+        """The POST /jobs body: the first version is published once it colors the demo's shapes (step 600),
+        then every 600 steps and at the end; a version that paints every shape one color would teach a new
+        user nothing."""
         return {
             "dataset": DEMO_DATASET,
             "steps": self.steps,
             "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
             "ngf": self.width,
             "ndf": self.width,
             "checkpoint_every": min(50, self.steps),
-            "export_every": min(100, self.steps),
+            "export_every": min(FIRST_VERSION_STEPS, self.steps),
             "log_every": min(10, self.steps),  # progress and loss curves on the page every 10 steps
         }
 

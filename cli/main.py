@@ -316,7 +316,7 @@ def up(
     demo: Annotated[
         bool, typer.Option(help="With no generator published yet, train a small demo one.")
     ] = True,
-    demo_steps: Annotated[int, typer.Option(min=1, help="Training steps of the demo job.")] = 400,
+    demo_steps: Annotated[int, typer.Option(min=1, help="Training steps of the demo job.")] = 600,
     demo_width: Annotated[
         int, typer.Option(min=1, help="Generator and discriminator width of the demo job.")
     ] = 16,

@@ -217,10 +217,13 @@ def test_a_busy_port_is_reported_before_starting_anything(tmp_path):
 
 def test_demo_job_request_matches_the_jobs_api():
     request = DemoConfig(steps=4, width=8, batch_size=2).job_request()
-    assert request == {"dataset": "demo", "steps": 4, "batch_size": 2, "ngf": 8, "ndf": 8,
-                       "checkpoint_every": 4, "export_every": 4, "log_every": 4}  # fmt: skip
-    full = DemoConfig().job_request()
-    assert full["steps"] % full["export_every"] == 0 and full["export_every"] < full["steps"], full
+    assert request == {"dataset": "demo", "steps": 4, "batch_size": 2, "learning_rate": 1e-3, "ngf": 8,
+                       "ndf": 8, "checkpoint_every": 4, "export_every": 4, "log_every": 4}  # fmt: skip
+    # The default demo publishes once, when it has learned its shapes (tests/model/test_demo_learns.py);
+    # a longer one goes on publishing at that pace.
+    assert DemoConfig().job_request()["export_every"] == DemoConfig().steps == 600
+    longer = DemoConfig(steps=1800).job_request()
+    assert longer["export_every"] == 600 and longer["steps"] % longer["export_every"] == 0, longer
     with pytest.raises(ValueError, match="demo steps"):
         DemoConfig(steps=0)
 

@@ -17,38 +17,6 @@ def _metrics(run_dir):
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-def _mean_saturation(images, mask=None):
-    hsv = tf.image.rgb_to_hsv((tf.convert_to_tensor(images) + 1.0) / 2.0).numpy()
-    saturation = hsv[..., 1]
-    return float(saturation[mask].mean() if mask is not None else saturation.mean())
-
-
-def test_a_small_model_learns_to_color_synthetic_sketches(synthetic_dataset, tmp_path):
-    # Measured on a 2-core CPU: val L1 0.88 before training, 0.09 after 600 steps (about 45 s); saturation inside
-    # the shapes 0.50 (truth 0.72, sketch 0). The bounds below leave room for seeds and machines.
-    trainer = Pix2PixTrainer(
-        synthetic_dataset, tmp_path / "run", TrainConfig(steps=600, checkpoint_every=300, **TINY)
-    )
-    before = trainer.evaluate()["l1"]
-    result = trainer.fit()
-    assert result.val is not None
-    after = result.val.l1
-    assert result.status == "finished" and result.step == 600
-    assert after < 0.35 * before, (
-        f"val L1 should fall below 35% in 600 steps: before {before:.3f}, after {after:.3f}"
-    )
-
-    outputs = trainer.generator(trainer.generator_input(trainer._val_sketches), training=False)
-    truth_saturation = tf.image.rgb_to_hsv((trainer._val_targets + 1.0) / 2.0).numpy()[..., 1]
-    shapes = truth_saturation > 0.3  # inside the colored shapes
-    sketch_saturation = _mean_saturation(trainer._val_sketches)
-    output_saturation = _mean_saturation(outputs, shapes)
-    assert sketch_saturation < 0.01, "synthetic sketches are black on white"
-    assert output_saturation > 0.25, (
-        f"outputs inside shapes should be colored, saturation {output_saturation:.3f}"
-    )
-
-
 def test_resume_continues_step_counter_losses_and_optimizer_state(synthetic_dataset, tmp_path):
     run_dir = tmp_path / "run"
     first = Pix2PixTrainer(synthetic_dataset, run_dir, TrainConfig(steps=10, checkpoint_every=5, **TINY))
