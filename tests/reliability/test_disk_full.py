@@ -23,12 +23,13 @@ from tests.support import JobSystem, wait_until
 system = JobSystem(root, broker_url=None)
 report = {}
 try:
+    worker = system.start_worker("solo", wait=False)  # loads TensorFlow while the API starts
     system.start_api()
-    system.start_worker("solo")
+    system.wait_ready(worker)
     free = os.statvfs(root).f_bavail * os.statvfs(root).f_frsize
     filler = root / "filler"
     filler.write_bytes(b"\0" * max(0, free - 17 * 1024 * 1024))  # room for one checkpoint, not two
-    job = system.launch(steps=40, checkpoint_every=10, keep_checkpoints=1, export_every=0)
+    job = system.launch(steps=20, checkpoint_every=10, keep_checkpoints=1, export_every=0)
     failed = system.wait_for_job(job["id"], lambda r: r["state"] in ("failed", "succeeded"), "an end", 240)
     run_dir = system.run_dir(job["id"])
     report["state"], report["error"] = failed["state"], failed["error"]
@@ -79,5 +80,5 @@ def test_a_full_disk_fails_the_job_clearly_and_it_resumes_when_space_returns(tmp
     assert (report["after_resume"], report["resumed_from_step"], report["final_step"]) == (
         "succeeded",
         10,
-        40,
+        20,
     ), report

@@ -29,8 +29,20 @@ def test_kill_mid_write_loses_only_the_unfinished_write(tmp_path: Path, moment: 
     try:
         system.start_api()
         victim = system.start_worker("victim")
-        job = system.launch(steps=60, checkpoint_every=10, export_every=20, keep_checkpoints=5)
+        # Versions at steps 10, 20, 30 and checkpoints every 5: the kill comes at step 10 (the publish, or the
+        # second checkpoint), and the resumed run still publishes three versions of its own.
+        job = system.launch(steps=30, checkpoint_every=5, export_every=10, keep_checkpoints=5)
         run_dir, versions = system.run_dir(job["id"]), system.data_dir / "models" / "generator"
+        system.wait_for_job(
+            job["id"],
+            lambda record: (
+                record["state"] == "running" and record["attempts"][0]["worker"].startswith("victim")
+            ),
+            "running on the victim",
+        )
+        # The rescuer starts (loads TensorFlow) while the victim trains; it takes the job only once the
+        # victim's lease has expired, as a worker started after the kill would.
+        rescuer = system.start_worker("rescuer", wait=False)
 
         def writing() -> str | None:
             if moment == "checkpoint":
@@ -48,7 +60,7 @@ def test_kill_mid_write_loses_only_the_unfinished_write(tmp_path: Path, moment: 
         for number in published_before:  # every listed version is whole
             assert json.loads((versions / number / "manifest.json").read_text())["version"] == int(number)
 
-        system.start_worker("rescuer")
+        system.wait_ready(rescuer)
         final = system.wait_for_job(
             job["id"], lambda record: record["state"] in ("succeeded", "failed"), "end", 240
         )

@@ -8,8 +8,9 @@ from tests.support import JobSystem
 def test_an_api_restart_mid_job_loses_nothing(tmp_path: Path):
     system = JobSystem(tmp_path, broker_url=None)
     try:
+        worker = system.start_worker("solo", wait=False)  # loads TensorFlow while the API starts
         system.start_api()
-        system.start_worker("solo")
+        system.wait_ready(worker)
         job = system.launch(steps=60, checkpoint_every=20, export_every=60)
         system.wait_for_job(job["id"], lambda record: record["progress"]["step"] >= 4, "training past step 4")
         system.api.stop()  # the API goes away mid-job ...
@@ -36,8 +37,9 @@ def test_a_broker_restart_mid_job_without_persistence_loses_nothing(tmp_path: Pa
     redis_server, port = start_redis_server(tmp_path)
     system = JobSystem(tmp_path / "system", broker_url=f"redis://127.0.0.1:{port}/0")
     try:
+        worker = system.start_worker("solo", wait=False)  # loads TensorFlow while the API starts
         system.start_api()
-        system.start_worker("solo")
+        system.wait_ready(worker)
         job = system.launch(steps=60, checkpoint_every=20, export_every=60)
         system.wait_for_job(job["id"], lambda record: record["progress"]["step"] >= 4, "training past step 4")
         redis_server.stop(signal.SIGTERM)

@@ -90,7 +90,7 @@ def test_sigterm_checkpoints_and_hands_the_job_back(system: JobSystem):
     for earlier_worker in system.workers.values():  # this test's job must go to this test's worker
         earlier_worker.stop(signal.SIGTERM)
     worker = system.start_worker("term-a")
-    job_id = system.launch(steps=60, checkpoint_every=25, export_every=60)["id"]
+    job_id = system.launch(steps=30, checkpoint_every=25, export_every=30)["id"]
     system.wait_for_job(
         job_id,
         lambda job: job["state"] == "running" and job["attempts"][-1]["worker"].startswith("term-a")
