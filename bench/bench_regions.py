@@ -52,11 +52,11 @@ from model.imageio import prepare_hints, prepare_sketch  # noqa: E402
 from model.networks import build_generator  # noqa: E402
 from model.regions import DEFAULT_GAP, find_regions  # noqa: E402
 from model.sketchify import sketchify  # noqa: E402
-from model.synthetic import (  # noqa: E402  (_shape_points: the same geometry for the shape-id image)
+from model.synthetic import (  # noqa: E402
     BACKGROUND,
     OUTLINE_WIDTH,
-    _shape_points,
     draw_pair_with_shapes,
+    draw_shape,
     make_synthetic_dataset,
 )
 from model.train import Pix2PixTrainer, TrainConfig  # noqa: E402
@@ -135,14 +135,7 @@ def shape_ids(shapes, size: int) -> np.ndarray:
     image = Image.new("L", (size, size), 0)
     pen = ImageDraw.Draw(image)
     for index, shape in enumerate(shapes, start=1):
-        (x, y), radius = shape.center, shape.radius
-        if shape.kind == "circle":
-            pen.ellipse((x - radius, y - radius, x + radius, y + radius), fill=index, outline=index,
-                        width=OUTLINE_WIDTH)  # fmt: skip
-        else:
-            pen.polygon(
-                _shape_points(shape.kind, x, y, radius), fill=index, outline=index, width=OUTLINE_WIDTH
-            )
+        draw_shape(pen, shape, index, outline=index)
     return np.asarray(image)
 
 

@@ -74,19 +74,21 @@ def draw_pair_with_shapes(
     color_pen, sketch_pen = ImageDraw.Draw(color), ImageDraw.Draw(sketch)
     shapes = _random_shapes(rng, size) if colors == "random" else _learnable_shapes(rng, size)
     for shape in shapes:
-        kind, (center_x, center_y), radius, fill = shape.kind, shape.center, shape.radius, shape.fill
-        box = (center_x - radius, center_y - radius, center_x + radius, center_y + radius)
-        for pen, shape_fill in ((color_pen, fill), (sketch_pen, (255, 255, 255))):
-            if kind == "circle":
-                pen.ellipse(box, fill=shape_fill, outline=(0, 0, 0), width=OUTLINE_WIDTH)
-            else:
-                pen.polygon(
-                    _shape_points(kind, center_x, center_y, radius),
-                    fill=shape_fill,
-                    outline=(0, 0, 0),
-                    width=OUTLINE_WIDTH,
-                )
+        draw_shape(color_pen, shape, shape.fill, outline=(0, 0, 0))
+        draw_shape(sketch_pen, shape, (255, 255, 255), outline=(0, 0, 0))
     return color, sketch, shapes
+
+
+def draw_shape(pen: ImageDraw.ImageDraw, shape: Shape, fill, outline=None) -> None:
+    """Draw one shape as the pairs draw it; with no outline, only where its fill shows (a mask, say)."""
+    (center_x, center_y), radius = shape.center, shape.radius
+    width = OUTLINE_WIDTH if outline is not None else 0
+    if shape.kind == "circle":
+        box = (center_x - radius, center_y - radius, center_x + radius, center_y + radius)
+        pen.ellipse(box, fill=fill, outline=outline, width=width)
+    else:
+        points = _shape_points(shape.kind, center_x, center_y, radius)
+        pen.polygon(points, fill=fill, outline=outline, width=width)
 
 
 def _learnable_shapes(rng: random.Random, size: int) -> list[Shape]:

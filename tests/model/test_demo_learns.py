@@ -14,8 +14,8 @@ from contracts.train_config import TrainConfig
 from model.export import load_serving_function
 from model.synthetic import (
     OUTLINE_WIDTH,
-    _shape_points,
     draw_pair_with_shapes,
+    draw_shape,
     make_synthetic_dataset,
     pair_rng,
 )
@@ -29,12 +29,7 @@ MARGIN = 3  # pixels kept clear of the outline on top of its width: the line's a
 def _interior(shape, size: int) -> np.ndarray:
     """Where the shape's fill shows, clear of its outline."""
     image = Image.new("L", (size, size), 0)
-    pen = ImageDraw.Draw(image)
-    (x, y), radius = shape.center, shape.radius
-    if shape.kind == "circle":
-        pen.ellipse((x - radius, y - radius, x + radius, y + radius), fill=1)
-    else:
-        pen.polygon(_shape_points(shape.kind, x, y, radius), fill=1)
+    draw_shape(ImageDraw.Draw(image), shape, fill=1)
     return ndimage.distance_transform_edt(np.asarray(image)) > OUTLINE_WIDTH + MARGIN
 
 
