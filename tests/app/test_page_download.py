@@ -151,12 +151,15 @@ def test_psd_and_ora_are_the_shown_result_as_layers(page: Page, tmp_path: Path) 
 
 def test_the_layered_file_follows_the_shown_result_not_the_selectors(page: Page, tmp_path: Path) -> None:
     """A result from the history is downloaded as it was made (256, flat regions), although the Result selectors
-    now say soft colors at the sketch's own size; the newer soft result gives a PSD without the shading layer."""
+    now say soft colors at the sketch's own size; the newer soft result gives a PSD at that size without the shading
+    layer. (A change of the selectors re-colorizes at once, and that result replaces the previous automatic one in
+    the history, so each change is waited for before the history is used.)"""
     flat = draw_a_sketch_and_colorize(page)
     assert query_of(flat)["size"] == "256" and query_of(flat)["fill"] == "regions", flat.url
     soft = after(page, lambda: page.get_by_label("Result colors").select_option("soft"))
     assert query_of(soft)["fill"] == "soft", soft.url
-    page.get_by_label("Result size").select_option("original")  # the canvas is 512x512: a different size
+    soft = after(page, lambda: page.get_by_label("Result size").select_option("original"))  # the canvas: 512x512
+    assert query_of(soft) == {"size": "original", "fill": "soft"}, soft.url
     history = page.get_by_test_id("history").locator("button")
     expect(history).to_have_count(2)
     history.nth(1).click()  # the first result, flat regions at 256
@@ -166,12 +169,13 @@ def test_the_layered_file_follows_the_shown_result_not_the_selectors(page: Page,
     names, size = ora_layers(saved_bytes(download, tmp_path))
     assert size == (256, 256) == shown_size(page) and "shading" in names, (names, size)
 
-    history.nth(0).click()  # the soft one
+    history.nth(0).click()  # the soft one, at the sketch's own size
     request, download = download_from_menu(page, PSD_NAME)
     assert_same_inputs(request, soft, page, "psd")
     document = PSDImage.open(io.BytesIO(saved_bytes(download, tmp_path)))
     names = [layer.name for layer in document]
-    assert document.size == (256, 256) and "shading" not in names and "flats" in names, (document.size, names)
+    assert document.size == (512, 512) == shown_size(page), (document.size, shown_size(page))
+    assert "shading" not in names and "flats" in names, names
 
 
 def test_the_menu_works_from_the_keyboard_and_shows_it_is_busy(page: Page, tmp_path: Path) -> None:
