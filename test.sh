@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole test suite, as CI does (.ci/run calls this script). Arguments go to pytest:
-#   ./test.sh                       lint (ruff, mypy), then everything under tests/
-#   ./test.sh tests/cli -x          one folder, stop at the first failure (no lint)
+#   ./test.sh                       lint (ruff, mypy), then everything under tests/, two test files at a time
+#   ./test.sh tests/cli -x          one folder, stop at the first failure (no lint, one test at a time)
 # On a fresh machine it first installs what the tests need: Debian's chromium, docker-compose, redis-server,
 # imagemagick (an independent reader of the layered files) and nodejs with npm (the JS client's type checks)
 # (through apt-get, as root or with sudo), the project with its test extra in .venv, and the JS client's pinned
@@ -42,7 +42,11 @@ if [ $# -eq 0 ]; then
     .venv/bin/ruff check "${packages[@]}"
     .venv/bin/ruff format --check "${packages[@]}"
     .venv/bin/mypy  # the packages listed in pyproject.toml, not the tests
-    set -- tests
+    # Most tests wait on servers, workers and browsers, so two pytest-xdist workers about halve the wall time on
+    # two cores. --dist loadfile keeps each file in one worker: a file's module fixtures (servers, trained
+    # generators) start once. TEST_WORKERS=1 runs it in one process.
+    workers=${TEST_WORKERS:-2}
+    if [ "$workers" -gt 1 ]; then set -- -n "$workers" --dist loadfile tests; else set -- tests; fi
 fi
 report_dir=$(mktemp -d)
 trap 'rm -rf "$report_dir"' EXIT
