@@ -25,6 +25,7 @@ from tests.support import Process, child_environment, start_uvicorn, wait_until
 
 if TYPE_CHECKING:  # the services import TensorFlow: only the in-process fixtures load them
     from fastapi.testclient import TestClient
+    from playwright.sync_api import Browser
 
     from app.api.services import AppServices
 
@@ -345,3 +346,12 @@ def jobs_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessApp]
         data_dir, api_token=API_TOKEN, max_dataset_upload_bytes=DATASET_UPLOAD_LIMIT
     ) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator["Browser"]:
+    """One Chromium for a test module's pages (each test opens its own context)."""
+    from tests.app.browser import launched_chromium
+
+    with launched_chromium() as launched:
+        yield launched

@@ -2,7 +2,6 @@
 
 import base64
 import io
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,28 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
+from tests.app.browser import keep_screenshot
 from tests.app.conftest import DATASET, Server, draw_sketch, encode, png_pixels
 
-CHROMIUM = "/usr/bin/chromium"
-# Screenshots of the page at desktop and phone width, kept after the run (CI keeps this folder as artifacts).
-ARTIFACTS = Path(os.environ.get("S2C_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
-
-
-def keep_screenshot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
-
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 READ_RESULT_IMAGE = """async () => {
   const blob = await (await fetch(document.getElementById("result").src)).blob();
   return await new Promise((resolve) => {
@@ -40,14 +22,6 @@ READ_RESULT_IMAGE = """async () => {
     reader.readAsDataURL(blob);
   });
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

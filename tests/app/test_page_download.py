@@ -15,11 +15,12 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Download, Page, Request, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Download, Page, Request, Route, expect
 from psd_tools import PSDImage
 
+from tests.app.browser import keep_screenshot
 from tests.app.conftest import Server, draw_sketch, encode, run_server, wait_for_version
-from tests.app.test_page import CHROMIUM, CHROMIUM_ARGS, FITS_THE_SCREEN, keep_screenshot, open_download_menu
+from tests.app.test_page import FITS_THE_SCREEN, open_download_menu
 from tests.app.test_page_hints import (
     STROKE,
     after,
@@ -36,14 +37,6 @@ from tests.conftest import publish_tiny_generator
 TOKEN = "page-download-token"
 PSD_NAME = re.compile("^PSD")
 ORA_NAME = re.compile("^ORA")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
@@ -158,7 +151,8 @@ def test_the_layered_file_follows_the_shown_result_not_the_selectors(page: Page,
     assert query_of(flat)["size"] == "256" and query_of(flat)["fill"] == "regions", flat.url
     soft = after(page, lambda: page.get_by_label("Result colors").select_option("soft"))
     assert query_of(soft)["fill"] == "soft", soft.url
-    soft = after(page, lambda: page.get_by_label("Result size").select_option("original"))  # the canvas: 512x512
+    resize = lambda: page.get_by_label("Result size").select_option("original")  # noqa: E731
+    soft = after(page, resize)  # the canvas is 512x512: a different size
     assert query_of(soft) == {"size": "original", "fill": "soft"}, soft.url
     history = page.get_by_test_id("history").locator("button")
     expect(history).to_have_count(2)

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
+from tests.app.browser import keep_screenshot
 from tests.app.conftest import Server, draw_sketch, encode, run_server, wait_for_version
-from tests.app.test_page import CHROMIUM, CHROMIUM_ARGS, keep_screenshot
 from tests.support import REPO_ROOT
 
 EXAMPLE = REPO_ROOT / "examples" / "embed.html"
@@ -97,14 +97,6 @@ def embed_setup(hinted_models_dir: Path, tmp_path_factory: pytest.TempPathFactor
             allowed.api_url = other.api_url = api.base_url
             wait_for_version(api, 1)
             yield EmbedSetup(api, allowed.url, other.url)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @contextmanager

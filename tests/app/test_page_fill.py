@@ -11,10 +11,11 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pytest
-from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Request, expect
 
+from tests.app.browser import keep_screenshot
 from tests.app.conftest import Server, run_server, wait_for_version
-from tests.app.test_page import CHROMIUM, CHROMIUM_ARGS, FITS_THE_SCREEN, keep_screenshot
+from tests.app.test_page import FITS_THE_SCREEN
 from tests.app.test_page_hints import after, drag, hint_layer, is_colorize, multipart, open_page, shown_result
 
 # Two closed squares side by side, in fractions of the canvas (left, top, right, bottom); the rest of the picture
@@ -26,14 +27,6 @@ ORANGE = (251, 140, 0)  # the orange swatch, #fb8c00
 TOLERANCE = 12  # levels per channel
 MARGIN = 6  # result pixels kept away from the lines (4 px wide at 256) when reading a region's color
 TOKEN = "page-fill-token"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

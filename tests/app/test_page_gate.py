@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
+from tests.app.browser import ARTIFACTS
 from tests.app.conftest import DATASET, Server, run_server, wait_for_version
-from tests.app.test_page import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tests.app.test_page_hints import open_page
 from tests.app.test_page_token import TOKEN, assert_fits
 from tests.conftest import publish_tiny_generator
@@ -36,14 +36,6 @@ def make_data(data_dir: Path) -> None:
     assert publish_tiny_generator(data_dir / "models", seed=1, gate=passed, val={"l1": 0.2}) == 1
     assert publish_tiny_generator(data_dir / "models", seed=2, gate=held, val={"l1": 0.21}) == 2
     make_synthetic_dataset(data_dir / "datasets" / DATASET, train=4, val=2, seed=0)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def serve(tmp_path_factory: pytest.TempPathFactory, name: str, **settings) -> Iterator[Server]:

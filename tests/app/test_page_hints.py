@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Request, expect
 
+from tests.app.browser import keep_screenshot
 from tests.app.conftest import Server, draw_sketch, encode
-from tests.app.test_page import CHROMIUM, CHROMIUM_ARGS, FITS_THE_SCREEN, READ_RESULT_IMAGE, keep_screenshot
+from tests.app.test_page import FITS_THE_SCREEN, READ_RESULT_IMAGE
 
 RED = (229, 57, 53)  # the first swatch, #e53935
 BLUE = (30, 136, 229)  # #1e88e5
@@ -23,14 +24,6 @@ DEBOUNCE_SECONDS = 0.4
 # The Colorize button says whether a colorize request is due or out (see app/web/colorize.js).
 RECOLOR_IDLE = "() => document.getElementById('colorize').dataset.recolor === 'idle'"
 LATENCY_MS = 3000  # a slow network, for the test of one request at a time
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def open_page(browser: Browser, server: Server, **options) -> tuple[Page, list[str]]:

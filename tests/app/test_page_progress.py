@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
+from tests.app.browser import ARTIFACTS
 from tests.app.conftest import Server, run_server, wait_for_version
-from tests.app.test_page import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import publish_tiny_generator
 
 JOB = {"steps": 100, "batch_size": 2, "ngf": 16, "ndf": 16, "export_every": 50}
@@ -63,14 +63,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with run_server(data_dir, model_poll_seconds=SLOW_POLL_SECONDS) as running:
         wait_for_version(running, 2)
         yield running
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

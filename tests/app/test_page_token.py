@@ -7,10 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
+from tests.app.browser import keep_screenshot
 from tests.app.conftest import DATASET, Server, run_server, wait_for_version
-from tests.app.test_page import CHROMIUM, CHROMIUM_ARGS, FITS_THE_SCREEN, keep_screenshot
+from tests.app.test_page import FITS_THE_SCREEN
 from tests.app.test_page_hints import after, drag, open_page
 from tests.conftest import TINY_WIDTH, publish_tiny_generator
 
@@ -46,14 +47,6 @@ def make_data(data_dir: Path) -> str:
 
     update_record(data_dir / "runs" / job_id, finish)
     return job_id
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def serve(tmp_path_factory: pytest.TempPathFactory, name: str, **settings) -> Iterator[Server]:

@@ -133,62 +133,56 @@ def test_remote_batch_uploads_a_folder_follows_it_and_downloads_the_pages(system
 
 
 def test_the_page_uploads_pages_follows_the_chapter_and_downloads_it_all(system: JobSystem, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    from tests.app.test_page import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, keep_screenshot
+    from tests.app.browser import ARTIFACTS, keep_screenshot, launched_chromium
 
     files = []
     for index, (width, height) in enumerate(page_sizes(3)):
         files.append(tmp_path / f"p{index}.png")
         files[-1].write_bytes(encode(draw_sketch(width, height, seed=index)))
     (tmp_path / "notes.txt").write_text("not a page")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
-            context.add_init_script(f"sessionStorage.setItem('sketch2color.apiToken', '{API_TOKEN}')")
-            page = context.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(system.base_url + "/")
-            form = page.locator("#batch-upload")
-            form.get_by_label("Pages").set_input_files([*map(str, files), str(tmp_path / "notes.txt")])
-            form.get_by_role("button", name="Start chapter").click()
-            expect(page.locator("#batches-message")).to_contain_text("4 pages queued")
-            row = page.locator("#batches-body tr").first
-            expect(row).to_contain_text("done", timeout=120_000)
-            expect(row).to_contain_text("3 / 4 pages")
-            expect(row).to_contain_text("1 failed")
-            keep_screenshot(page, "page-chapters.png")
-            batch_id = row.get_attribute("data-batch")
-            gallery = page.locator(f'#batch-galleries section[data-batch="{batch_id}"]')
-            expect(gallery.locator("img.result")).to_have_count(3)  # one per page done, beside its original
-            expect(gallery.locator("img.original")).to_have_count(3)
-            expect(gallery.locator(".gallery-failed li")).to_have_text(
-                [re.compile(r"^notes\.txt: not an image")]
-            )
-            gallery.scroll_into_view_if_needed()
-            page.wait_for_function(  # fetched with the token, shown through object URLs
-                "id => [...document.querySelectorAll(`section[data-batch='${id}'] img`)]"
-                ".every(image => image.complete && image.naturalWidth > 0)",
-                arg=batch_id,
-            )
-            card = page.locator("section[aria-labelledby=batches-title]")
-            card.screenshot(path=str(ARTIFACTS / "chapters-gallery-1280.png"))
-            page.set_viewport_size({"width": 390, "height": 844})
-            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-            assert overflow <= 0, f"the page is {overflow} px wider than a 390 px phone with the gallery"
-            card.screenshot(path=str(ARTIFACTS / "chapters-gallery-390.png"))
-            page.set_viewport_size({"width": 1280, "height": 1000})
-            with page.expect_download() as download:
-                row.get_by_role("button", name="Download all").click()
-            saved = tmp_path / "chapter.zip"
-            download.value.save_as(saved)
-            assert sorted(result_sizes(saved.read_bytes()).values()) == sorted(page_sizes(3))
-            row.get_by_role("button", name="Delete").click()
-            expect(page.locator(f'#batches-body tr[data-batch="{batch_id}"]')).to_have_count(0)
-        finally:
-            browser.close()
+    with launched_chromium() as browser:
+        context = browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
+        context.add_init_script(f"sessionStorage.setItem('sketch2color.apiToken', '{API_TOKEN}')")
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(system.base_url + "/")
+        form = page.locator("#batch-upload")
+        form.get_by_label("Pages").set_input_files([*map(str, files), str(tmp_path / "notes.txt")])
+        form.get_by_role("button", name="Start chapter").click()
+        expect(page.locator("#batches-message")).to_contain_text("4 pages queued")
+        row = page.locator("#batches-body tr").first
+        expect(row).to_contain_text("done", timeout=120_000)
+        expect(row).to_contain_text("3 / 4 pages")
+        expect(row).to_contain_text("1 failed")
+        keep_screenshot(page, "page-chapters.png")
+        batch_id = row.get_attribute("data-batch")
+        gallery = page.locator(f'#batch-galleries section[data-batch="{batch_id}"]')
+        expect(gallery.locator("img.result")).to_have_count(3)  # one per page done, beside its original
+        expect(gallery.locator("img.original")).to_have_count(3)
+        expect(gallery.locator(".gallery-failed li")).to_have_text([re.compile(r"^notes\.txt: not an image")])
+        gallery.scroll_into_view_if_needed()
+        page.wait_for_function(  # fetched with the token, shown through object URLs
+            "id => [...document.querySelectorAll(`section[data-batch='${id}'] img`)]"
+            ".every(image => image.complete && image.naturalWidth > 0)",
+            arg=batch_id,
+        )
+        card = page.locator("section[aria-labelledby=batches-title]")
+        card.screenshot(path=str(ARTIFACTS / "chapters-gallery-1280.png"))
+        page.set_viewport_size({"width": 390, "height": 844})
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"the page is {overflow} px wider than a 390 px phone with the gallery"
+        card.screenshot(path=str(ARTIFACTS / "chapters-gallery-390.png"))
+        page.set_viewport_size({"width": 1280, "height": 1000})
+        with page.expect_download() as download:
+            row.get_by_role("button", name="Download all").click()
+        saved = tmp_path / "chapter.zip"
+        download.value.save_as(saved)
+        assert sorted(result_sizes(saved.read_bytes()).values()) == sorted(page_sizes(3))
+        row.get_by_role("button", name="Delete").click()
+        expect(page.locator(f'#batches-body tr[data-batch="{batch_id}"]')).to_have_count(0)
     assert not errors, errors
 
 
