@@ -58,3 +58,33 @@ export async function api(path, options = {}) {
   }
   return response;
 }
+
+// An upload with a progress bar: XMLHttpRequest, since fetch() cannot report upload progress. Like `api()`, it
+// resolves to the JSON answer of a 2xx and throws an ApiError otherwise; the bar shows while the body is sent.
+export function uploadWithProgress(path, body, bar) {
+  return new Promise((resolve, reject) => {
+    const request = new XMLHttpRequest();
+    request.open("POST", path);
+    const token = savedToken();
+    if (token) request.setRequestHeader("Authorization", `Bearer ${token}`);
+    request.upload.addEventListener("progress", (progress) => {
+      if (progress.lengthComputable) bar.value = (100 * progress.loaded) / progress.total;
+    });
+    request.addEventListener("load", () => {
+      bar.hidden = true;
+      let answer = {};
+      try { answer = JSON.parse(request.responseText); } catch (_) { /* keep the status */ }
+      const ok = request.status >= 200 && request.status < 300;
+      if (token && (ok || request.status === 401)) tokenWatcher(ok);
+      if (ok) resolve(answer);
+      else reject(new ApiError(request.status, answer.detail !== undefined ? describeDetail(answer.detail) : request.statusText));
+    });
+    request.addEventListener("error", () => {
+      bar.hidden = true;
+      reject(new ApiError("network", "the server cannot be reached"));
+    });
+    bar.value = 0;
+    bar.hidden = false;
+    request.send(body);
+  });
+}

@@ -3,7 +3,7 @@
 // finished pages as one zip, cancel or delete it; below the table, the finished pages beside their originals
 // (gallery.js). app.js calls refreshBatches() with the other panels' polling.
 
-import { api, describeDetail, savedToken } from "./api.js";
+import { api, uploadWithProgress } from "./api.js";
 import { $, actionButton, cell, emptyRow, show } from "./dom.js";
 import { showGalleries } from "./gallery.js";
 
@@ -82,41 +82,21 @@ async function download(batch) {  // the pages finished so far, as one zip (fetc
   }
 }
 
-// The upload goes through XMLHttpRequest: fetch() cannot report upload progress.
-$("batch-upload").addEventListener("submit", (event) => {
+$("batch-upload").addEventListener("submit", async (event) => {
   event.preventDefault();
   const form = event.target;
   const data = new FormData();
   for (const file of form.elements.files.files) data.append("files", file, file.name);
   const query = new URLSearchParams({ size: form.elements.size.value, format: form.elements.format.value });
-  const bar = $("batch-upload-progress");
   show($("batches-error"), "");
   show($("batches-message"), "");
-  const request = new XMLHttpRequest();
-  request.open("POST", `batches?${query}`);
-  const token = savedToken();
-  if (token) request.setRequestHeader("Authorization", `Bearer ${token}`);
-  request.upload.addEventListener("progress", (progress) => {
-    if (progress.lengthComputable) bar.value = (100 * progress.loaded) / progress.total;
-  });
-  request.addEventListener("load", () => {
-    bar.hidden = true;
-    let answer = {};
-    try { answer = JSON.parse(request.responseText); } catch (_) { /* keep the status */ }
-    if (request.status === 202) {
-      show($("batches-message"), `Chapter ${answer.id.slice(0, 8)}: ${answer.pages_total} pages queued with version ${answer.version}`);
-      form.reset();
-    } else {
-      const detail = answer.detail !== undefined ? describeDetail(answer.detail) : request.statusText;
-      show($("batches-error"), `Chapter refused (${request.status}): ${detail}`);
-    }
-    refreshBatches();
-  });
-  request.addEventListener("error", () => {
-    bar.hidden = true;
-    show($("batches-error"), "Upload failed: the server cannot be reached");
-  });
-  bar.value = 0;
-  bar.hidden = false;
-  request.send(data);
+  try {
+    const answer = await uploadWithProgress(`batches?${query}`, data, $("batch-upload-progress"));
+    show($("batches-message"), `Chapter ${answer.id.slice(0, 8)}: ${answer.pages_total} pages queued with version ${answer.version}`);
+    form.reset();
+  } catch (error) {
+    if (error.status === "network") return show($("batches-error"), `Upload failed: ${error.detail}`);
+    show($("batches-error"), `Chapter refused (${error.status}): ${error.detail}`);
+  }
+  refreshBatches();
 });

@@ -2,7 +2,7 @@
 // also fills the training form's dataset choice with the ready ones. The message under the upload form follows the
 // uploaded dataset's import until it is ready or failed.
 
-import { api, describeDetail, savedToken } from "./api.js";
+import { api, uploadWithProgress } from "./api.js";
 import { $, actionButton, cell, emptyRow, show } from "./dom.js";
 import { state } from "./state.js";
 
@@ -105,39 +105,19 @@ function previewLink(name) {  // "show": replaced by the dataset's preview pictu
   return link;
 }
 
-// The upload itself goes through XMLHttpRequest: fetch() cannot report upload progress.
-$("dataset-upload").addEventListener("submit", (event) => {
+$("dataset-upload").addEventListener("submit", async (event) => {
   event.preventDefault();
   const form = new FormData(event.target);
-  const bar = $("upload-progress");
   show($("datasets-error"), "");
   show($("datasets-message"), "");
-  const request = new XMLHttpRequest();
-  request.open("POST", "datasets");
-  const token = savedToken();
-  if (token) request.setRequestHeader("Authorization", `Bearer ${token}`);
-  request.upload.addEventListener("progress", (progress) => {
-    if (progress.lengthComputable) bar.value = (100 * progress.loaded) / progress.total;
-  });
-  request.addEventListener("load", () => {
-    bar.hidden = true;
-    let answer = {};
-    try { answer = JSON.parse(request.responseText); } catch (_) { /* keep the status */ }
-    if (request.status === 202) {
-      state.datasets.uploaded = form.get("name");
-      show($("datasets-message"), `Uploaded ${form.get("name")}: importing…`);
-      event.target.reset();
-    } else {
-      const detail = answer.detail !== undefined ? describeDetail(answer.detail) : request.statusText;
-      show($("datasets-error"), `Upload refused (${request.status}): ${detail}`);
-    }
-    loadDatasets();
-  });
-  request.addEventListener("error", () => {
-    bar.hidden = true;
-    show($("datasets-error"), "Upload failed: the server cannot be reached");
-  });
-  bar.value = 0;
-  bar.hidden = false;
-  request.send(form);
+  try {
+    await uploadWithProgress("datasets", form, $("upload-progress"));
+    state.datasets.uploaded = form.get("name");
+    show($("datasets-message"), `Uploaded ${form.get("name")}: importing…`);
+    event.target.reset();
+  } catch (error) {
+    if (error.status === "network") return show($("datasets-error"), `Upload failed: ${error.detail}`);
+    show($("datasets-error"), `Upload refused (${error.status}): ${error.detail}`);
+  }
+  loadDatasets();
 });
