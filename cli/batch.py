@@ -9,7 +9,16 @@ from typing import Annotated
 
 import typer
 
-from cli.choices import FILL_HELP, FORMAT_HELP, LINES_HELP, SIZE_HELP, FileFormat, Fill, Lines, ResultSize
+from cli.choices import (
+    FileFormat,
+    Fill,
+    FillOption,
+    FormatOption,
+    Lines,
+    LinesOption,
+    ResultSize,
+    SizeOption,
+)
 from cli.errors import fail as _fail
 
 PAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
@@ -39,10 +48,10 @@ def batch(
         Path, typer.Argument(metavar="IN_DIR", help="A folder of pages (NAME.hints.png: hints).")
     ],
     out_dir: Annotated[Path, typer.Argument(metavar="OUT_DIR", help="Where the colored pages go.")],
-    size: Annotated[ResultSize, typer.Option(help=SIZE_HELP)] = ResultSize.original,
-    lines: Annotated[Lines, typer.Option(help=LINES_HELP)] = Lines.keep,
-    fill: Annotated[Fill, typer.Option(help=FILL_HELP)] = Fill.regions,
-    output_format: Annotated[FileFormat, typer.Option("--format", help=FORMAT_HELP)] = FileFormat.png,
+    size: SizeOption = ResultSize.original,
+    lines: LinesOption = Lines.keep,
+    fill: FillOption = Fill.regions,
+    output_format: FormatOption = FileFormat.png,
 ) -> None:
     """Colorize a chapter's pages here, in batches.
 

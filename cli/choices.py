@@ -2,6 +2,9 @@
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 
 class ResultSize(StrEnum):
@@ -41,6 +44,18 @@ FORMAT_HELP = (
     "png: the picture; psd, ora or zip: the picture as layers for painting apps (hints, lines, shading, "
     "flats). Default: from OUT's extension (.psd, .ora, .zip), else png."
 )
+
+
+SizeOption = Annotated[ResultSize, typer.Option(help=SIZE_HELP)]
+LinesOption = Annotated[Lines, typer.Option(help=LINES_HELP)]
+FillOption = Annotated[Fill, typer.Option(help=FILL_HELP)]
+FormatOption = Annotated[FileFormat, typer.Option("--format", help=FORMAT_HELP)]
+FormatFromExtension = Annotated[
+    FileFormat | None, typer.Option("--format", help=FORMAT_HELP, show_default=False)
+]
+ResultPath = Annotated[
+    Path, typer.Argument(metavar="OUT", help="Where to write the picture (PNG) or the layered file.")
+]
 
 
 def file_format(chosen: FileFormat | None, output: Path) -> FileFormat:

@@ -14,14 +14,15 @@ from pydantic import ValidationError
 
 from cli.batch import batch
 from cli.choices import (
-    FILL_HELP,
-    FORMAT_HELP,
-    LINES_HELP,
-    SIZE_HELP,
     FileFormat,
     Fill,
+    FillOption,
+    FormatFromExtension,
     Lines,
+    LinesOption,
+    ResultPath,
     ResultSize,
+    SizeOption,
     file_format,
 )
 from cli.command_groups import CommandGroup
@@ -181,12 +182,10 @@ def colorize(
     input_image: Annotated[
         Path, typer.Argument(metavar="IN", help="Sketch image (PNG, JPEG, WebP, BMP, GIF).")
     ],
-    output_image: Annotated[
-        Path, typer.Argument(metavar="OUT", help="Where to write the picture (PNG) or the layered file.")
-    ],
-    size: Annotated[ResultSize, typer.Option(help=SIZE_HELP)] = ResultSize.square,
-    lines: Annotated[Lines, typer.Option(help=LINES_HELP)] = Lines.keep,
-    fill: Annotated[Fill, typer.Option(help=FILL_HELP)] = Fill.regions,
+    output_image: ResultPath,
+    size: SizeOption = ResultSize.square,
+    lines: LinesOption = Lines.keep,
+    fill: FillOption = Fill.regions,
     hints: Annotated[
         Path | None,
         typer.Option(
@@ -194,9 +193,7 @@ def colorize(
             "is painted; needs a version trained with hints."
         ),
     ] = None,
-    output_format: Annotated[
-        FileFormat | None, typer.Option("--format", help=FORMAT_HELP, show_default=False)
-    ] = None,
+    output_format: FormatFromExtension = None,
 ) -> None:
     """Colorize one sketch with a published version.
 

@@ -19,14 +19,16 @@ import typer
 
 from cli.api_client import ApiClient, decode, detail
 from cli.choices import (
-    FILL_HELP,
-    FORMAT_HELP,
-    LINES_HELP,
-    SIZE_HELP,
     FileFormat,
     Fill,
+    FillOption,
+    FormatFromExtension,
+    FormatOption,
     Lines,
+    LinesOption,
+    ResultPath,
     ResultSize,
+    SizeOption,
     file_format,
 )
 from cli.command_groups import CommandGroup
@@ -45,12 +47,10 @@ remote_cli = CommandGroup(
 @remote_cli.command()
 def colorize(
     input_image: Annotated[Path, typer.Argument(metavar="IN", help="The sketch.")],
-    output_image: Annotated[
-        Path, typer.Argument(metavar="OUT", help="Where to write the picture (PNG) or the layered file.")
-    ],
-    size: Annotated[ResultSize, typer.Option(help=SIZE_HELP)] = ResultSize.square,
-    lines: Annotated[Lines, typer.Option(help=LINES_HELP)] = Lines.keep,
-    fill: Annotated[Fill, typer.Option(help=FILL_HELP)] = Fill.regions,
+    output_image: ResultPath,
+    size: SizeOption = ResultSize.square,
+    lines: LinesOption = Lines.keep,
+    fill: FillOption = Fill.regions,
     hints: Annotated[
         Path | None,
         typer.Option(
@@ -59,9 +59,7 @@ def colorize(
         ),
     ] = None,
     version: Annotated[str | None, typer.Option(help="A version number or label (default: served).")] = None,
-    output_format: Annotated[
-        FileFormat | None, typer.Option("--format", help=FORMAT_HELP, show_default=False)
-    ] = None,
+    output_format: FormatFromExtension = None,
     url: Url = DEFAULT_URL,
     token: Token = None,
 ) -> None:
@@ -264,11 +262,11 @@ def batch(
         Path, typer.Argument(metavar="IN_DIR", help="A folder of pages (NAME.hints.png: hints).")
     ],
     out_dir: Annotated[Path, typer.Argument(metavar="OUT_DIR", help="Where the colored pages go.")],
-    size: Annotated[ResultSize, typer.Option(help=SIZE_HELP)] = ResultSize.original,
-    lines: Annotated[Lines, typer.Option(help=LINES_HELP)] = Lines.keep,
-    fill: Annotated[Fill, typer.Option(help=FILL_HELP)] = Fill.regions,
+    size: SizeOption = ResultSize.original,
+    lines: LinesOption = Lines.keep,
+    fill: FillOption = Fill.regions,
     version: Annotated[str | None, typer.Option(help="A version number or label (default: served).")] = None,
-    output_format: Annotated[FileFormat, typer.Option("--format", help=FORMAT_HELP)] = FileFormat.png,
+    output_format: FormatOption = FileFormat.png,
     poll_seconds: Annotated[float, typer.Option(help="How often to ask for progress.")] = 1.0,
     url: Url = DEFAULT_URL,
     token: Token = None,
