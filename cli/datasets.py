@@ -13,6 +13,7 @@ import typer
 
 from cli.command_groups import CommandGroup
 from cli.errors import fail as _fail
+from cli.shared_options import DatasetSource, FromPictures, SketchSide, SplitSeed, ValFraction
 
 datasets_cli = CommandGroup(
     help="Import, list and delete local datasets.\n\nIn the data folder ($S2C_DATA_DIR), without the API.",
@@ -21,16 +22,12 @@ datasets_cli = CommandGroup(
 
 @datasets_cli.command("import")
 def import_dataset(
-    source: Annotated[
-        Path, typer.Argument(metavar="ZIP_OR_FOLDER", help="A zip file, or a folder of images.")
-    ],
+    source: DatasetSource,
     name: Annotated[str, typer.Argument(metavar="NAME", help="The dataset's name under datasets/.")],
-    from_pictures: Annotated[
-        bool, typer.Option("--from-pictures", help="Plain color pictures: make the sketches (XDoG).")
-    ] = False,
-    sketch_side: Annotated[str, typer.Option(help="right (anime pairs) or left (swapped pairs).")] = "right",
-    val_fraction: Annotated[float, typer.Option(help="Validation share of a flat collection.")] = 0.05,
-    seed: Annotated[int, typer.Option(help="Seed of that split.")] = 0,
+    from_pictures: FromPictures = False,
+    sketch_side: SketchSide = "right",
+    val_fraction: ValFraction = 0.05,
+    seed: SplitSeed = 0,
     oversize: Annotated[str, typer.Option(help="Images over S2C_MAX_PIXELS: skip or fail.")] = "skip",
 ) -> None:
     """Import a zip or folder as dataset NAME.

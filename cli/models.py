@@ -10,6 +10,7 @@ import typer
 
 from cli.command_groups import CommandGroup
 from cli.errors import fail as _fail
+from cli.shared_options import DeleteLabel, LabelName, LabelVersion
 
 if TYPE_CHECKING:
     from storage.serving_policy import ServingPolicy
@@ -107,11 +108,9 @@ def promote(
 
 @models_cli.command()
 def label(
-    name: Annotated[str, typer.Argument(metavar="NAME", help="A label such as stable or canary.")],
-    version: Annotated[
-        int | None, typer.Argument(metavar="VERSION", help="The version it names; leave out with --delete.")
-    ] = None,
-    delete: Annotated[bool, typer.Option("--delete", help="Remove the label instead.")] = False,
+    name: LabelName,
+    version: LabelVersion = None,
+    delete: DeleteLabel = False,
     models_dir: ModelsDir = None,
 ) -> None:
     """Point a label at a version, or remove it.

@@ -36,6 +36,7 @@ from cli.errors import fail as _fail
 from cli.remote_datasets import remote_datasets_cli
 from cli.remote_options import DEFAULT_URL, Token, Url, call, number
 from cli.schema_options import with_options_of
+from cli.shared_options import DeleteLabel, LabelName, LabelVersion
 from contracts.train_config import TrainConfig
 
 remote_cli = CommandGroup(
@@ -212,11 +213,9 @@ def serve(
 
 @remote_cli.command()
 def label(
-    name: Annotated[str, typer.Argument(metavar="NAME", help="A label such as stable or canary.")],
-    version: Annotated[
-        int | None, typer.Argument(metavar="VERSION", help="The version it names; leave out with --delete.")
-    ] = None,
-    delete: Annotated[bool, typer.Option("--delete", help="Remove the label instead.")] = False,
+    name: LabelName,
+    version: LabelVersion = None,
+    delete: DeleteLabel = False,
     url: Url = DEFAULT_URL,
     token: Token = None,
 ) -> None:

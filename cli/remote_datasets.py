@@ -13,6 +13,7 @@ from cli.api_client import ApiClient, decode, detail
 from cli.command_groups import CommandGroup
 from cli.errors import fail
 from cli.remote_options import DEFAULT_URL, Token, Url, call
+from cli.shared_options import DatasetSource, FromPictures, SketchSide, SplitSeed, ValFraction
 
 POLL_SECONDS = 1.0
 
@@ -35,16 +36,12 @@ def list_datasets(url: Url = DEFAULT_URL, token: Token = None) -> None:
 
 @remote_datasets_cli.command("upload")
 def upload(
-    source: Annotated[
-        Path, typer.Argument(metavar="ZIP_OR_FOLDER", help="A zip file, or a folder of images.")
-    ],
+    source: DatasetSource,
     name: Annotated[str, typer.Argument(metavar="NAME", help="The dataset's name on the server.")],
-    from_pictures: Annotated[
-        bool, typer.Option("--from-pictures", help="Plain color pictures: make the sketches (XDoG).")
-    ] = False,
-    sketch_side: Annotated[str, typer.Option(help="right (anime pairs) or left (swapped pairs).")] = "right",
-    val_fraction: Annotated[float, typer.Option(help="Validation share of a flat collection.")] = 0.05,
-    seed: Annotated[int, typer.Option(help="Seed of that split.")] = 0,
+    from_pictures: FromPictures = False,
+    sketch_side: SketchSide = "right",
+    val_fraction: ValFraction = 0.05,
+    seed: SplitSeed = 0,
     oversize: Annotated[
         str, typer.Option(help="Images over the server's pixel limit: skip or fail.")
     ] = "skip",

@@ -151,6 +151,16 @@ def wait_for_version(server: Server, version: int, timeout: float = 60.0) -> Non
     wait_until(serving, timeout, f"version {version} to be served; log:\n{server.log()}")
 
 
+def serve_version_1(folder: Path, make_data: Callable[[Path], object], **settings: Any) -> Iterator[Server]:
+    """For a module's own server fixture: `make_data` fills `folder`/data (version 1 among what it publishes),
+    then a server on it with `settings`, once version 1 is served."""
+    data_dir = folder / "data"
+    make_data(data_dir)
+    with run_server(data_dir, **settings) as running:
+        wait_for_version(running, 1)
+        yield running
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The shared server: version 1 a random tiny generator, version 2 (active) trained here by the model

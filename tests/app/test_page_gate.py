@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.app.browser import ARTIFACTS
-from tests.app.conftest import DATASET, Server, run_server, wait_for_version
+from tests.app.conftest import DATASET, Server, serve_version_1, wait_for_version
 from tests.app.test_page_hints import open_page
 from tests.app.test_page_token import TOKEN, assert_fits
 from tests.conftest import publish_tiny_generator
@@ -38,22 +38,14 @@ def make_data(data_dir: Path) -> None:
     make_synthetic_dataset(data_dir / "datasets" / DATASET, train=4, val=2, seed=0)
 
 
-def serve(tmp_path_factory: pytest.TempPathFactory, name: str, **settings) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp(name) / "data"
-    make_data(data_dir)
-    with run_server(data_dir, **settings) as running:
-        wait_for_version(running, 1)
-        yield running
-
-
 @pytest.fixture(scope="module")
 def open_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    yield from serve(tmp_path_factory, "page-gate")
+    yield from serve_version_1(tmp_path_factory.mktemp("page-gate"), make_data)
 
 
 @pytest.fixture(scope="module")
 def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    yield from serve(tmp_path_factory, "page-gate-token", api_token=TOKEN)
+    yield from serve_version_1(tmp_path_factory.mktemp("page-gate-token"), make_data, api_token=TOKEN)
 
 
 def open_at(browser: Browser, server: Server, width: int) -> tuple[Page, list[str]]:

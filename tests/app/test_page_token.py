@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.app.browser import keep_screenshot
-from tests.app.conftest import DATASET, Server, run_server, wait_for_version
+from tests.app.conftest import DATASET, Server, serve_version_1
 from tests.app.test_page import FITS_THE_SCREEN
 from tests.app.test_page_hints import after, drag, open_page
 from tests.conftest import TINY_WIDTH, publish_tiny_generator
@@ -41,30 +41,24 @@ def make_data(data_dir: Path) -> str:
     job_id = new_job_id()
     create_record(data_dir / "runs" / job_id, new_record(job_id, DATASET, params, params.steps))
 
-    def finish(record: Job) -> None:
+    def finish(record: Job) -> None:  # as a worker leaves it: all its steps done, its version published
         record.state = JobState.SUCCEEDED
-        record.finished_at = utc_now()
+        record.started_at = record.finished_at = utc_now()
+        record.progress.step = params.steps
+        record.progress.version = 1
 
     update_record(data_dir / "runs" / job_id, finish)
     return job_id
 
 
-def serve(tmp_path_factory: pytest.TempPathFactory, name: str, **settings) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp(name) / "data"
-    make_data(data_dir)
-    with run_server(data_dir, **settings) as running:
-        wait_for_version(running, 1)
-        yield running
-
-
 @pytest.fixture(scope="module")
 def open_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    yield from serve(tmp_path_factory, "page-no-token")
+    yield from serve_version_1(tmp_path_factory.mktemp("page-no-token"), make_data)
 
 
 @pytest.fixture(scope="module")
 def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    yield from serve(tmp_path_factory, "page-token", api_token=TOKEN)
+    yield from serve_version_1(tmp_path_factory.mktemp("page-token"), make_data, api_token=TOKEN)
 
 
 def phone(browser: Browser, server: Server, width: int) -> tuple[Page, list[str]]:
