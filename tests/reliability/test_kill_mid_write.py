@@ -45,15 +45,18 @@ def test_kill_mid_write_loses_only_the_unfinished_write(tmp_path: Path, moment: 
         rescuer = system.start_worker("rescuer", wait=False)
 
         def writing() -> str | None:
-            if moment == "checkpoint":
-                temporary = [p for p in (run_dir / "checkpoints").glob("*_temp*")] if run_dir.exists() else []
-                complete = list((run_dir / "checkpoints").glob("ckpt-*.index")) if run_dir.exists() else []
-                return str(temporary[0]) if temporary and complete else None  # the second checkpoint or later
+            if moment == "checkpoint":  # the second or a later one: a first is on CheckpointManager's list
+                registered = system.checkpoint_step(job["id"]) if run_dir.exists() else 0
+                temporary = list((run_dir / "checkpoints").glob("*_temp*")) if registered else []
+                return str(temporary[0]) if temporary else None
             staging = list(versions.glob(".tmp-*")) if versions.exists() else []
             return str(staging[0]) if staging else None
 
         caught = kill_when(system, victim, writing, f"writing a {moment}")
-        complete_before = sorted(p.name for p in (run_dir / "checkpoints").glob("ckpt-*.index"))
+        # A checkpoint is complete once CheckpointManager has listed it (after its files are in place): files of a
+        # newer one whose listing the kill cut off are an unfinished write, never read.
+        newest_complete = system.checkpoint_step(job["id"])
+        files_before = sorted(p.name for p in (run_dir / "checkpoints").glob("ckpt-*.index"))
         published_before = (
             sorted(p.name for p in versions.iterdir() if p.name.isdigit()) if versions.exists() else []
         )
@@ -67,8 +70,9 @@ def test_kill_mid_write_loses_only_the_unfinished_write(tmp_path: Path, moment: 
         assert final["state"] == "succeeded", system.diagnostics(final)
         lost, again = final["attempts"][0], final["attempts"][-1]
         assert lost["outcome"] == "worker lost" and again["outcome"] == "succeeded", final["attempts"]
-        newest_complete = max(int(name.split("-")[1].split(".")[0]) for name in complete_before)
-        assert again["resumed_from_step"] == newest_complete, (caught, complete_before, again)
+        if moment == "checkpoint":
+            assert newest_complete >= 5, f"no checkpoint was complete before the kill: {files_before}"
+        assert again["resumed_from_step"] == newest_complete, (caught, newest_complete, files_before, again)
         published = sorted(int(p.name) for p in versions.iterdir() if p.name.isdigit())
         assert final["progress"]["version"] == published[-1] and len(published) >= 3, published
         for number in published:
