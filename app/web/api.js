@@ -21,6 +21,11 @@ export function watchToken(callback) {
   tokenWatcher = callback;
 }
 
+function tellTokenWatcher(status) {  // a 2xx says the token (or no token) is accepted, a 401 that it is not
+  const ok = status >= 200 && status < 300;
+  if (ok || status === 401) tokenWatcher(ok);
+}
+
 export class ApiError extends Error {
   constructor(status, detail) {
     super(`${status}: ${detail}`);
@@ -47,7 +52,7 @@ export async function api(path, options = {}) {
   } catch (error) {
     throw new ApiError("network", `the server cannot be reached (${error.message})`);
   }
-  if (options.auth !== false && (response.ok || response.status === 401)) tokenWatcher(response.ok);
+  if (options.auth !== false) tellTokenWatcher(response.status);
   if (!response.ok) {
     let detail = response.statusText || "request failed";
     try {
@@ -74,9 +79,8 @@ export function uploadWithProgress(path, body, bar) {
       bar.hidden = true;
       let answer = {};
       try { answer = JSON.parse(request.responseText); } catch (_) { /* keep the status */ }
-      const ok = request.status >= 200 && request.status < 300;
-      if (token && (ok || request.status === 401)) tokenWatcher(ok);
-      if (ok) resolve(answer);
+      tellTokenWatcher(request.status);
+      if (request.status >= 200 && request.status < 300) resolve(answer);
       else reject(new ApiError(request.status, answer.detail !== undefined ? describeDetail(answer.detail) : request.statusText));
     });
     request.addEventListener("error", () => {
