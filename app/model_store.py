@@ -31,6 +31,8 @@ from storage.serving_policy import (
     passed_gate,
     read_policy,
 )
+from storage.shared import shared_mode
+from storage.shared_versions import sync_versions
 from storage.versions import MANIFEST, PublishedVersion, damaged_versions, list_versions
 
 logger = logging.getLogger("sketch2color.models")
@@ -211,7 +213,11 @@ class ModelStore:
 
     def _read_versions_and_policy(self) -> tuple[list[PublishedVersion], ServingPolicy, DamagedPolicy | None]:
         """The versions and the policy; a damaged policy file leaves the last good policy in force. A version
-        folder that cannot be read is logged once (GET /models lists it)."""
+        folder that cannot be read is logged once (GET /models lists it). In shared mode the bucket's new
+        versions are copied here first (verified, then renamed into place)."""
+        shared = shared_mode()
+        if shared is not None:
+            sync_versions(shared, self.models_dir)
         versions = list_versions(self.models_dir)
         damaged = dict(damaged_versions(self.models_dir))
         for number in damaged.keys() - self._damaged_seen:

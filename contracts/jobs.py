@@ -12,10 +12,11 @@ import errno
 import os
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from filelock import FileLock
 from pydantic import ValidationError
@@ -33,6 +34,7 @@ from contracts.job_states import (
 )
 from contracts.train_config import TrainConfig
 from storage.atomic import write_atomically
+from storage.shared import DELETE, SharedMode, shared_mode
 
 __all__ = [
     "FINAL_STATES",
@@ -99,6 +101,12 @@ def _write_record(run_dir: Path, record: Job) -> None:
 
 def create_record(run_dir: Path, record: Job) -> None:
     """Write a new job's record (and its disk reserve); refuses to overwrite an existing job."""
+    shared = shared_mode()
+    if shared is not None:
+        if not shared.redis.set(_record_key(record.id), record.to_json(), nx=True):
+            raise FileExistsError(f"job {record.id} exists already")
+        shared.redis.zadd(shared.key("jobs"), {record.id: time.time()})
+        return
     run_dir.mkdir(parents=True, exist_ok=False)
     try:
         with _lock(run_dir):
@@ -107,6 +115,23 @@ def create_record(run_dir: Path, record: Job) -> None:
     except OSError:
         shutil.rmtree(run_dir, ignore_errors=True)  # a job that could not be written is no job
         raise
+
+
+def forget_unqueued(run_dir: Path) -> None:
+    """Remove a just-created record whose queue message could not be sent (the launch answers 503)."""
+    shared = shared_mode()
+    if shared is not None:
+        shared.redis.delete(_record_key(run_dir.name))
+        shared.redis.zrem(shared.key("jobs"), run_dir.name)
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _record_key(job_id: str) -> str:
+    return SharedMode.key("job", job_id)
+
+
+def _cancel_key(job_id: str) -> str:
+    return SharedMode.key("job", job_id, "cancel")
 
 
 def set_aside_reserve(run_dir: Path) -> None:
@@ -119,7 +144,11 @@ def set_aside_reserve(run_dir: Path) -> None:
 
 def read_record(run_dir: Path) -> Job | None:
     """The record, or None if there is no such job (or its folder holds no readable, valid record)."""
+    shared = shared_mode()
     try:
+        if shared is not None:
+            stored = shared.get(_record_key(run_dir.name))
+            return None if stored is None else Job.model_validate_json(stored)
         return Job.model_validate_json(JobFiles(run_dir).record.read_bytes())
     except (OSError, ValidationError):
         return None
@@ -129,8 +158,12 @@ def update_record(run_dir: Path, change: Callable[[Job], Result]) -> Result:
     """Read, let `change` edit the record in place, write it back; all under the record's lock.
 
     `change` returns whatever the caller needs to know (e.g. whether it changed anything); raising inside it
-    leaves the record untouched.
+    leaves the record untouched. In shared mode the write is a compare-and-set (WATCH/MULTI): `change` runs
+    again on the newer record when another host changed it meanwhile.
     """
+    shared = shared_mode()
+    if shared is not None:
+        return _update_shared_record(shared, run_dir, change)
     with _lock(run_dir):
         record = read_record(run_dir)
         if record is None:
@@ -145,6 +178,17 @@ def update_record(run_dir: Path, change: Callable[[Job], Result]) -> Result:
             reserve.unlink()  # the disk is full: spend the reserve on this write (a failure, usually)
             _write_record(run_dir, record)
         return outcome
+
+
+def _update_shared_record(shared: SharedMode, run_dir: Path, change: Callable[[Job], Result]) -> Result:
+    def change_stored(stored: bytes | None) -> tuple[Result, str]:
+        if stored is None:
+            raise FileNotFoundError(f"no job record for job {run_dir.name}")
+        record = Job.model_validate_json(stored)
+        outcome = change(record)
+        return outcome, record.to_json()
+
+    return shared.compare_and_set(_record_key(run_dir.name), change_stored)
 
 
 def _move(record: Job, state: JobState, **changes: Any) -> None:
@@ -171,21 +215,63 @@ def note_event(run_dir: Path, message: str, **details: Any) -> None:
 
 def list_records(runs_dir: Path) -> list[Job]:
     """Every job record under `runs_dir`, newest first."""
-    if not Path(runs_dir).is_dir():
-        return []
     records = []
-    for entry in Path(runs_dir).iterdir():
-        if is_job_id(entry.name):
-            record = read_record(entry)
+    shared = shared_mode()
+    if shared is not None:
+        ids = shared.members(shared.key("jobs"))
+        for stored in cast(
+            list[bytes | None], shared.redis.mget([_record_key(job_id) for job_id in ids]) if ids else []
+        ):
+            try:
+                if stored is not None:  # None: deleted since the listing
+                    records.append(Job.model_validate_json(stored))
+            except ValidationError:
+                continue
+    else:
+        for run_dir in job_run_dirs(runs_dir):
+            record = read_record(run_dir)
             if record is not None:
                 records.append(record)
     records.sort(key=lambda record: record.created_at, reverse=True)
     return records
 
 
+def job_run_dirs(runs_dir: Path) -> list[Path]:
+    """The run folder of every job (in shared mode, of every job Redis knows, whether or not this host has
+    its folder)."""
+    shared = shared_mode()
+    if shared is not None:
+        return [Path(runs_dir) / job_id for job_id in shared.members(shared.key("jobs"))]
+    if not Path(runs_dir).is_dir():
+        return []
+    return [entry for entry in Path(runs_dir).iterdir() if is_job_id(entry.name)]
+
+
 def cancel_requested(run_dir: Path) -> bool:
     """The flag the running trainer looks at before every step (a file: works with any broker)."""
+    shared = shared_mode()
+    if shared is not None:
+        return bool(shared.redis.exists(_cancel_key(run_dir.name)))
     return JobFiles(run_dir).cancel_flag.exists()
+
+
+def _flag_cancel(run_dir: Path) -> bool:
+    """Set the cancel flag; whether it was set before."""
+    shared = shared_mode()
+    if shared is not None:
+        return not shared.redis.set(_cancel_key(run_dir.name), "1", nx=True)
+    flag = JobFiles(run_dir).cancel_flag
+    flagged_before = flag.exists()
+    flag.touch()
+    return flagged_before
+
+
+def _clear_cancel(run_dir: Path) -> None:
+    shared = shared_mode()
+    if shared is not None:
+        shared.redis.delete(_cancel_key(run_dir.name))
+    else:
+        JobFiles(run_dir).cancel_flag.unlink(missing_ok=True)
 
 
 # ---- transitions: the API --------------------------------------------------------------------------------
@@ -198,14 +284,12 @@ def request_cancel(run_dir: Path) -> Job:
     current = read_record(run_dir)
     if current is not None and current.state in FINAL_STATES:
         raise JobFinished(f"job {run_dir.name} is already {current.state.value}")
-    flag = JobFiles(run_dir).cancel_flag
-    flagged_before = flag.exists()
-    flag.touch()  # the flag first: a worker starting the job right now sees it
+    flagged_before = _flag_cancel(run_dir)  # the flag first: a worker starting the job right now sees it
 
     def change(record: Job) -> Job:
         if record.state in FINAL_STATES:
             if not flagged_before:
-                flag.unlink(missing_ok=True)
+                _clear_cancel(run_dir)
             raise JobFinished(f"job {record.id} is already {record.state.value}")
         record.cancel_requested = True
         if record.state == JobState.QUEUED:
@@ -227,7 +311,7 @@ def resume(run_dir: Path) -> Job:
             raise WrongState(
                 f"job {record.id} is {record.state.value}; only a cancelled or failed job can be resumed"
             )
-        JobFiles(run_dir).cancel_flag.unlink(missing_ok=True)
+        _clear_cancel(run_dir)
         set_aside_reserve(run_dir)  # spent if the job failed on a full disk
         add_event(record, f"resumed after it {record.state.value.replace('cancelled', 'was cancelled')}")
         _move(record, JobState.QUEUED, cancel_requested=False, finished_at=None, error=None)
@@ -239,6 +323,10 @@ def resume(run_dir: Path) -> Job:
 def delete_run(run_dir: Path) -> None:
     """Remove a finished job's run folder (its published versions stay): renamed away first, so the job
     disappears at once and a reader never sees it half deleted. Raises WrongState for an unfinished job."""
+    shared = shared_mode()
+    if shared is not None:
+        _delete_shared_run(shared, run_dir)
+        return
     with _lock(run_dir):
         record = read_record(run_dir)
         if record is None:
@@ -248,6 +336,24 @@ def delete_run(run_dir: Path) -> None:
         doomed = run_dir.with_name(f".deleting-{run_dir.name}-{uuid.uuid4().hex[:8]}")
         os.rename(run_dir, doomed)
     shutil.rmtree(doomed, ignore_errors=True)
+
+
+def _delete_shared_run(shared: SharedMode, run_dir: Path) -> None:
+    """The record goes first (the job disappears at once), then its files in the bucket and this host's cache."""
+
+    def delete_finished(stored: bytes | None) -> tuple[None, object]:
+        if stored is None:
+            raise FileNotFoundError(f"no job record for job {run_dir.name}")
+        record = Job.model_validate_json(stored)
+        if record.state not in FINAL_STATES:
+            raise WrongState(f"job {record.id} is {record.state.value}; cancel it first")
+        return None, DELETE
+
+    shared.compare_and_set(_record_key(run_dir.name), delete_finished)
+    shared.redis.delete(_cancel_key(run_dir.name))
+    shared.redis.zrem(shared.key("jobs"), run_dir.name)
+    shared.store.delete(remote.key for remote in shared.store.list_files(shared.relative(run_dir)))
+    shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def mark_unsent(run_dir: Path) -> None:

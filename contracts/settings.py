@@ -16,6 +16,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     broker_url: str | None = None
     result_backend: str | None = None
+    # s3://bucket/prefix: artifacts in an object store and coordination in Redis, so hosts share no folder
+    # (storage/shared.py); the data folder is then each host's cache. Unset: the data folder is shared.
+    storage_url: str | None = None
+    s3_endpoint_url: str | None = None  # an S3-compatible server (MinIO); unset: AWS (credentials: AWS_*)
     api_token: str | None = None
     model_poll_seconds: float = Field(2.0, gt=0)
     max_upload_bytes: int = Field(10 * 1024 * 1024, gt=0)

@@ -25,7 +25,9 @@ from model.networks import HINT_CHANNELS
 from model.onnx_engine import ONNX_FILE, OnnxConversionFailed, onnx_export_available, write_onnx
 from storage.atomic import write_atomically
 from storage.layout import IMAGE_SIZE
-from storage.serving_policy import LOCK_NAME, GateDecision
+from storage.serving_policy import LOCK_NAME, GateDecision, publish_lock
+from storage.shared import shared_mode
+from storage.shared_versions import commit_version, next_version_number, upload_version
 from storage.versions import MANIFEST, PublishedVersion, generator_dir, numbered_versions
 
 SIGNATURE_KEY = "serving_default"
@@ -144,8 +146,8 @@ def publish_generator(
         for name, content in (extra_files or {}).items():
             (staging / name).write_bytes(content)
         onnx_record = _onnx_copy(module, staging, onnx_memory_limit_bytes) if onnx else None
-        with FileLock(str(directory / LOCK_NAME)):
-            version = _next_version(directory)
+
+        def write_manifest(version: int) -> dict[str, Any]:
             full_manifest = {
                 "version": version,
                 "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -157,8 +159,22 @@ def publish_generator(
                 **({"hints_signature": HINTS_SIGNATURE_DESCRIPTION} if module.hints else {}),
             }
             write_atomically(staging / MANIFEST, json.dumps(full_manifest, indent=2))
-            os.rename(staging, directory / str(version))
-            (directory / _COUNTER_NAME).write_text(str(version))
+            return full_manifest
+
+        shared = shared_mode()
+        if shared is not None:  # the bucket first, its manifest last; this host's copy after
+            version = next_version_number(shared, models_dir)
+            upload_version(shared, staging, models_dir, version)
+            with publish_lock(models_dir):
+                full_manifest = write_manifest(version)
+                commit_version(shared, staging, models_dir, version)
+                os.rename(staging, directory / str(version))
+        else:
+            with FileLock(str(directory / LOCK_NAME)):
+                version = _next_version(directory)
+                full_manifest = write_manifest(version)
+                os.rename(staging, directory / str(version))
+                (directory / _COUNTER_NAME).write_text(str(version))
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

@@ -113,6 +113,7 @@ class Pix2PixTrainer:
             config, self.total_steps, self.resumed_from_step, publishing=self.models_dir is not None
         )
         self._export_copy: keras.Model | None = None
+        self._before_commit: Callable[[], None] = lambda: None
         self._on_phase: PhaseCallback = lambda phase, step: None
         self.last_gate: GateDecision | None = None
         self.metrics = MetricsLog(self.run)
@@ -243,15 +244,19 @@ class Pix2PixTrainer:
             self._generator_for_export(),
             models_dir,
             manifest,
-            gate=lambda: gate(
-                models_dir, self.dataset_dir.name, val, self.config.promote, self.score_on_validation
-            ),
+            gate=lambda: self._checked_gate(models_dir, val),
             extra_files={"sample.png": buffer.getvalue()},
             onnx=self.config.onnx,
         )
         decision = published.manifest.get("gate")
         self.last_gate = GateDecision(**decision) if decision is not None else None
         return published.version
+
+    def _checked_gate(self, models_dir: Path, val: dict[str, float]) -> GateDecision:
+        """The gate, asked under the publish lock right before the version is committed: the caller's check
+        comes first, so a worker that lost its claim meanwhile commits nothing."""
+        self._before_commit()
+        return gate(models_dir, self.dataset_dir.name, val, self.config.promote, self.score_on_validation)
 
     def score_on_validation(self, version: PublishedVersion) -> float | None:
         """The validation L1 of another published version (from another dataset) on this job's fixed
@@ -284,14 +289,18 @@ class Pix2PixTrainer:
         should_stop: Callable[[], bool] | None = None,
         before_write: Callable[[], None] | None = None,
         on_phase: PhaseCallback | None = None,
+        after_checkpoint: Callable[[], None] | None = None,
     ) -> TrainResult:
         """Train to the configured length, or until `should_stop()` (checked before every step) says so.
 
         `before_write()` runs before every checkpoint and publish; raising there (say, because the caller lost
-        its claim on the run) stops training without writing anything. `on_phase` hears of start-up's end and
-        of every version's export (PhaseCallback).
+        its claim on the run) stops training without writing anything; it runs again right before a version is
+        committed. `on_phase` hears of start-up's end and of every version's export (PhaseCallback).
+        `after_checkpoint()` runs after every checkpoint (shared mode copies the run folder to the bucket).
         """
         before_write = before_write or (lambda: None)
+        after_checkpoint = after_checkpoint or (lambda: None)
+        self._before_commit = before_write
         self._on_phase = on_phase or (lambda phase, step: None)
         batches = self._training_batches()
         step = int(self.step.numpy())
@@ -317,6 +326,8 @@ class Pix2PixTrainer:
             point = self._log_point(step, due, losses.mean(), speed.measure(), state, before_write)
             if Action.CHECKPOINT in due:
                 last_saved_step = step
+                self.metrics.flush()
+                after_checkpoint()
             if on_progress is not None:
                 on_progress(self._progress(point, speed.images_per_second, state))
             speed.restart()
@@ -325,6 +336,8 @@ class Pix2PixTrainer:
             before_write()
             self.manager.save(checkpoint_number=step)
             self.metrics.write(RunEvent(step=step, epoch=self._epoch_at(step), event="stopped"))
+            self.metrics.flush()
+            after_checkpoint()
         if status == "finished":
             write_progress_gif(self.run.samples)
         self.metrics.flush()

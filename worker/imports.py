@@ -15,6 +15,8 @@ from pathlib import Path
 from contracts import datasets
 from contracts.settings import Settings
 from model.dataset_import import BadArchive, ImportLimits, ImportOptions, import_archive
+from storage.shared import shared_mode
+from storage.shared_runs import push_dataset
 
 logger = logging.getLogger("sketch2color.worker")
 PROGRESS_EVERY_SECONDS = 1.0
@@ -48,6 +50,10 @@ def run_import(settings: Settings, name: str) -> dict:
                 datasets.archive_path(folder, name), staging, ImportOptions(**record["options"]),
                 limits_of(settings), progress,
             )  # fmt: skip
+            shared = shared_mode()
+            if shared is not None:  # the bucket first: every host's workers train on it from there
+                sent = push_dataset(shared, folder / name, source=staging)
+                logger.info("dataset %s: %d files copied to the bucket", name, sent)
             datasets.publish_dataset(folder, name)
     except Exception as error:
         shutil.rmtree(staging, ignore_errors=True)

@@ -77,16 +77,13 @@ class Janitor(threading.Thread):
     def sweep(self) -> None:
         runs_dir = self.settings.runs_dir
         awaiting_message: list[Path] = []
-        if runs_dir.is_dir():
-            for run_dir in runs_dir.iterdir():
-                if not jobs.is_job_id(run_dir.name):
-                    continue
-                # One job's malformed record, lock timeout or failed enqueue must not keep the others waiting.
-                try:
-                    if self._recover_if_lost(run_dir):
-                        awaiting_message.append(run_dir)
-                except Exception:
-                    logger.exception("janitor: could not recover job %s; retrying next sweep", run_dir.name)
+        for run_dir in jobs.job_run_dirs(runs_dir):
+            # One job's malformed record, lock timeout or failed enqueue must not keep the others waiting.
+            try:
+                if self._recover_if_lost(run_dir):
+                    awaiting_message.append(run_dir)
+            except Exception:
+                logger.exception("janitor: could not recover job %s; retrying next sweep", run_dir.name)
         self._requeue_lost_messages(awaiting_message)
         if time.time() - self._last_prune > PRUNE_EVERY_SECONDS:  # also on the first sweep: worker start
             self._prune_processed_messages()

@@ -7,6 +7,11 @@ leaves. A worker that dies stops renewing, its lease expires, and the janitor gi
 A holder that could not renew in time considers itself lost and stops before anyone else can take over.
 Clocks need not agree: a janitor judges expiry by watching the lease stop changing on its own monotonic
 clock (LeaseWatch), then revokes it before re-queueing, and a revoked lease is dead for its holder too.
+
+In shared mode (storage/shared.py) the lease is the Redis key `s2c:lease:<job_id>`, expiring on Redis' one
+clock, and each acquisition takes a new fencing token (`s2c:lease:<job_id>:fence`, INCR): a holder writes to
+the bucket only while the token is still its own (`Lease.still_fenced`), so a host that lost its lease (paused,
+partitioned) cannot overwrite what its successor wrote.
 """
 
 import errno
@@ -21,6 +26,7 @@ from filelock import FileLock
 
 from contracts.job_files import JobFiles
 from storage.atomic import write_atomically
+from storage.shared import DELETE, KEEP, SharedMode, shared_mode
 
 # A holder gives up this share of the lease early, so it has stopped before the lease can be taken over.
 SAFETY_SHARE = 0.2
@@ -34,9 +40,21 @@ class LeaseLost(RuntimeError):
 
 def read_lease(run_dir: Path) -> dict[str, Any] | None:
     try:
+        shared = shared_mode()
+        if shared is not None:
+            stored = shared.get(_lease_key(run_dir))
+            return None if stored is None else json.loads(stored)
         return json.loads(JobFiles(run_dir).lease.read_text())
     except (OSError, ValueError):
         return None
+
+
+def _lease_key(run_dir: Path) -> str:
+    return SharedMode.key("lease", Path(run_dir).name)
+
+
+def _fence_key(run_dir: Path) -> str:
+    return SharedMode.key("lease", Path(run_dir).name, "fence")
 
 
 def lease_is_live(lease: dict[str, Any] | None, now: float | None = None) -> bool:
@@ -73,6 +91,18 @@ class LeaseWatch:
 def revoke(run_dir: Path, observed: dict[str, Any] | None) -> bool:
     """Mark the lease dead for everyone (the fence against a holder whose clock disagrees), unless it changed
     since it was observed. True if the lease is now revoked or gone."""
+    shared = shared_mode()
+    if shared is not None:
+
+        def revoke_unchanged(stored: bytes | None) -> tuple[bool, object]:
+            current = None if stored is None else json.loads(stored)
+            if current is None or current.get("revoked"):
+                return True, DELETE
+            if observed is None or current.get("renewed_at") != observed.get("renewed_at"):
+                return False, KEEP
+            return True, DELETE
+
+        return shared.compare_and_set(_lease_key(run_dir), revoke_unchanged)
     files = JobFiles(run_dir)
     with FileLock(str(files.lease_lock), timeout=30):
         current = read_lease(run_dir)
@@ -92,11 +122,15 @@ class Lease:
         self.owner = owner
         self.seconds = seconds
         self.valid_until = 0.0
+        self.fence: int | None = None  # shared mode: this acquisition's fencing token
         self.files = JobFiles(self.run_dir)
         self._lock = FileLock(str(self.files.lease_lock), timeout=30)
+        self.shared = shared_mode()
 
     def acquire(self) -> tuple[bool, dict[str, Any] | None]:
         """Take the lease unless another owner holds a live one. Returns (taken, the lease found before)."""
+        if self.shared is not None:
+            return self._acquire_shared(self.shared)
         with self._lock:
             previous = read_lease(self.run_dir)
             if previous is not None and lease_is_live(previous) and previous.get("owner") != self.owner:
@@ -110,6 +144,8 @@ class Lease:
         An expired lease stays lost even when nobody has taken it yet: the janitor may already have re-queued
         the job, and a late heartbeat must not let this worker train beside the next one.
         """
+        if self.shared is not None:
+            return self._renew_shared(self.shared)
         with self._lock:
             current = read_lease(self.run_dir)
             if current is None or current.get("owner") != self.owner or current.get("revoked"):
@@ -120,10 +156,15 @@ class Lease:
             return True
 
     def release(self) -> None:
-        with self._lock:
-            current = read_lease(self.run_dir)
-            if current is not None and current.get("owner") == self.owner:
-                self.files.lease.unlink(missing_ok=True)
+        if self.shared is not None:
+            self.shared.compare_and_set(
+                _lease_key(self.run_dir), lambda stored: (None, DELETE if self._ours(stored) else KEEP)
+            )
+        else:
+            with self._lock:
+                current = read_lease(self.run_dir)
+                if current is not None and current.get("owner") == self.owner:
+                    self.files.lease.unlink(missing_ok=True)
         self.valid_until = 0.0
 
     def check(self) -> None:
@@ -131,13 +172,75 @@ class Lease:
         if time.monotonic() > self.valid_until:
             raise LeaseLost(f"lease of {self.run_dir.name} not renewed in time by {self.owner}")
 
-    def _write(self, acquired_at: float) -> None:
+    def still_fenced(self) -> bool:
+        """Shared mode: whether our fencing token is still the newest, checked right before a write to the
+        bucket; always True with a shared folder (the file lease and `check` do the fencing there)."""
+        if self.shared is None:
+            return True
+        newest = self.shared.get(_fence_key(self.run_dir))
+        return newest is not None and int(newest) == self.fence
+
+    def _lease_json(self, acquired_at: float) -> str:
         now = time.time()
-        expires_at = now + self.seconds
-        lease = {"owner": self.owner, "acquired_at": acquired_at, "renewed_at": now, "expires_at": expires_at}
-        write_atomically(self.files.lease, json.dumps(lease))
+        lease = {
+            "owner": self.owner,
+            "acquired_at": acquired_at,
+            "renewed_at": now,
+            "expires_at": now + self.seconds,
+        }
+        if self.fence is not None:
+            lease["fence"] = self.fence
+        return json.dumps(lease)
+
+    def _write(self, acquired_at: float) -> None:
+        write_atomically(self.files.lease, self._lease_json(acquired_at))
+        self._started_valid_period()
+
+    def _started_valid_period(self) -> None:
         # Our own deadline runs on the monotonic clock, immune to this machine's wall-clock jumps.
         self.valid_until = time.monotonic() + (1 - SAFETY_SHARE) * self.seconds
+
+    # ---- shared mode: the lease in Redis, expiring on Redis' clock -----------------------------------------
+    def _ours(self, stored: bytes | None) -> bool:
+        current = None if stored is None else json.loads(stored)
+        return (
+            current is not None and current.get("owner") == self.owner and current.get("fence") == self.fence
+        )
+
+    def _acquire_shared(self, shared: SharedMode) -> tuple[bool, dict[str, Any] | None]:
+        started = time.monotonic()
+
+        def take(stored: bytes | None) -> tuple[tuple[bool, dict[str, Any] | None], object]:
+            previous = None if stored is None else json.loads(stored)
+            if previous is not None and previous.get("owner") != self.owner:
+                return (False, previous), KEEP  # present means live: Redis removes it when it expires
+            self.fence = int(shared.redis.incr(_fence_key(self.run_dir)))  # a token never handed out before
+            return (True, previous), self._lease_json(acquired_at=time.time())
+
+        taken, previous = shared.compare_and_set(_lease_key(self.run_dir), take, expire_ms=self._expire_ms())
+        if taken:
+            self.valid_until = started + (1 - SAFETY_SHARE) * self.seconds
+        return taken, previous
+
+    def _renew_shared(self, shared: SharedMode) -> bool:
+        started = time.monotonic()
+        if started > self.valid_until + SAFETY_SHARE * self.seconds:
+            return False  # too late by our own clock: Redis may have expired it already
+
+        def extend(stored: bytes | None) -> tuple[bool, object]:
+            if not self._ours(stored):
+                return False, KEEP
+            return True, self._lease_json(
+                acquired_at=json.loads(stored or b"{}").get("acquired_at", time.time())
+            )
+
+        renewed = shared.compare_and_set(_lease_key(self.run_dir), extend, expire_ms=self._expire_ms())
+        if renewed:
+            self.valid_until = started + (1 - SAFETY_SHARE) * self.seconds
+        return renewed
+
+    def _expire_ms(self) -> int:
+        return max(1, int(self.seconds * 1000))
 
 
 class Heartbeat(threading.Thread):

@@ -3,7 +3,9 @@
 Every delivery is treated as possibly repeated: a job that is finished, cancelled, or held by another live
 worker is left alone, so redeliveries and recovery re-enqueues are harmless. The trainer resumes from the run
 folder's newest checkpoint by itself, so a second attempt continues where the first one's checkpoint left off.
-State changes go through contracts/jobs.py; this module decides when.
+State changes go through contracts/jobs.py; this module decides when. In shared mode (storage/shared.py) the
+dataset and the run folder come from the bucket first, and every checkpoint goes back to it while this
+worker's fencing token is still the newest.
 """
 
 import errno
@@ -25,6 +27,8 @@ from contracts.job_states import FINAL_STATES, JobState
 from contracts.job_timing import JobTimings, Speed, seconds_left
 from contracts.queue import enqueue_job
 from contracts.settings import Settings
+from storage.shared import shared_mode
+from storage.shared_runs import pull_dataset, pull_run, push_run
 from worker.leases import Heartbeat, Lease, LeaseLost
 
 logger = logging.getLogger("sketch2color.worker")
@@ -55,6 +59,7 @@ class JobRun:
         self.hostname = task.request.hostname or "unknown"
         self.owner = f"{self.hostname}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease = Lease(self.run_dir, self.owner, settings.job_lease_seconds)
+        self.shared = shared_mode()
         self.heartbeat: Heartbeat | None = None
         self._logged_version: int | None = None
         self._logged_at = 0.0
@@ -104,6 +109,12 @@ class JobRun:
         try:
             from model.train import Pix2PixTrainer
 
+            if self.shared is not None:
+                fetched = pull_dataset(self.shared, self.settings.datasets_dir / record.dataset)
+                fetched_run = pull_run(self.shared, self.run_dir)
+                logger.info(
+                    "job %s: %d dataset and %d run files from the bucket", self.job_id, fetched, fetched_run
+                )
             trainer = Pix2PixTrainer(
                 self.settings.datasets_dir / record.dataset,
                 self.run_dir,
@@ -123,6 +134,7 @@ class JobRun:
                 should_stop=self._should_stop,
                 before_write=self._check_lease,
                 on_phase=self._on_phase,
+                after_checkpoint=self._push_run if self.shared is not None else None,
             )
         except LeaseLost as error:
             # Another worker may own the job now: touch nothing but our own attempt, and do not checkpoint.
@@ -176,6 +188,14 @@ class JobRun:
         if self.heartbeat is not None and self.heartbeat.disk_full is not None:
             raise self.heartbeat.disk_full
         self.lease.check()
+        if not self.lease.still_fenced():
+            raise LeaseLost(f"job {self.job_id} was given to another worker (a newer fencing token)")
+
+    def _push_run(self) -> None:
+        """Shared mode: the new checkpoint (and metrics, samples) into the bucket, fenced."""
+        self._check_lease()
+        assert self.shared is not None
+        push_run(self.shared, self.run_dir)
 
     def _measured(self, **samples: Any) -> None:
         """Into the data folder's timings; they only feed estimates, so failing to write them fails no job."""

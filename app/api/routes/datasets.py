@@ -6,6 +6,7 @@ imported by the `datasets` worker queue; its record goes `importing -> ready | f
 """
 
 import io
+import pathlib
 import shutil
 from typing import Any, Literal
 
@@ -27,6 +28,8 @@ from contracts.settings import Settings
 from contracts.train_config import explain
 from model.dataset_import import BadArchive, ImportLimits, inspect_archive
 from storage.layout import pair_files
+from storage.shared import SharedMode, shared_mode
+from storage.shared_runs import dataset_counts
 
 router = APIRouter(tags=["datasets"], dependencies=[ApiTokenDep], responses=error_responses(401))
 DatasetName = Path(pattern=f"^{datasets.DATASET_NAME.pattern}$", description="A dataset's folder name.")
@@ -110,6 +113,9 @@ UPLOAD_BODY = {
 def list_datasets(settings: SettingsDep) -> list[dict[str, Any]]:
     """Datasets with their pair counts (the names POST /jobs accepts), and imports still running or failed."""
     ready = datasets.list_datasets(settings.datasets_dir)
+    shared = shared_mode()
+    if shared is not None:  # the bucket's datasets, imported on any host (a copy here is fetched to train)
+        ready = shared_datasets(shared, settings.datasets_dir)
     names = {entry["name"] for entry in ready}
     pending = []
     folder = datasets.imports_dir(settings.datasets_dir)
@@ -118,6 +124,15 @@ def list_datasets(settings: SettingsDep) -> list[dict[str, Any]]:
         if record and record["state"] != "ready" and record["name"] not in names:
             pending.append({"name": record["name"], "train": 0, "val": 0, "state": record["state"]})
     return ready + pending
+
+
+def shared_datasets(shared: SharedMode, datasets_dir: pathlib.Path) -> list[dict[str, Any]]:
+    found = []
+    for name in shared.store.subfolders(shared.relative(datasets_dir)):
+        counts = dataset_counts(shared, datasets_dir / name) if datasets.is_dataset_name(name) else None
+        if counts is not None:
+            found.append({"name": name, **counts})
+    return found
 
 
 @router.post(

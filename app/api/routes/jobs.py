@@ -10,7 +10,6 @@ body, hands the rest to that pool.
 
 import json
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,8 @@ from contracts.queue import enqueue_job
 from contracts.settings import Settings
 from contracts.train_config import TrainConfig, explain
 from storage.run_folder import RunFolder
+from storage.shared import shared_mode
+from storage.shared_runs import dataset_counts, pull_run_outputs
 
 logger = logging.getLogger("sketch2color.jobs")
 
@@ -110,22 +111,33 @@ def queue_job(job_queue: JobQueue, settings: Settings, launch: JobLaunch) -> Job
     try:
         enqueue_job(celery_app, job_id)
     except Exception as error:
-        shutil.rmtree(run_dir, ignore_errors=True)
+        jobs.forget_unqueued(run_dir)
         logger.error("could not queue job %s: %s", job_id, error)
         raise HTTPException(503, f"the job broker is unreachable: {type(error).__name__}: {error}") from None
     logger.info("queued job %s on dataset %s", job_id, launch.dataset)
     return record
 
 
+def run_outputs_of(settings: Settings, job_id: str) -> RunFolder:
+    """The job's run folder, holding the newest metrics and sample grids (in shared mode, from the bucket)."""
+    run = RunFolder(run_dir_of(settings, job_id))
+    shared = shared_mode()
+    if shared is not None:
+        pull_run_outputs(shared, run.root)
+    return run
+
+
 def trainable_dataset(settings: Settings, name: str, whose: str = "") -> dict[str, int]:
     """The dataset's pair counts: 404 when it is not there, 422 without pairs in both train/ and val/. A launch
     and a resume ask the same, so neither queues a job that can only fail on the worker."""
     dataset_dir = settings.datasets_dir / name
-    if not dataset_dir.is_dir():
+    shared = shared_mode()  # in shared mode the bucket's copy is the dataset: the worker trains on that one
+    counts = dataset_counts(shared, dataset_dir) if shared is not None else None
+    if counts is None and (shared is not None or not dataset_dir.is_dir()):
         raise HTTPException(
             404, f"{whose}dataset {name!r} not found under the datasets folder; GET /datasets lists them"
         )
-    counts = summarize(dataset_dir)
+    counts = counts if counts is not None else summarize(dataset_dir)
     if not counts["train"] or not counts["val"]:
         raise HTTPException(
             422, f"{whose}dataset {name!r} needs pair images in both train/ and val/ (has {counts})"
@@ -224,7 +236,7 @@ def delete_job(job_id: str, settings: SettingsDep) -> dict[str, Any]:
 @router.get("/jobs/{job_id}/metrics", response_model=JobMetrics, responses=NO_JOB)
 def get_job_metrics(job_id: str, settings: SettingsDep) -> dict[str, Any]:
     """The job's metrics series: one point per log step (a step redone after a resume: the newest)."""
-    path = RunFolder(run_dir_of(settings, job_id)).metrics
+    path = run_outputs_of(settings, job_id).metrics
     points: dict[int, dict[str, Any]] = {}
     events = []
     if path.is_file():
@@ -250,7 +262,7 @@ def get_job_metrics(job_id: str, settings: SettingsDep) -> dict[str, Any]:
 )
 def get_latest_job_sample(job_id: str, settings: SettingsDep) -> FileResponse:
     """The newest sample grid: one row per fixed val image, sketch | output | truth."""
-    grids = RunFolder(run_dir_of(settings, job_id)).sample_grids()
+    grids = run_outputs_of(settings, job_id).sample_grids()
     if not grids:
         raise HTTPException(404, f"job {job_id} has no sample grid yet; one is written at every checkpoint")
     return FileResponse(grids[-1], media_type="image/png", headers={"Cache-Control": "no-store"})

@@ -1,0 +1,236 @@
+"""Two hosts that share nothing but Redis and an object store (shared mode, storage/shared.py).
+
+Real servers: a private redis-server, a real S3-compatible server (`rclone serve s3`), and two "hosts", each
+with its own data folder, API process and worker process. Shown: a job launched through host A's API trains
+on host B's worker and both APIs serve its version; a pin through A is obeyed by B; two workers publishing at
+once get distinct numbers; a SIGKILLed worker's job resumes on the other host from the bucket's newest
+complete checkpoint; the S3 server restarted mid-job, the job still finishes; a version missing its manifest
+in the bucket is never served. The tests run in order and share the hosts.
+"""
+
+import json
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+
+from tests.support import (
+    S3_ACCESS_KEY,
+    S3_SECRET_KEY,
+    JobSystem,
+    Process,
+    flush_redis_db,
+    start_s3_server,
+    wait_until,
+)
+
+REDIS_DB = 11
+BUCKET, PREFIX = "s2c-bucket", "team"
+POLL_WAIT_SECONDS = 60
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
+    "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+class Hosts:
+    def __init__(self, root: Path, redis_port: int):
+        self.root = root
+        self.s3_root = root / "s3"
+        (self.s3_root / BUCKET).mkdir(parents=True)
+        self.s3, self.endpoint = start_s3_server(self.s3_root)
+        self.s3_port = int(self.endpoint.rsplit(":", 1)[1])
+        shared = {
+            "broker_url": f"redis://127.0.0.1:{redis_port}/{REDIS_DB}",
+            "storage_url": f"s3://{BUCKET}/{PREFIX}",
+            "s3_endpoint_url": self.endpoint,
+        }
+        self.a = JobSystem(root / "host-a", **shared)
+        self.b = JobSystem(root / "host-b", **shared)
+        for host in (self.a, self.b):
+            host.environment.update(CREDENTIALS)
+        self.bucket = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=S3_ACCESS_KEY,
+            aws_secret_access_key=S3_SECRET_KEY,
+            region_name="us-east-1",
+        )
+
+    def restart_s3(self) -> None:
+        self.s3.stop()
+        self.s3, _ = start_s3_server(self.s3_root, port=self.s3_port)
+
+    def keys(self, folder: str) -> list[str]:
+        listed = self.bucket.list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/{folder}/")
+        return sorted(item["Key"][len(PREFIX) + 1 :] for item in listed.get("Contents", []))
+
+    def bucket_checkpoint_step(self, job_id: str) -> int:
+        try:
+            index = self.bucket.get_object(
+                Bucket=BUCKET, Key=f"{PREFIX}/runs/{job_id}/checkpoints/checkpoint"
+            )
+        except self.bucket.exceptions.NoSuchKey:
+            return 0
+        match = re.search(r'^model_checkpoint_path:\s*"[^"]*?(\d+)"', index["Body"].read().decode(), re.M)
+        return int(match.group(1)) if match else 0
+
+    def close(self) -> None:
+        self.a.close()
+        self.b.close()
+        self.s3.stop()
+
+
+@pytest.fixture(scope="module")
+def hosts(tmp_path_factory, redis_port: int) -> Iterator[Hosts]:
+    flush_redis_db(redis_port, REDIS_DB)
+    setup = Hosts(tmp_path_factory.mktemp("two-hosts"), redis_port)
+    try:
+        # The dataset is imported on host A only: into A's data folder and the bucket.
+        imported = subprocess.run(
+            [sys.executable, "-m", "cli", "datasets", "import", str(setup.a.data_dir / "datasets" / "demo"), "shapes"],
+            env=setup.a.environment, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert imported.returncode == 0, f"import on host A failed\n{imported.stdout}\n{imported.stderr}"
+        setup.a.start_api()
+        setup.b.start_api()
+        setup.b.start_worker("b-worker")
+        yield setup
+    finally:
+        setup.close()
+
+
+def served(host: JobSystem) -> dict:
+    with host.client() as client:
+        response = client.get("/models")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def active_version(host: JobSystem) -> int | None:
+    return next((entry["version"] for entry in served(host)["versions"] if entry["active"]), None)
+
+
+def wait_served(host: JobSystem, version: int, what: str) -> None:
+    wait_until(
+        lambda: active_version(host) == version,
+        POLL_WAIT_SECONDS,
+        lambda: (
+            f"{what}: version {version} not served\n{json.dumps(served(host), indent=1)}\n{host.diagnostics()}"
+        ),
+    )
+
+
+def launch_and_finish(hosts: Hosts, **params) -> dict:
+    job_id = hosts.a.launch(dataset="shapes", **params)["id"]
+    return hosts.a.wait_for_job(job_id, lambda job: job["state"] == "succeeded", "succeeded")
+
+
+def test_a_job_launched_on_host_a_trains_on_host_b_and_both_serve_its_version(hosts: Hosts):
+    with hosts.a.client() as client:
+        listed = client.get("/datasets").json()
+    assert {"name": "shapes", "train": 16, "val": 4, "state": "ready"} in listed, listed
+
+    job = launch_and_finish(hosts, steps=6, checkpoint_every=3, export_every=6)
+
+    assert job["attempts"][0]["worker"].startswith("b-worker@"), job["attempts"]
+    assert hosts.b.job(job["id"])["state"] == "succeeded", "host B's API reads the same record"
+    version = job["progress"]["version"]
+    assert f"models/generator/{version}/manifest.json" in hosts.keys("models/generator")
+    assert not (hosts.a.data_dir / "runs" / job["id"] / "checkpoints").exists(), "A trained nothing"
+    wait_served(hosts.a, version, "host A")
+    wait_served(hosts.b, version, "host B")
+    with hosts.a.client() as client:
+        metrics = client.get(f"/jobs/{job['id']}/metrics").json()["metrics"]
+        sample = client.get(f"/jobs/{job['id']}/samples/latest.png")
+    assert [point["step"] for point in metrics] == [2, 3, 4, 6], "A shows the metrics B wrote"
+    assert sample.status_code == 200 and sample.content.startswith(b"\x89PNG")
+
+
+def test_a_pin_through_host_a_is_obeyed_by_host_b(hosts: Hosts):
+    job = launch_and_finish(hosts, steps=4, export_every=4, promote="always")
+    newest = job["progress"]["version"]
+    wait_served(hosts.b, newest, "host B, before the pin")
+    older = min(entry["version"] for entry in served(hosts.b)["versions"])
+    assert older < newest
+
+    with hosts.a.client() as client:
+        pinned = client.put("/models/active", json={"version": older})
+    assert pinned.status_code == 200, pinned.text
+
+    wait_served(hosts.b, older, "host B, after the pin through A")
+    assert served(hosts.b)["policy"]["served"] == older
+    with hosts.b.client() as client:
+        assert client.put("/models/active", json={"version": "latest"}).status_code == 200
+    wait_served(hosts.a, newest, "host A, after B went back to latest")
+
+
+def test_two_workers_publishing_at_once_get_distinct_numbers(hosts: Hosts):
+    hosts.a.start_worker("a-worker")
+    first = hosts.a.launch(dataset="shapes", steps=4, export_every=4)["id"]
+    second = hosts.a.launch(dataset="shapes", steps=4, export_every=4)["id"]
+    ended = [
+        hosts.a.wait_for_job(job_id, lambda job: job["state"] == "succeeded", "succeeded")
+        for job_id in (first, second)
+    ]
+    workers = {job["attempts"][0]["worker"].split("@")[0] for job in ended}
+    versions = [job["progress"]["version"] for job in ended]
+    assert workers == {"a-worker", "b-worker"}, f"both hosts' workers trained: {workers}"
+    assert versions[0] != versions[1], versions
+    committed = hosts.keys("models/generator")
+    for version in versions:
+        assert f"models/generator/{version}/manifest.json" in committed
+
+
+def test_a_killed_workers_job_resumes_on_the_other_host_from_the_buckets_checkpoint(hosts: Hosts):
+    job_id = hosts.a.launch(dataset="shapes", steps=60, checkpoint_every=10, export_every=60)["id"]
+    wait_until(
+        lambda: hosts.bucket_checkpoint_step(job_id) >= 10,
+        120,
+        lambda: f"no checkpoint in the bucket\n{hosts.a.diagnostics(hosts.a.job(job_id))}",
+    )
+    running = hosts.a.job(job_id)
+    victim_name = running["attempts"][0]["worker"].split("@")[0]
+    victim_host = hosts.a if victim_name == "a-worker" else hosts.b
+    victim: Process = victim_host.workers[victim_name]
+    victim.stop(signal.SIGKILL)
+    in_bucket = hosts.bucket_checkpoint_step(job_id)
+
+    finished = hosts.a.wait_for_job(
+        job_id, lambda job: job["state"] == "succeeded", "succeeded after the kill"
+    )
+    assert len(finished["attempts"]) == 2, finished["attempts"]
+    assert finished["attempts"][0]["outcome"] == "worker lost"
+    survivor = finished["attempts"][1]
+    assert survivor["worker"].split("@")[0] != victim_name
+    assert survivor["resumed_from_step"] >= in_bucket >= 10, (survivor, in_bucket)
+    victim_host.start_worker(victim_name)  # both hosts work again for the tests after this one
+
+
+def test_the_s3_server_restarted_mid_job_the_job_still_finishes(hosts: Hosts):
+    job_id = hosts.a.launch(dataset="shapes", steps=30, checkpoint_every=4, export_every=30)["id"]
+    hosts.a.wait_for_job(job_id, lambda job: job["progress"]["step"] >= 2, "training")
+    hosts.restart_s3()
+    job = hosts.a.wait_for_job(job_id, lambda job: job["state"] in ("succeeded", "failed"), "an end")
+    assert job["state"] == "succeeded", job
+    assert f"models/generator/{job['progress']['version']}/manifest.json" in hosts.keys("models/generator")
+    assert hosts.bucket_checkpoint_step(job_id) == 30
+
+
+def test_a_version_without_its_manifest_in_the_bucket_is_never_listed_or_served(hosts: Hosts):
+    half_written = f"{PREFIX}/models/generator/9999/saved_model.pb"
+    hosts.bucket.put_object(Bucket=BUCKET, Key=half_written, Body=b"not a model")
+    job = launch_and_finish(hosts, steps=2, export_every=2, promote="always")
+    for host in (hosts.a, hosts.b):
+        wait_served(host, job["progress"]["version"], "a version published after the half-written one")
+        assert 9999 not in [entry["version"] for entry in served(host)["versions"]]
+        assert not (host.data_dir / "models" / "generator" / "9999").exists()
+    with httpx.Client() as client:
+        assert client.get(hosts.endpoint).status_code < 500  # the S3 server is still there
