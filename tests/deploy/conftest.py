@@ -16,6 +16,7 @@ from contracts.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
+SHARED_COMPOSE_FILE = REPO / "docker-compose.shared.yml"
 ENV_EXAMPLE = REPO / ".env.example"
 DOCKERFILE = REPO / "Dockerfile.gpu"
 DOCKERIGNORE = REPO / ".dockerignore"
@@ -80,7 +81,9 @@ def compose_command() -> list[str] | None:
     return [legacy] if legacy else None
 
 
-def run_compose_config(project_dir: Path) -> subprocess.CompletedProcess:
+def run_compose_config(
+    project_dir: Path, overrides: tuple[str, ...] = (), profiles: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
     command = compose_command()
     assert command, (
         "no Docker Compose here to validate docker-compose.yml: install the Debian package `docker-compose` "
@@ -88,9 +91,12 @@ def run_compose_config(project_dir: Path) -> subprocess.CompletedProcess:
     )
     # A clean environment, so that variables of the machine running the tests do not leak into the config.
     environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(project_dir)}
-    compose_file = str(project_dir / "docker-compose.yml")
+    files = [
+        option for name in ("docker-compose.yml", *overrides) for option in ("-f", str(project_dir / name))
+    ]
+    chosen = [option for profile in profiles for option in ("--profile", profile)]
     return subprocess.run(
-        [*command, "--project-directory", str(project_dir), "-f", compose_file, "config"],
+        [*command, "--project-directory", str(project_dir), *files, *chosen, "config"],
         capture_output=True, text=True, env=environment, cwd=project_dir, timeout=120,
     )  # fmt: skip
 
@@ -99,6 +105,7 @@ def copy_compose_project(destination: Path, token: str | None) -> Path:
     """docker-compose.yml beside an .env made from .env.example, with the API token filled in (or not)."""
     destination.mkdir(parents=True, exist_ok=True)
     shutil.copy(COMPOSE_FILE, destination / "docker-compose.yml")
+    shutil.copy(SHARED_COMPOSE_FILE, destination / SHARED_COMPOSE_FILE.name)
     env_text = ENV_EXAMPLE.read_text()
     if token is not None:
         env_text = re.sub(r"(?m)^S2C_API_TOKEN=.*$", f"S2C_API_TOKEN={token}", env_text)

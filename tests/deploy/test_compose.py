@@ -3,10 +3,13 @@
 import re
 from urllib.parse import urlsplit
 
+import yaml
+
 from tests.deploy.conftest import (
     COMPOSE_FILE,
     DOCKERFILE,
     ENV_EXAMPLE,
+    SHARED_COMPOSE_FILE,
     check_cli_command,
     cli_option_default,
     copy_compose_project,
@@ -196,3 +199,32 @@ def test_api_and_worker_build_the_same_image(compose_config):
     assert api["image"] == worker["image"], (api["image"], worker["image"])
     for service in (api, worker):
         assert service["build"]["dockerfile"] == "Dockerfile.gpu"
+
+
+def test_the_shared_override_runs_the_app_on_the_bundled_store_without_the_shared_volume(tmp_path):
+    project = copy_compose_project(tmp_path / "shared", token="test-token")
+    result = run_compose_config(project, overrides=(SHARED_COMPOSE_FILE.name,), profiles=("shared",))
+    assert result.returncode == 0, f"docker-compose config rejected the shared override:\n{result.stderr}"
+    services = yaml.safe_load(result.stdout)["services"]
+    assert {"minio", "minio-bucket"} <= set(services), services.keys()
+    known = settings_env_names()
+    caches = set()
+    for name in APP_SERVICES:
+        environment = _environment(services[name])
+        assert environment["S2C_STORAGE_URL"] == "s3://sketch2color/sketch2color", (name, environment)
+        assert environment["S2C_S3_ENDPOINT_URL"] == "http://minio:9000", (name, environment)
+        assert environment["S2C_BROKER_URL"].startswith("redis://"), "shared mode coordinates in Redis"
+        assert {key for key in environment if key.startswith("S2C_")} <= known
+        mounts = _volume_mounts(services[name])
+        assert "s2c-data" not in mounts.values(), f"{name} still mounts the shared volume: {mounts}"
+        caches.add(mounts["/data"])
+    assert len(caches) == len(APP_SERVICES), f"each service has its own cache: {caches}"
+    bucket_command = " ".join(services["minio-bucket"]["entrypoint"])
+    assert "store/sketch2color" in bucket_command, "the bucket made is the one S2C_STORAGE_URL names"
+
+
+def test_without_the_profile_and_override_nothing_of_shared_mode_runs(compose_config):
+    for name in ("minio", "minio-bucket"):
+        assert compose_config["services"][name].get("profiles") == ["shared"], name
+    for name in APP_SERVICES:
+        assert not _environment(compose_config["services"][name]).get("S2C_STORAGE_URL")

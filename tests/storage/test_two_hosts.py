@@ -234,3 +234,15 @@ def test_a_version_without_its_manifest_in_the_bucket_is_never_listed_or_served(
         assert not (host.data_dir / "models" / "generator" / "9999").exists()
     with httpx.Client() as client:
         assert client.get(hosts.endpoint).status_code < 500  # the S3 server is still there
+
+
+def test_what_still_needs_a_shared_folder_is_refused_with_what_to_do_instead(hosts: Hosts):
+    with hosts.a.client() as client:
+        chapter = client.post("/batches", files={"files": ("page.png", b"\x89PNG", "image/png")})
+        dataset = client.post(
+            "/datasets", files={"archive": ("d.zip", b"PK", "application/zip")}, data={"name": "x"}
+        )
+    assert chapter.status_code == 501 and "POST /colorize" in chapter.json()["detail"], chapter.text
+    assert dataset.status_code == 501 and "sketch2color datasets import" in dataset.json()["detail"], (
+        dataset.text
+    )

@@ -19,7 +19,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from app.api.batch_lookup import batch_dir_of, batch_record
 from app.api.deps import ApiTokenDep, JobQueueDep, SettingsDep
 from app.api.errors import client_error, error_responses
-from app.api.http import require_broker
+from app.api.http import refuse_in_shared_mode, require_broker
 from app.api.openapi import BINARY
 from app.api.services import JobQueue
 from app.batch_uploads import OverBudget, StoredPages, Upload, file_uploads, store_pages, zip_uploads
@@ -67,6 +67,7 @@ UPLOAD_BODY = {
         413,
         415,
         422,
+        501,
         503,
         507,
         e400="The multipart body is malformed.",
@@ -93,6 +94,7 @@ async def create_batch(
 ) -> JSONResponse:
     """Colorize a chapter: a zip of pages (or the pages as several `files` fields), every page with the options
     of POST /colorize and one version, resolved now. 202 with the batch record (`Location` follows it)."""
+    refuse_in_shared_mode("A chapter", "colorize its pages one by one with POST /colorize (any host)")
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "multipart/form-data":
         raise HTTPException(
             415, f"send multipart/form-data with the pages (or one zip) in `{FILES_FIELD}` fields"

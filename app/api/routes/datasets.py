@@ -19,7 +19,7 @@ from starlette.datastructures import UploadFile
 
 from app.api.deps import ApiTokenDep, JobQueueDep, SettingsDep
 from app.api.errors import client_error, error_responses
-from app.api.http import require_broker
+from app.api.http import refuse_in_shared_mode, require_broker
 from app.api.openapi import BINARY, PNG_FILE
 from app.api.services import JobQueue
 from contracts import datasets, jobs
@@ -140,10 +140,14 @@ def shared_datasets(shared: SharedMode, datasets_dir: pathlib.Path) -> list[dict
     status_code=202,
     response_model=DatasetImport,
     openapi_extra={"requestBody": UPLOAD_BODY},
-    responses=error_responses(400, 409, 413, 415, 422, 503, e409="The name is taken."),
+    responses=error_responses(400, 409, 413, 415, 422, 501, 503, e409="The name is taken."),
 )
 async def upload_dataset(request: Request, settings: SettingsDep, job_queue: JobQueueDep) -> JSONResponse:
     """Upload a zip of pairs or pictures as dataset `name`; 202 with the import record (`Location` follows it)."""
+    refuse_in_shared_mode(
+        "Uploading a dataset",
+        "import it with `sketch2color datasets import` on any host: it goes into the bucket",
+    )
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "multipart/form-data":
         raise HTTPException(415, "send multipart/form-data with fields `name`, `archive` (a zip) and options")
     form = await request.form(max_files=1, max_fields=16)
