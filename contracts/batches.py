@@ -13,6 +13,12 @@ after writing a page but before counting it) never counts a page twice or loses 
 queued --(a worker takes a chunk)--> running --(every page done or failed)--> done
 queued | running --(cancel)--> cancelled          queued | running --(the version cannot be loaded)--> failed
 ```
+
+In shared mode (storage/shared.py) the record is the Redis key `s2c:batch:<id>` (compare-and-set; `s2c:batches`
+lists the ids), the heartbeats a Redis hash `s2c:batch:<id>:beats` (chunk -> Redis' own time, so hosts' clocks
+need not agree), and pages, `pages.json` and results live in the bucket under `batches/<id>/`, the local
+folder being this host's copy: the record is written after the pages are in the bucket, a result is counted
+only once its upload is complete.
 """
 
 import os
@@ -23,14 +29,15 @@ import uuid
 from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, cast
 
 from filelock import FileLock
 from pydantic import BaseModel, Field, ValidationError
 
 from contracts.job_record import Stored, utc_now
 from contracts.job_states import WrongState
-from storage.atomic import write_atomically
+from storage.atomic import write_atomically, write_with
+from storage.shared import DELETE, SharedMode, shared_mode
 
 __all__ = [
     "CHUNK_PAGES",
@@ -163,15 +170,18 @@ def result_name(page: Page, file_format: str) -> str:
 
 
 def is_page_done(batch_dir: Path, page: Page, file_format: str) -> bool:
+    if shared_mode() is not None:
+        return result_path(batch_dir, page, file_format).name in _result_names(batch_dir)
     return result_path(batch_dir, page, file_format).is_file()
 
 
 def page_statuses(batch_dir: Path, record: "Batch") -> list[PageStatus]:
     """Every page in upload order with its state, from the result files and the record's named failures."""
     reasons = {failure.name: failure.reason for failure in record.failures}
+    done = _result_names(batch_dir)
     statuses = []
     for page in read_pages(batch_dir):
-        if is_page_done(batch_dir, page, record.options.format):
+        if result_path(batch_dir, page, record.options.format).name in done:
             statuses.append(PageStatus(index=page.index, name=page.name, state="done"))
         elif page.name in reasons:
             statuses.append(
@@ -180,6 +190,52 @@ def page_statuses(batch_dir: Path, record: "Batch") -> list[PageStatus]:
         else:
             statuses.append(PageStatus(index=page.index, name=page.name, state="pending"))
     return statuses
+
+
+def keep_result(batch_dir: Path, page: Page, file_format: str, body: bytes) -> None:
+    """Write a page's result atomically (in shared mode also into the bucket, where it counts)."""
+    path = result_path(batch_dir, page, file_format)
+    write_with(path, lambda file: file.write(body))
+    shared = shared_mode()
+    if shared is not None:
+        shared.store.upload_file(path, shared.relative(path))
+
+
+def fetch_pages(batch_dir: Path, pages: list[Page]) -> None:
+    """Shared mode: the uploaded files of these pages (sketches, hint layers) from the bucket, if not here."""
+    shared = shared_mode()
+    if shared is None:
+        return
+    wanted = [f"pages/{name}" for page in pages for name in (page.file, page.hints) if name is not None]
+    shared.store.download_folder(shared.relative(batch_dir), batch_dir, only=wanted)
+
+
+def pull_batch(batch_dir: Path) -> None:
+    """Shared mode: this host's copy of the batch's pages and results brought up to the bucket's."""
+    shared = shared_mode()
+    if shared is not None:
+        shared.store.download_folder(shared.relative(batch_dir), batch_dir)
+
+
+def _result_names(batch_dir: Path) -> set[str]:
+    shared = shared_mode()
+    if shared is not None:
+        return {
+            remote.key.rsplit("/", 1)[-1]
+            for remote in shared.store.list_files(shared.relative(results_dir(batch_dir)))
+        }
+    try:
+        return {entry.name for entry in os.scandir(results_dir(batch_dir)) if not entry.name.startswith(".")}
+    except FileNotFoundError:
+        return set()
+
+
+def _record_key(batch_id: str) -> str:
+    return SharedMode.key("batch", batch_id)
+
+
+def _beats_key(batch_id: str) -> str:
+    return SharedMode.key("batch", batch_id, "beats")
 
 
 def _lock(batch_dir: Path) -> FileLock:
@@ -191,6 +247,14 @@ def create_batch(batch_dir: Path, record: Batch, pages: list[Page]) -> None:
     results_dir(batch_dir).mkdir(parents=True, exist_ok=True)
     page_list = PageList(pages=pages).model_dump_json(indent=1)
     write_atomically(batch_dir / PAGES, page_list, durable=True)
+    shared = shared_mode()
+    if shared is not None:  # the pages first, every host's workers read them from the bucket
+        shared.store.upload_folder(pages_dir(batch_dir), shared.relative(pages_dir(batch_dir)))
+        shared.store.upload_file(batch_dir / PAGES, shared.relative(batch_dir / PAGES))
+        if not shared.redis.set(_record_key(record.id), record.model_dump_json(), nx=True):
+            raise FileExistsError(f"batch {record.id} exists already")
+        shared.redis.zadd(shared.key("batches"), {record.id: time.time()})
+        return
     write_atomically(batch_dir / RECORD, record.model_dump_json(indent=2), durable=True)
 
 
@@ -199,11 +263,18 @@ class PageList(BaseModel):
 
 
 def read_pages(batch_dir: Path) -> list[Page]:
+    shared = shared_mode()
+    if shared is not None and not (batch_dir / PAGES).is_file():  # written once: a copy never goes stale
+        shared.store.download_file(shared.relative(batch_dir / PAGES), batch_dir / PAGES)
     return PageList.model_validate_json((batch_dir / PAGES).read_text()).pages
 
 
 def read_batch(batch_dir: Path) -> Batch | None:
     try:
+        shared = shared_mode()
+        if shared is not None:
+            stored = shared.get(_record_key(batch_dir.name))
+            return None if stored is None else Batch.model_validate_json(stored)
         return Batch.model_validate_json((batch_dir / RECORD).read_text())
     except (OSError, ValidationError):
         return None
@@ -211,14 +282,30 @@ def read_batch(batch_dir: Path) -> Batch | None:
 
 def list_batches(batches_dir: Path) -> list[Batch]:
     """Every batch, newest first."""
-    if not Path(batches_dir).is_dir():
+    shared = shared_mode()
+    if shared is not None:
+        found = [
+            read_batch(Path(batches_dir) / batch_id) for batch_id in shared.members(shared.key("batches"))
+        ]
+    elif Path(batches_dir).is_dir():
+        found = [read_batch(entry) for entry in Path(batches_dir).iterdir() if is_batch_id(entry.name)]
+    else:
         return []
-    found = [read_batch(entry) for entry in Path(batches_dir).iterdir() if is_batch_id(entry.name)]
     return sorted((batch for batch in found if batch), key=lambda batch: batch.created_at, reverse=True)
 
 
 def update_batch(batch_dir: Path, change: Callable[[Batch], Result]) -> Result:
     """Read, change and write the record under its lock; `change` may raise to leave it as it was."""
+    shared = shared_mode()
+    if shared is not None:
+
+        def change_stored(stored: bytes | None) -> tuple[Result, str]:
+            if stored is None:
+                raise FileNotFoundError(f"no batch record in {batch_dir.name}")
+            record = Batch.model_validate_json(stored)
+            return change(record), record.model_dump_json()
+
+        return shared.compare_and_set(_record_key(batch_dir.name), change_stored)
     with _lock(batch_dir):
         record = read_batch(batch_dir)
         if record is None:
@@ -282,10 +369,7 @@ def page_finished(batch_dir: Path, page: Page | None = None, reason: str | None 
 
 
 def _count_results(batch_dir: Path) -> int:
-    try:
-        return sum(1 for entry in os.scandir(results_dir(batch_dir)) if not entry.name.startswith("."))
-    except FileNotFoundError:
-        return 0
+    return len(_result_names(batch_dir))
 
 
 def request_cancel(batch_dir: Path) -> Batch:
@@ -311,13 +395,25 @@ def should_stop(batch_dir: Path) -> bool:
 
 def delete_batch(batch_dir: Path) -> None:
     """Renamed away first (so it is never listed half deleted), then removed."""
+    shared = shared_mode()
+    if shared is not None:  # the record first: the batch disappears for every host at once
+        shared.compare_and_set(_record_key(batch_dir.name), lambda stored: (None, DELETE))
+        shared.redis.delete(_beats_key(batch_dir.name))
+        shared.redis.zrem(shared.key("batches"), batch_dir.name)
+        shared.store.delete(remote.key for remote in shared.store.list_files(shared.relative(batch_dir)))
+        shutil.rmtree(batch_dir, ignore_errors=True)
+        return
     doomed = batch_dir.with_name(f".deleting-{batch_dir.name}-{uuid.uuid4().hex[:8]}")
     os.rename(batch_dir, doomed)
     shutil.rmtree(doomed, ignore_errors=True)
 
 
 def disk_used(batches_dir: Path) -> int:
-    """Bytes kept under the batches folder (uploads and results): what the disk budget counts."""
+    """Bytes kept under the batches folder (uploads and results): what the disk budget counts (in shared
+    mode: what the bucket keeps of them)."""
+    shared = shared_mode()
+    if shared is not None:
+        return sum(remote.size for remote in shared.store.list_files(shared.relative(Path(batches_dir))))
     total = 0
     for root, _, files in os.walk(batches_dir):
         for name in files:
@@ -344,6 +440,10 @@ def beat_path(batch_dir: Path, chunk: int) -> Path:
 def beat(batch_dir: Path, chunk: int, ahead_seconds: float = 0.0) -> None:
     """The chunk's worker is alive (written while it works, removed when the chunk is finished);
     `ahead_seconds`: dated that far ahead (a chunk queued again gets time to wait its turn)."""
+    shared = shared_mode()
+    if shared is not None:
+        shared.redis.hset(_beats_key(batch_dir.name), str(chunk), _redis_now(shared) + ahead_seconds)
+        return
     path = beat_path(batch_dir, chunk)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch()
@@ -352,11 +452,23 @@ def beat(batch_dir: Path, chunk: int, ahead_seconds: float = 0.0) -> None:
 
 
 def chunk_finished(batch_dir: Path, chunk: int) -> None:
+    shared = shared_mode()
+    if shared is not None:
+        shared.redis.hdel(_beats_key(batch_dir.name), str(chunk))
+        return
     beat_path(batch_dir, chunk).unlink(missing_ok=True)
 
 
 def silent_chunks(batch_dir: Path, older_than_seconds: float) -> Iterator[int]:
     """Chunks that a worker started and stopped beating for without finishing: its worker died."""
+    shared = shared_mode()
+    if shared is not None:
+        now = _redis_now(shared)
+        beats = cast(dict[bytes, bytes], shared.redis.hgetall(_beats_key(batch_dir.name)))
+        for chunk, when in beats.items():
+            if now - float(when) > older_than_seconds and chunk.isdigit():
+                yield int(chunk)
+        return
     folder = batch_dir / "chunks"
     if not folder.is_dir():
         return
@@ -368,3 +480,9 @@ def silent_chunks(batch_dir: Path, older_than_seconds: float) -> Iterator[int]:
             continue
         if silent > older_than_seconds and entry.stem.isdigit():
             yield int(entry.stem)
+
+
+def _redis_now(shared: SharedMode) -> float:
+    """Redis' own clock: every host's heartbeats are dated, and judged, by the one clock."""
+    seconds, microseconds = cast(tuple[int, int], shared.redis.time())
+    return seconds + microseconds / 1e6

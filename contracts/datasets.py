@@ -10,6 +10,8 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from filelock import FileLock
 
 from storage.atomic import write_atomically
 from storage.layout import pair_files
+from storage.shared import SharedMode, shared_mode
 
 # A dataset is named by one plain folder name: no separators, no "..", nothing hidden, never a path.
 NAMES_LOCK = ".names.lock"  # held while a name is checked and reserved: two uploads never both get one
@@ -89,17 +92,75 @@ def staging_dir(datasets_dir: Path, name: str) -> Path:
 
 def read_import(datasets_dir: Path, name: str) -> dict[str, Any] | None:
     try:
-        record = json.loads(import_record_path(datasets_dir, name).read_text())
+        shared = shared_mode()
+        if shared is not None:  # shared mode: the Redis key s2c:dataset:<name>
+            stored = shared.get(_import_key(name))
+            record = None if stored is None else json.loads(stored)
+        else:
+            record = json.loads(import_record_path(datasets_dir, name).read_text())
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) else None
 
 
 def write_import(datasets_dir: Path, record: dict[str, Any]) -> None:
-    imports_dir(datasets_dir).mkdir(parents=True, exist_ok=True)
+    imports_dir(datasets_dir).mkdir(parents=True, exist_ok=True)  # where the archive waits on this host
+    shared = shared_mode()
+    if shared is not None:
+        shared.redis.set(_import_key(record["name"]), json.dumps(record))
+        return
     write_atomically(
         import_record_path(datasets_dir, record["name"]), json.dumps(record, indent=2), durable=True
     )
+
+
+def _import_key(name: str) -> str:
+    return SharedMode.key("dataset", name)
+
+
+@contextmanager
+def _names_lock(datasets_dir: Path) -> Iterator[None]:
+    """Held while a name is checked and reserved (in shared mode a Redis lock: every host's uploads)."""
+    shared = shared_mode()
+    if shared is not None:
+        with shared.redis.lock(shared.key("lock", "datasets"), timeout=60, blocking_timeout=30):
+            yield
+        return
+    Path(datasets_dir).mkdir(parents=True, exist_ok=True)
+    with FileLock(str(Path(datasets_dir) / NAMES_LOCK), timeout=30):
+        yield
+
+
+def dataset_is_there(datasets_dir: Path, name: str) -> bool:
+    """Imported and complete: a folder here, or in shared mode in the bucket."""
+    shared = shared_mode()
+    if shared is not None:
+        return bool(shared.store.list_files(shared.relative(Path(datasets_dir) / name)))
+    return (Path(datasets_dir) / name).exists()
+
+
+def keep_archive(datasets_dir: Path, name: str) -> None:
+    """Shared mode: the uploaded archive into the bucket, where any host's importer finds it."""
+    shared = shared_mode()
+    if shared is not None:
+        path = archive_path(datasets_dir, name)
+        shared.store.upload_file(path, shared.relative(path))
+
+
+def fetch_archive(datasets_dir: Path, name: str) -> None:
+    """Shared mode: the archive from the bucket, if this host's importer does not have it."""
+    shared = shared_mode()
+    path = archive_path(datasets_dir, name)
+    if shared is not None and not path.is_file():
+        shared.store.download_file(shared.relative(path), path)
+
+
+def remove_archive(datasets_dir: Path, name: str) -> None:
+    path = archive_path(datasets_dir, name)
+    path.unlink(missing_ok=True)
+    shared = shared_mode()
+    if shared is not None:
+        shared.store.delete([shared.relative(path)])
 
 
 def new_import(datasets_dir: Path, name: str, options: dict[str, Any], archive_bytes: int) -> dict[str, Any]:
@@ -107,10 +168,9 @@ def new_import(datasets_dir: Path, name: str, options: dict[str, Any], archive_b
     check and the reservation happen under one lock: of several uploads of one name exactly one gets it, and
     the others' cleanup can never touch its record or archive."""
     check_dataset_name(name)
-    Path(datasets_dir).mkdir(parents=True, exist_ok=True)
-    with FileLock(str(Path(datasets_dir) / NAMES_LOCK), timeout=30):
+    with _names_lock(datasets_dir):
         existing = _fail_if_abandoned(datasets_dir, name)
-        if (Path(datasets_dir) / name).exists() or (existing and existing["state"] == "importing"):
+        if dataset_is_there(datasets_dir, name) or (existing and existing["state"] == "importing"):
             raise DatasetExists(
                 f"dataset {name!r} exists already (or is being imported); delete it or pick another name"
             )
@@ -147,8 +207,7 @@ def abandoned_for(record: dict[str, Any]) -> float | None:
 def fail_if_abandoned(datasets_dir: Path, name: str) -> dict[str, Any] | None:
     """The import record; one whose importer stopped mid-import (killed, out of memory, a crash) is failed
     first, saying so, with its staging folder and archive removed, so the name can be deleted or reused."""
-    Path(datasets_dir).mkdir(parents=True, exist_ok=True)
-    with FileLock(str(Path(datasets_dir) / NAMES_LOCK), timeout=30):
+    with _names_lock(datasets_dir):
         return _fail_if_abandoned(datasets_dir, name)
 
 
@@ -158,7 +217,7 @@ def _fail_if_abandoned(datasets_dir: Path, name: str) -> dict[str, Any] | None:
     if silent is None:
         return record
     shutil.rmtree(staging_dir(datasets_dir, name), ignore_errors=True)
-    archive_path(datasets_dir, name).unlink(missing_ok=True)
+    remove_archive(datasets_dir, name)
     error = (
         f"the importer stopped while importing (killed, or out of memory?): no sign of it for {silent:.0f} s; "
         "delete this record and upload the archive again"
@@ -192,7 +251,11 @@ def delete_dataset(datasets_dir: Path, name: str) -> None:
         shutil.rmtree(doomed, ignore_errors=True)
     shutil.rmtree(staging_dir(datasets_dir, name), ignore_errors=True)
     import_record_path(datasets_dir, name).unlink(missing_ok=True)
-    archive_path(datasets_dir, name).unlink(missing_ok=True)
+    remove_archive(datasets_dir, name)
+    shared = shared_mode()
+    if shared is not None:  # the bucket's copy, then the record: the name is free once both are gone
+        shared.store.delete(remote.key for remote in shared.store.list_files(shared.relative(folder)))
+        shared.redis.delete(_import_key(name))
 
 
 def folder_bytes(folder: Path) -> int:

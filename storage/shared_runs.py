@@ -43,6 +43,20 @@ def dataset_counts(shared: SharedMode, dataset_dir: Path) -> dict[str, int] | No
     return counts
 
 
+def pull_first_pairs(shared: SharedMode, dataset_dir: Path, count: int) -> None:
+    """The first `count` pairs of val/, then train/ (as a preview shows them), into this host's copy."""
+    root = shared.relative(dataset_dir)
+    wanted: list[str] = []
+    for split in ("val", "train"):
+        names = sorted(
+            remote.key[len(root) + 1 :]
+            for remote in shared.store.list_files(f"{root}/{split}")
+            if Path(remote.key).suffix.lower() in IMAGE_SUFFIXES and not Path(remote.key).name.startswith(".")
+        )
+        wanted += names[: count - len(wanted)]
+    shared.store.download_folder(root, dataset_dir, only=wanted)
+
+
 def _job_system_files(run_dir: Path) -> list[str]:
     files = JobFiles(run_dir)
     return [path.relative_to(run_dir).as_posix() for path in (files.record, files.lease, files.cancel_flag)]

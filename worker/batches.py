@@ -27,8 +27,9 @@ from contracts import batches
 from contracts.batches import Batch, Page
 from contracts.queue import enqueue_chunk
 from contracts.settings import Settings
-from storage.atomic import write_with
 from storage.layout import relative_to_data
+from storage.shared import shared_mode
+from storage.shared_versions import sync_versions
 from storage.versions import read_version
 
 if TYPE_CHECKING:
@@ -103,6 +104,7 @@ def _run(settings: Settings, batch_dir: Path, record: Batch, chunk: int, outcome
     pages = batches.chunk_of(batches.read_pages(batch_dir), chunk)
     with Heartbeat(batch_dir, chunk, max(0.2, settings.job_lease_seconds / 4)):
         batches.start(batch_dir)
+        batches.fetch_pages(batch_dir, pages)
         model = _generator(settings, batch_dir, record)
         if model is None:
             outcome["stopped"] = True
@@ -120,6 +122,10 @@ def _run(settings: Settings, batch_dir: Path, record: Batch, chunk: int, outcome
 
 def _generator(settings: Settings, batch_dir: Path, record: Batch) -> tuple[Predict, bool] | None:
     published = read_version(settings.models_dir, record.version)
+    shared = shared_mode()
+    if published is None and shared is not None:  # published on another host since this one last looked
+        sync_versions(shared, settings.models_dir)
+        published = read_version(settings.models_dir, record.version)
     if published is None:
         batches.fail(batch_dir, f"generator version {record.version} is no longer published")
         return None
@@ -196,7 +202,7 @@ def _finish(
             options.size, options.format, colorized, read.sketch, read.original, options.lines, options.fill,
             read.hints, read.full_hints, settings.fill_gap,
         )  # fmt: skip
-        write_with(batches.result_path(batch_dir, item.page, options.format), lambda file: file.write(body))
+        batches.keep_result(batch_dir, item.page, options.format, body)
     except Exception as error:
         batches.page_finished(batch_dir, item.page, _reason(error, settings))
         outcome["failed"] += 1

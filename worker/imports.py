@@ -45,6 +45,7 @@ def run_import(settings: Settings, name: str) -> dict:
                 datasets.update_import(folder, name, progress={"done": done, "total": total})
 
     try:
+        datasets.fetch_archive(folder, name)  # shared mode: uploaded through another host's API
         with _Heartbeat(folder, name, writing):  # stopped before the final state is written
             report = import_archive(
                 datasets.archive_path(folder, name), staging, ImportOptions(**record["options"]),
@@ -59,11 +60,11 @@ def run_import(settings: Settings, name: str) -> dict:
         shutil.rmtree(staging, ignore_errors=True)
         reason = str(error) if isinstance(error, BadArchive) else f"{type(error).__name__}: {error}"
         datasets.update_import(folder, name, state="failed", error=reason)
-        datasets.archive_path(folder, name).unlink(missing_ok=True)
+        datasets.remove_archive(folder, name)
         logger.warning("dataset import %s failed: %s", name, reason)
         return {"name": name, "state": "failed", "error": reason}
     datasets.update_import(folder, name, state="ready", counts=report.counts, skipped=report.skipped)
-    datasets.archive_path(folder, name).unlink(missing_ok=True)
+    datasets.remove_archive(folder, name)
     logger.info("dataset %s imported: %s, skipped %d", name, report.counts, len(report.skipped))
     return {"name": name, "state": "ready", "counts": report.counts}
 

@@ -11,8 +11,10 @@ from contracts.settings import Settings
 
 
 def batch_dir_of(settings: Settings, batch_id: str) -> Path:
+    """The batch's folder (in shared mode brought up to the bucket's pages and results first)."""
     if not batches.is_batch_id(batch_id) or batches.read_batch(settings.batches_dir / batch_id) is None:
         raise HTTPException(404, f"no batch {batch_id!r}; GET /batches lists them")
+    batches.pull_batch(settings.batches_dir / batch_id)
     return settings.batches_dir / batch_id
 
 

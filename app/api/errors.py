@@ -19,7 +19,6 @@ MEANINGS = {
     413: "The body or image is over the server's limits.",
     415: "Not an image, or a content type that is not an image.",
     422: "A parameter or field is missing, unknown or out of range; the detail names it.",
-    501: "Not available in this deployment: with S2C_STORAGE_URL (shared mode) the detail says what to do instead.",
     503: "The job broker is unreachable, or no generator is loaded yet (with Retry-After).",
     507: "The server's disk is full: nothing was changed (with Retry-After).",
 }

@@ -10,7 +10,6 @@ from contracts.job_states import JobState
 from contracts.jobs import list_records
 from contracts.queue import QueueApp, broker_problem
 from contracts.settings import Settings
-from storage.shared import shared_mode
 
 
 def retry_after(settings: Settings) -> dict[str, str]:
@@ -57,15 +56,6 @@ def first_version_on_its_way(settings: Settings) -> str | None:
             f"version at step {due}, {when}"
         )
     return None
-
-
-def refuse_in_shared_mode(what: str, instead: str) -> None:
-    """501 for what still needs one data folder shared by every host (storage/shared.py: not yet in the bucket)."""
-    if shared_mode() is not None:
-        raise HTTPException(
-            501,
-            f"{what} needs a data folder shared by the API and the workers; with S2C_STORAGE_URL {instead}",
-        )
 
 
 def require_broker(job_queue: JobQueue) -> QueueApp:

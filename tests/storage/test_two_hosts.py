@@ -3,7 +3,8 @@
 Real servers: a private redis-server, a real S3-compatible server (`rclone serve s3`), and two "hosts", each
 with its own data folder, API process and worker process. Shown: a job launched through host A's API trains
 on host B's worker and both APIs serve its version; a pin through A is obeyed by B; two workers publishing at
-once get distinct numbers; a SIGKILLed worker's job resumes on the other host from the bucket's newest
+once get distinct numbers; a dataset uploaded through A is imported on a worker and shown by both; a chapter
+uploaded through A is colorized by the workers and downloaded whole through B; a SIGKILLed worker's job resumes on the other host from the bucket's newest
 complete checkpoint; the S3 server restarted mid-job, the job still finishes; a version missing its manifest
 in the bucket is never served. The tests run in order and share the hosts.
 """
@@ -20,6 +21,8 @@ import boto3
 import httpx
 import pytest
 
+from model.dataset_import import zip_folder
+from tests.chapters import chapter_zip, result_sizes
 from tests.support import (
     S3_ACCESS_KEY,
     S3_SECRET_KEY,
@@ -31,6 +34,7 @@ from tests.support import (
 )
 
 REDIS_DB = 11
+WORKER_QUEUES = "training,batches,datasets"
 BUCKET, PREFIX = "s2c-bucket", "team"
 POLL_WAIT_SECONDS = 60
 CREDENTIALS = {
@@ -101,7 +105,7 @@ def hosts(tmp_path_factory, redis_port: int) -> Iterator[Hosts]:
         assert imported.returncode == 0, f"import on host A failed\n{imported.stdout}\n{imported.stderr}"
         setup.a.start_api()
         setup.b.start_api()
-        setup.b.start_worker("b-worker")
+        setup.b.start_worker("b-worker", queues=WORKER_QUEUES)
         yield setup
     finally:
         setup.close()
@@ -173,7 +177,7 @@ def test_a_pin_through_host_a_is_obeyed_by_host_b(hosts: Hosts):
 
 
 def test_two_workers_publishing_at_once_get_distinct_numbers(hosts: Hosts):
-    hosts.a.start_worker("a-worker")
+    hosts.a.start_worker("a-worker", queues=WORKER_QUEUES)
     first = hosts.a.launch(dataset="shapes", steps=4, export_every=4)["id"]
     second = hosts.a.launch(dataset="shapes", steps=4, export_every=4)["id"]
     ended = [
@@ -187,6 +191,57 @@ def test_two_workers_publishing_at_once_get_distinct_numbers(hosts: Hosts):
     committed = hosts.keys("models/generator")
     for version in versions:
         assert f"models/generator/{version}/manifest.json" in committed
+
+
+def test_a_dataset_uploaded_through_host_a_is_imported_into_the_bucket_and_shown_by_both(hosts: Hosts):
+    archive = hosts.root / "pairs.zip"
+    zip_folder(hosts.a.data_dir / "datasets" / "demo", archive)
+    with hosts.a.client() as client:
+        accepted = client.post(
+            "/datasets", data={"name": "uploaded"}, files={"archive": ("pairs.zip", archive.read_bytes())}
+        )
+    assert accepted.status_code == 202, accepted.text
+
+    def ready_on_b() -> dict | None:
+        with hosts.b.client() as client:
+            shown = client.get("/datasets/uploaded").json()
+        return shown if shown["state"] != "importing" else None
+
+    shown = wait_until(ready_on_b, 120, lambda: f"the import never ended\n{hosts.b.diagnostics()}")
+    assert shown["state"] == "ready" and (shown["train"], shown["val"]) == (16, 4), shown
+    assert len([key for key in hosts.keys("datasets/uploaded") if key.endswith(".png")]) == 20
+    assert not hosts.keys("datasets/.imports"), "the archive is removed once imported"
+    with hosts.a.client() as client:
+        preview = client.get("/datasets/uploaded/preview.png")
+        assert preview.status_code == 200 and preview.content.startswith(b"\x89PNG")
+        assert client.delete("/datasets/uploaded").status_code == 200
+    with hosts.b.client() as client:
+        assert client.get("/datasets/uploaded").status_code == 404
+    assert not hosts.keys("datasets/uploaded")
+
+
+def test_a_chapter_uploaded_through_host_a_is_colorized_by_the_workers_and_downloaded_through_b(hosts: Hosts):
+    pages = 20
+    with hosts.a.client() as client:
+        created = client.post("/batches", files={"files": ("chapter.zip", chapter_zip(pages))})
+    assert created.status_code == 202, created.text
+    batch_id = created.json()["id"]
+
+    def done_on_b() -> dict | None:
+        with hosts.b.client() as client:
+            record = client.get(f"/batches/{batch_id}").json()
+        return record if record["state"] in ("done", "failed", "cancelled") else None
+
+    record = wait_until(done_on_b, 180, lambda: f"the chapter never ended\n{hosts.b.diagnostics()}")
+    assert record["state"] == "done" and record["pages_done"] == pages, record
+    assert len(hosts.keys(f"batches/{batch_id}/results")) == pages
+    with hosts.b.client() as client:
+        result = client.get(f"/batches/{batch_id}/result.zip")
+    assert result.status_code == 200, result.text
+    assert len(result_sizes(result.content)) == pages
+    with hosts.b.client() as client:
+        assert client.delete(f"/batches/{batch_id}").status_code == 200
+    assert not hosts.keys(f"batches/{batch_id}")
 
 
 def test_a_killed_workers_job_resumes_on_the_other_host_from_the_buckets_checkpoint(hosts: Hosts):
@@ -211,7 +266,9 @@ def test_a_killed_workers_job_resumes_on_the_other_host_from_the_buckets_checkpo
     survivor = finished["attempts"][1]
     assert survivor["worker"].split("@")[0] != victim_name
     assert survivor["resumed_from_step"] >= in_bucket >= 10, (survivor, in_bucket)
-    victim_host.start_worker(victim_name)  # both hosts work again for the tests after this one
+    victim_host.start_worker(
+        victim_name, queues=WORKER_QUEUES
+    )  # both hosts work again for the tests after this one
 
 
 def test_the_s3_server_restarted_mid_job_the_job_still_finishes(hosts: Hosts):
@@ -234,15 +291,3 @@ def test_a_version_without_its_manifest_in_the_bucket_is_never_listed_or_served(
         assert not (host.data_dir / "models" / "generator" / "9999").exists()
     with httpx.Client() as client:
         assert client.get(hosts.endpoint).status_code < 500  # the S3 server is still there
-
-
-def test_what_still_needs_a_shared_folder_is_refused_with_what_to_do_instead(hosts: Hosts):
-    with hosts.a.client() as client:
-        chapter = client.post("/batches", files={"files": ("page.png", b"\x89PNG", "image/png")})
-        dataset = client.post(
-            "/datasets", files={"archive": ("d.zip", b"PK", "application/zip")}, data={"name": "x"}
-        )
-    assert chapter.status_code == 501 and "POST /colorize" in chapter.json()["detail"], chapter.text
-    assert dataset.status_code == 501 and "sketch2color datasets import" in dataset.json()["detail"], (
-        dataset.text
-    )

@@ -19,7 +19,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from app.api.batch_lookup import batch_dir_of, batch_record
 from app.api.deps import ApiTokenDep, JobQueueDep, SettingsDep
 from app.api.errors import client_error, error_responses
-from app.api.http import refuse_in_shared_mode, require_broker
+from app.api.http import require_broker
 from app.api.openapi import BINARY
 from app.api.services import JobQueue
 from app.batch_uploads import OverBudget, StoredPages, Upload, file_uploads, store_pages, zip_uploads
@@ -29,6 +29,7 @@ from contracts.queue import enqueue_chunk
 from contracts.settings import Settings
 from model.zip_safety import BadArchive, NotAZipArchive
 from storage.serving_policy import LABEL_PATTERN, read_policy, served_version
+from storage.shared import shared_mode
 from storage.versions import list_versions, read_version
 
 router = APIRouter(tags=["batches"], dependencies=[ApiTokenDep], responses=error_responses(401))
@@ -67,7 +68,6 @@ UPLOAD_BODY = {
         413,
         415,
         422,
-        501,
         503,
         507,
         e400="The multipart body is malformed.",
@@ -94,7 +94,6 @@ async def create_batch(
 ) -> JSONResponse:
     """Colorize a chapter: a zip of pages (or the pages as several `files` fields), every page with the options
     of POST /colorize and one version, resolved now. 202 with the batch record (`Location` follows it)."""
-    refuse_in_shared_mode("A chapter", "colorize its pages one by one with POST /colorize (any host)")
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "multipart/form-data":
         raise HTTPException(
             415, f"send multipart/form-data with the pages (or one zip) in `{FILES_FIELD}` fields"
@@ -221,7 +220,7 @@ def _over_budget(settings: Settings, why: str) -> HTTPException:
 
 
 def _remove(batch_dir: Path) -> None:
-    if batch_dir.exists():
+    if batch_dir.exists() or shared_mode() is not None:
         batches.delete_batch(batch_dir)
 
 

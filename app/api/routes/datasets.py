@@ -19,7 +19,7 @@ from starlette.datastructures import UploadFile
 
 from app.api.deps import ApiTokenDep, JobQueueDep, SettingsDep
 from app.api.errors import client_error, error_responses
-from app.api.http import refuse_in_shared_mode, require_broker
+from app.api.http import require_broker
 from app.api.openapi import BINARY, PNG_FILE
 from app.api.services import JobQueue
 from contracts import datasets, jobs
@@ -29,7 +29,7 @@ from contracts.train_config import explain
 from model.dataset_import import BadArchive, ImportLimits, inspect_archive
 from storage.layout import pair_files
 from storage.shared import SharedMode, shared_mode
-from storage.shared_runs import dataset_counts
+from storage.shared_runs import dataset_counts, pull_first_pairs
 
 router = APIRouter(tags=["datasets"], dependencies=[ApiTokenDep], responses=error_responses(401))
 DatasetName = Path(pattern=f"^{datasets.DATASET_NAME.pattern}$", description="A dataset's folder name.")
@@ -140,14 +140,10 @@ def shared_datasets(shared: SharedMode, datasets_dir: pathlib.Path) -> list[dict
     status_code=202,
     response_model=DatasetImport,
     openapi_extra={"requestBody": UPLOAD_BODY},
-    responses=error_responses(400, 409, 413, 415, 422, 501, 503, e409="The name is taken."),
+    responses=error_responses(400, 409, 413, 415, 422, 503, e409="The name is taken."),
 )
 async def upload_dataset(request: Request, settings: SettingsDep, job_queue: JobQueueDep) -> JSONResponse:
     """Upload a zip of pairs or pictures as dataset `name`; 202 with the import record (`Location` follows it)."""
-    refuse_in_shared_mode(
-        "Uploading a dataset",
-        "import it with `sketch2color datasets import` on any host: it goes into the bucket",
-    )
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "multipart/form-data":
         raise HTTPException(415, "send multipart/form-data with fields `name`, `archive` (a zip) and options")
     form = await request.form(max_files=1, max_fields=16)
@@ -188,6 +184,7 @@ def _accept_upload(
             settings.max_dataset_files, settings.max_dataset_unpacked_bytes, settings.max_pixels
         )
         inspect_archive(datasets.archive_path(folder, name), limits)
+        datasets.keep_archive(folder, name)  # shared mode: into the bucket, for any host's importer
     except BadArchive as error:  # not a zip at all (415), or a zip we refuse (422): app/api/errors.py
         datasets.delete_dataset(folder, name)
         raise client_error(error, "archive: ") from None
@@ -207,7 +204,7 @@ def _ready_or_import(settings: Settings, name: str) -> tuple[bool, dict[str, Any
         datasets.check_dataset_name(name)
     except datasets.BadDatasetName as error:
         raise client_error(error) from None
-    ready = (settings.datasets_dir / name).is_dir()
+    ready = datasets.dataset_is_there(settings.datasets_dir, name)
     record = datasets.fail_if_abandoned(settings.datasets_dir, name)
     if not ready and record is None:
         raise HTTPException(404, f"no dataset {name!r}; GET /datasets lists them")
@@ -223,9 +220,15 @@ def _ready_or_import(settings: Settings, name: str) -> tuple[bool, dict[str, Any
 def get_dataset(settings: SettingsDep, name: str = DatasetName) -> dict[str, Any]:
     """Counts, size on disk, a preview, and the import record (progress, skipped files, or why it failed)."""
     ready, record = _ready_or_import(settings, name)
-    if ready:
+    shared = shared_mode()
+    if ready and shared is not None:  # the bucket's copy is the dataset
+        files = shared.store.list_files(shared.relative(settings.datasets_dir / name))
+        summary = {"name": name, **(dataset_counts(shared, settings.datasets_dir / name) or {})}
+        size = sum(remote.size for remote in files)
+    elif ready:
         summary = datasets.summarize(settings.datasets_dir / name)
         size = datasets.folder_bytes(settings.datasets_dir / name)
+    if ready:
         return {
             **summary,
             "state": "ready",
@@ -255,6 +258,9 @@ def get_dataset_preview(settings: SettingsDep, name: str = DatasetName, rows: in
     ready, _ = _ready_or_import(settings, name)
     if not ready:
         raise HTTPException(404, f"dataset {name!r} is not ready yet")
+    shared = shared_mode()
+    if shared is not None:  # the first few pairs from the bucket, not the whole dataset
+        pull_first_pairs(shared, settings.datasets_dir / name, max(1, min(rows, 8)))
     files = pair_files(settings.datasets_dir / name / "val") + pair_files(
         settings.datasets_dir / name / "train"
     )

@@ -1991,15 +1991,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorDetail"];
                 };
             };
-            /** @description Not available in this deployment: with S2C_STORAGE_URL (shared mode) the detail says what to do instead. */
-            501: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorDetail"];
-                };
-            };
             /** @description The job broker is unreachable, or no generator is loaded yet (with Retry-After). */
             503: {
                 headers: {
@@ -3062,15 +3053,6 @@ export interface operations {
             };
             /** @description A parameter or field is missing, unknown or out of range; the detail names it. */
             422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorDetail"];
-                };
-            };
-            /** @description Not available in this deployment: with S2C_STORAGE_URL (shared mode) the detail says what to do instead. */
-            501: {
                 headers: {
                     [name: string]: unknown;
                 };
