@@ -24,6 +24,7 @@ from app.uploads import UploadLimitMiddleware
 from contracts.settings import Settings, get_settings
 from contracts.train_config import describe_problems
 from storage.serving_policy import DamagedPolicy
+from storage.shared import shared_mode
 
 logger = logging.getLogger("sketch2color")
 REDACTED = "[query redacted]"
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None, services: AppServices | None = 
     services = services or AppServices.build(settings or get_settings())
     settings = services.settings
     _configure_logging()
+    shared_mode()  # S2C_STORAGE_URL without a Redis broker (or a malformed one) stops the start, saying why
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

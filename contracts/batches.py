@@ -195,6 +195,7 @@ def page_statuses(batch_dir: Path, record: "Batch") -> list[PageStatus]:
 def keep_result(batch_dir: Path, page: Page, file_format: str, body: bytes) -> None:
     """Write a page's result atomically (in shared mode also into the bucket, where it counts)."""
     path = result_path(batch_dir, page, file_format)
+    path.parent.mkdir(parents=True, exist_ok=True)  # shared mode: the batch came from another host
     write_with(path, lambda file: file.write(body))
     shared = shared_mode()
     if shared is not None:

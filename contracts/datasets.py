@@ -21,6 +21,7 @@ from filelock import FileLock
 from storage.atomic import write_atomically
 from storage.layout import pair_files
 from storage.shared import SharedMode, shared_mode
+from storage.shared_runs import dataset_counts, remove_dataset
 
 # A dataset is named by one plain folder name: no separators, no "..", nothing hidden, never a path.
 NAMES_LOCK = ".names.lock"  # held while a name is checked and reserved: two uploads never both get one
@@ -135,7 +136,7 @@ def dataset_is_there(datasets_dir: Path, name: str) -> bool:
     """Imported and complete: a folder here, or in shared mode in the bucket."""
     shared = shared_mode()
     if shared is not None:
-        return bool(shared.store.list_files(shared.relative(Path(datasets_dir) / name)))
+        return dataset_counts(shared, Path(datasets_dir) / name) is not None
     return (Path(datasets_dir) / name).exists()
 
 
@@ -254,7 +255,7 @@ def delete_dataset(datasets_dir: Path, name: str) -> None:
     remove_archive(datasets_dir, name)
     shared = shared_mode()
     if shared is not None:  # the bucket's copy, then the record: the name is free once both are gone
-        shared.store.delete(remote.key for remote in shared.store.list_files(shared.relative(folder)))
+        remove_dataset(shared, folder)
         shared.redis.delete(_import_key(name))
 
 

@@ -7,19 +7,17 @@ from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from storage.shared import StorageSettings
 
 
-class Settings(BaseSettings):
+class Settings(StorageSettings):
+    """data_dir, broker_url, storage_url and s3_endpoint_url come from StorageSettings (storage/shared.py)."""
+
     model_config = SettingsConfigDict(env_prefix="S2C_", extra="ignore")
 
-    data_dir: Path = Path("./data")
-    broker_url: str | None = None
     result_backend: str | None = None
-    # s3://bucket/prefix: artifacts in an object store and coordination in Redis, so hosts share no folder
-    # (storage/shared.py); the data folder is then each host's cache. Unset: the data folder is shared.
-    storage_url: str | None = None
-    s3_endpoint_url: str | None = None  # an S3-compatible server (MinIO); unset: AWS (credentials: AWS_*)
     api_token: str | None = None
     model_poll_seconds: float = Field(2.0, gt=0)
     max_upload_bytes: int = Field(10 * 1024 * 1024, gt=0)

@@ -27,7 +27,14 @@ from storage.atomic import write_atomically
 from storage.layout import IMAGE_SIZE
 from storage.serving_policy import LOCK_NAME, GateDecision, publish_lock
 from storage.shared import shared_mode
-from storage.shared_versions import commit_version, next_version_number, upload_version
+from storage.shared_versions import (
+    LOCK_EXPIRES_SECONDS,
+    commit_version,
+    next_version_number,
+    place_version,
+    sync_versions,
+    upload_version,
+)
 from storage.versions import MANIFEST, PublishedVersion, generator_dir, numbered_versions
 
 SIGNATURE_KEY = "serving_default"
@@ -165,10 +172,11 @@ def publish_generator(
         if shared is not None:  # the bucket first, its manifest last; this host's copy after
             version = next_version_number(shared, models_dir)
             upload_version(shared, staging, models_dir, version)
-            with publish_lock(models_dir):
+            sync_versions(shared, models_dir)  # now, so that little is left to copy under the lock
+            with publish_lock(models_dir, wait_seconds=LOCK_EXPIRES_SECONDS):
                 full_manifest = write_manifest(version)
                 commit_version(shared, staging, models_dir, version)
-                os.rename(staging, directory / str(version))
+                place_version(staging, directory / str(version))
         else:
             with FileLock(str(directory / LOCK_NAME)):
                 version = _next_version(directory)

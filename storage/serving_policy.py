@@ -181,16 +181,16 @@ def _parse_policy(path: Path, text: str) -> ServingPolicy:
 
 
 @contextmanager
-def publish_lock(models_dir: ModelsDir) -> Iterator[Path]:
+def publish_lock(models_dir: ModelsDir, wait_seconds: float = LOCK_TIMEOUT_SECONDS) -> Iterator[Path]:
     """Hold the publish lock; yields the generator folder. No version appears or goes while it is held."""
     shared = shared_mode()
     if shared is not None:
-        with shared_publish_lock(shared, models_dir, LOCK_TIMEOUT_SECONDS) as directory:
+        with shared_publish_lock(shared, models_dir, wait_seconds) as directory:
             yield directory
         return
     directory = generator_dir(models_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(directory / LOCK_NAME), timeout=LOCK_TIMEOUT_SECONDS):
+    with FileLock(str(directory / LOCK_NAME), timeout=wait_seconds):
         yield directory
 
 
@@ -392,7 +392,12 @@ def delete_version(models_dir: ModelsDir, version: int) -> None:
         if shared is not None:
             remove_version(shared, models_dir, version)
         doomed = directory / f".deleting-{version}-{uuid.uuid4().hex}"
-        os.rename(directory / str(version), doomed)
+        try:
+            os.rename(directory / str(version), doomed)
+        except FileNotFoundError:
+            if shared is None:
+                raise
+            return  # this host's poll removed its copy first (the bucket's was gone)
     shutil.rmtree(doomed, ignore_errors=True)
 
 

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import TypeVar, cast
 
 import redis
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from contracts.settings import Settings, get_settings
 from storage.object_store import ObjectStore
 
 KEY_PREFIX = "s2c:"
@@ -37,6 +37,20 @@ Result = TypeVar("Result")
 
 class SharedModeMisconfigured(ValueError):
     pass
+
+
+class StorageSettings(BaseSettings):
+    """The settings that say where the data is: the base of contracts/settings.py's Settings (which adds the
+    rest), declared here so that storage/ reads them without importing the layers above it."""
+
+    model_config = SettingsConfigDict(env_prefix="S2C_", extra="ignore")
+
+    data_dir: Path = Path("./data")
+    broker_url: str | None = None
+    # s3://bucket/prefix: artifacts in an object store and coordination in Redis, so hosts share no folder
+    # (this module); the data folder is then each host's cache. Unset: the data folder is shared.
+    storage_url: str | None = None
+    s3_endpoint_url: str | None = None  # an S3-compatible server (MinIO); unset: AWS (credentials: AWS_*)
 
 
 @dataclass(frozen=True)
@@ -82,7 +96,7 @@ class SharedMode:
                     continue  # another host wrote it between our read and our write
 
 
-def shared_mode_for(settings: Settings) -> SharedMode | None:
+def shared_mode_for(settings: StorageSettings) -> SharedMode | None:
     if not settings.storage_url:
         return None
     broker = settings.broker_url or ""
@@ -100,4 +114,4 @@ def shared_mode_for(settings: Settings) -> SharedMode | None:
 @lru_cache
 def shared_mode() -> SharedMode | None:
     """This process's shared mode, from its settings (S2C_* variables); None: the shared data folder."""
-    return shared_mode_for(get_settings())
+    return shared_mode_for(StorageSettings())

@@ -1,27 +1,39 @@
 """Datasets and run folders in shared mode: the bucket's copy, pulled to and pushed from this host's data folder
 (storage/shared.py).
 
-A run folder's checkpoints go up with CheckpointManager's `checkpoint` index last, so the index in the bucket
-only ever names checkpoints whose files are all there: a worker on another host that resumes the job pulls
-the folder and restores the newest checkpoint the index names. The job system's own files (record, lease,
-cancel flag) never travel: they live in Redis in this mode. No TensorFlow here.
+A run folder's checkpoints go up into the attempt's own folder (named by its fencing token) with
+CheckpointManager's `checkpoint` index last, and a Redis pointer, set only by the holder of the newest token,
+says which attempt's folder holds the run's checkpoints: a worker on another host that resumes the job pulls
+that folder and restores the newest checkpoint its index names. The job system's own files (record, lease,
+cancel flag) are never in the run folder in this mode: they live in Redis. No TensorFlow here.
 """
 
+import re
 from pathlib import Path
 
-from contracts.job_files import JobFiles
+from storage.atomic import write_atomically
 from storage.layout import IMAGE_SUFFIXES
-from storage.run_folder import RunFolder
 from storage.shared import SharedMode
 
+DATASET_COMPLETE = ".complete"  # written after every other file of a dataset
+CHECKPOINTS = "checkpoints"
 CHECKPOINT_INDEX = "checkpoints/checkpoint"
+# KEYS: the run's checkpoint pointer, the lease's fencing counter; ARGV: the writer's token.
+_POINT_IF_FENCED = """
+if tonumber(redis.call('GET', KEYS[2])) ~= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
 
 
 def push_dataset(shared: SharedMode, dataset_dir: Path, source: Path | None = None) -> int:
     """Upload a dataset folder (`source`: its files from elsewhere, an import's staging folder) as
-    `dataset_dir`; files the bucket already has at the same size are skipped. Returns the files sent."""
+    `dataset_dir`, its completion marker last; files the bucket already has at the same size are skipped.
+    Returns the files sent."""
     folder = shared.relative(dataset_dir)
-    return len(shared.store.upload_folder(source or dataset_dir, folder, changed_only=True))
+    sent = shared.store.upload_folder(source or dataset_dir, folder, changed_only=True)
+    shared.store.put_bytes(f"{folder}/{DATASET_COMPLETE}", b"")
+    return len(sent)
 
 
 def pull_dataset(shared: SharedMode, dataset_dir: Path) -> int:
@@ -30,17 +42,25 @@ def pull_dataset(shared: SharedMode, dataset_dir: Path) -> int:
 
 
 def dataset_counts(shared: SharedMode, dataset_dir: Path) -> dict[str, int] | None:
-    """The bucket's pair images per split, as storage/layout.py's pair_files counts them; None: no dataset."""
-    files = shared.store.list_files(shared.relative(dataset_dir))
-    if not files:
+    """The bucket's pair images per split, as storage/layout.py's pair_files counts them; None: no complete
+    dataset (none, or one still being uploaded)."""
+    root = shared.relative(dataset_dir)
+    files = shared.store.list_files(root)
+    if f"{root}/{DATASET_COMPLETE}" not in {remote.key for remote in files}:
         return None
     counts = {"train": 0, "val": 0}
-    root = shared.relative(dataset_dir)
     for remote in files:
         split, _, name = remote.key[len(root) + 1 :].partition("/")
         if split in counts and "/" not in name and not name.startswith("."):
             counts[split] += Path(name).suffix.lower() in IMAGE_SUFFIXES
     return counts
+
+
+def remove_dataset(shared: SharedMode, dataset_dir: Path) -> None:
+    """Its completion marker first (no host trains on it or lists it from then on), then its files."""
+    root = shared.relative(dataset_dir)
+    shared.store.delete([f"{root}/{DATASET_COMPLETE}"])
+    shared.store.delete(remote.key for remote in shared.store.list_files(root))
 
 
 def pull_first_pairs(shared: SharedMode, dataset_dir: Path, count: int) -> None:
@@ -57,38 +77,99 @@ def pull_first_pairs(shared: SharedMode, dataset_dir: Path, count: int) -> None:
     shared.store.download_folder(root, dataset_dir, only=wanted)
 
 
-def _job_system_files(run_dir: Path) -> list[str]:
-    files = JobFiles(run_dir)
-    return [path.relative_to(run_dir).as_posix() for path in (files.record, files.lease, files.cancel_flag)]
-
-
-def push_run(shared: SharedMode, run_dir: Path) -> None:
-    """Upload what the trainer wrote since the last push, the checkpoint index last; then remove the bucket's
-    checkpoints CheckpointManager has deleted here (older than the ones it keeps)."""
+def push_run(shared: SharedMode, run_dir: Path, fence: int) -> None:
+    """Upload what the trainer wrote since the last push. Checkpoints go into this attempt's own folder
+    `checkpoints/<fence>/`, its index last, and become the run's checkpoints only when Redis' pointer
+    `s2c:job:<id>:checkpoints` is set to `fence`, which a Lua script does only while `fence` is the lease's
+    newest token. A worker that lost its lease therefore never changes what the next one resumes from: it can
+    only write into its own, abandoned folder. Raises PermissionError when the token is no longer the newest.
+    """
     folder = shared.relative(run_dir)
-    shared.store.upload_folder(
-        run_dir, folder, last=[CHECKPOINT_INDEX], skip=_job_system_files(run_dir), changed_only=True
-    )
-    checkpoints = RunFolder(run_dir).checkpoints
-    kept = {path.name for path in checkpoints.iterdir()} if checkpoints.is_dir() else set()
-    stale = [
-        remote.key
-        for remote in shared.store.list_files(f"{folder}/checkpoints")
-        if remote.key.rsplit("/", 1)[-1] not in kept
-    ]
-    shared.store.delete(stale)
+    remote = {item.key[len(folder) + 1 :]: item.size for item in shared.store.list_files(folder)}
+    local_checkpoints = run_dir / CHECKPOINTS
+    for path in sorted(run_dir.rglob("*")):
+        name = path.relative_to(run_dir).as_posix()
+        if not path.is_file() or any(part.startswith(".") for part in name.split("/")):
+            continue
+        if name.startswith(f"{CHECKPOINTS}/"):
+            if name == CHECKPOINT_INDEX:
+                continue  # last, below
+            name = f"{CHECKPOINTS}/{fence}/{path.relative_to(local_checkpoints).as_posix()}"
+        if remote.get(name) == path.stat().st_size:
+            continue  # a shard in our own folder, a sample grid: written once; metrics and logs only grow
+        shared.store.upload_file(path, f"{folder}/{name}")
+    index = run_dir / CHECKPOINT_INDEX
+    if not index.is_file():
+        return
+    ours = f"{CHECKPOINTS}/{fence}"
+    shared.store.upload_file(index, f"{folder}/{ours}/checkpoint")
+    script = shared.redis.register_script(_POINT_IF_FENCED)
+    if not script(keys=[checkpoints_key(run_dir.name), fence_key(run_dir.name)], args=[fence]):
+        raise PermissionError(f"run {run_dir.name}: another worker holds it now (a newer fencing token)")
+    named = indexed_checkpoints(index.read_bytes())
+    shared.store.delete(f"{folder}/{name}" for name in remote if _stale(name, fence, named))
+
+
+def _stale(name: str, fence: int, named: set[str]) -> bool:
+    """A checkpoint file of an attempt before ours, or one CheckpointManager dropped from ours; a later
+    attempt's folder (a successor may be writing there already) is never ours to delete."""
+    parts = name.split("/")
+    if parts[0] != CHECKPOINTS:
+        return False
+    if len(parts) < 3 or not parts[1].isdigit():
+        return True
+    attempt = int(parts[1])
+    if attempt != fence:
+        return attempt < fence
+    return parts[2] != "checkpoint" and _checkpoint_of(name) not in named
 
 
 def pull_run(shared: SharedMode, run_dir: Path) -> int:
-    """Bring this host's copy of a run folder up to the bucket's (the checkpoint index last); files fetched."""
+    """Bring this host's copy of a run folder up to the bucket's: its outputs, and the checkpoints of the
+    attempt Redis' pointer names (the index last, into this host's `checkpoints/`). Returns the files fetched."""
     folder = shared.relative(run_dir)
-    remote = {item.key[len(folder) + 1 :] for item in shared.store.list_files(folder)}
-    first = sorted(remote - {CHECKPOINT_INDEX, *_job_system_files(run_dir)})
-    fetched = shared.store.download_folder(folder, run_dir, only=first)
-    if CHECKPOINT_INDEX in remote:
-        shared.store.download_file(f"{folder}/{CHECKPOINT_INDEX}", run_dir / CHECKPOINT_INDEX)
-        fetched.append(CHECKPOINT_INDEX)
-    return len(fetched)
+    outputs = [
+        item.key[len(folder) + 1 :]
+        for item in shared.store.list_files(folder)
+        if not item.key[len(folder) + 1 :].startswith(f"{CHECKPOINTS}/")
+    ]
+    fetched = shared.store.download_folder(folder, run_dir, only=outputs)
+    pointer = shared.get(checkpoints_key(run_dir.name))
+    if pointer is None:
+        return len(fetched)
+    attempt = f"{folder}/{CHECKPOINTS}/{int(pointer)}"
+    index = shared.store.get_bytes(f"{attempt}/checkpoint")
+    if index is None:
+        raise FileNotFoundError(
+            f"run {run_dir.name}: the checkpoint index of attempt {int(pointer)} is missing"
+        )
+    named = indexed_checkpoints(index)
+    shards = [item.key[len(attempt) + 1 :] for item in shared.store.list_files(attempt)]
+    fetched += shared.store.download_folder(
+        attempt, run_dir / CHECKPOINTS, only=[name for name in shards if _checkpoint_of(name) in named]
+    )
+    write_atomically(run_dir / CHECKPOINT_INDEX, index.decode())
+    return len(fetched) + 1
+
+
+def checkpoints_key(job_id: str) -> str:
+    return SharedMode.key("job", job_id, "checkpoints")
+
+
+def fence_key(job_id: str) -> str:
+    """The lease's fencing counter (worker/leases.py increments it)."""
+    return SharedMode.key("lease", job_id, "fence")
+
+
+def indexed_checkpoints(index: bytes | None) -> set[str]:
+    """The checkpoint names ("ckpt-1000") a CheckpointManager `checkpoint` index lists."""
+    text = index.decode(errors="replace") if index else ""
+    return {Path(path).name for path in re.findall(r'checkpoint_paths?:\s*"([^"]+)"', text)}
+
+
+def _checkpoint_of(name: str) -> str:
+    """checkpoints/ckpt-1000.data-00000-of-00001 -> ckpt-1000"""
+    return Path(name).name.split(".", 1)[0]
 
 
 def pull_run_outputs(shared: SharedMode, run_dir: Path) -> None:

@@ -20,6 +20,7 @@ from storage.versions import MANIFEST, ModelsDir, generator_dir, is_complete, nu
 
 logger = logging.getLogger("sketch2color.storage")
 COUNTER_OBJECT = ".last_version"  # the bucket's copy of the last number, should Redis lose its data
+FROM_BUCKET = ".from-bucket"  # in a local copy: it mirrors the bucket (only such copies are ever removed)
 LOCK_EXPIRES_SECONDS = 600  # a publisher that died holding the publish lock frees it after this long
 
 
@@ -64,10 +65,22 @@ def upload_version(shared: SharedMode, staging: Path, models_dir: ModelsDir, ver
 
 
 def commit_version(shared: SharedMode, staging: Path, models_dir: ModelsDir, version: int) -> None:
-    """The manifest, last: from now on every host sees the version."""
+    """The manifest, last: from now on every host sees the version. Called under the publish lock."""
     folder = _remote_folder(shared, models_dir)
     shared.store.upload_file(staging / MANIFEST, f"{folder}/{version}/{MANIFEST}")
-    shared.store.put_bytes(f"{folder}/{COUNTER_OBJECT}", str(version).encode())
+    recorded = int(shared.store.get_bytes(f"{folder}/{COUNTER_OBJECT}") or 0)
+    shared.store.put_bytes(f"{folder}/{COUNTER_OBJECT}", str(max(recorded, version)).encode())
+    (staging / FROM_BUCKET).touch()
+
+
+def place_version(staging: Path, target: Path) -> None:
+    """Rename a complete copy into place; another process of this host may have copied it first (fine)."""
+    try:
+        os.rename(staging, target)
+    except OSError:
+        if not is_complete(target):
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def remove_version(shared: SharedMode, models_dir: ModelsDir, version: int) -> None:
@@ -94,11 +107,21 @@ def sync_versions(shared: SharedMode, models_dir: ModelsDir) -> list[int]:
             continue
         _download_version(shared, f"{folder}/{number}", files, local, number)
         fetched.append(number)
-    for number in numbered_versions(local):
-        if number not in complete:  # deleted on another host
-            doomed = local / f".deleting-{number}-{uuid.uuid4().hex}"
-            os.rename(local / str(number), doomed)
-            shutil.rmtree(doomed, ignore_errors=True)
+    for number in set(numbered_versions(local)) - set(complete):
+        copy = local / str(number)
+        if not (copy / FROM_BUCKET).is_file():
+            logger.warning(
+                "version %d is in this host's models folder but not in the bucket: not shared", number
+            )
+            continue
+        if shared.store.get_bytes(f"{folder}/{number}/{MANIFEST}") is not None:
+            continue  # committed after our listing
+        doomed = local / f".deleting-{number}-{uuid.uuid4().hex}"
+        try:
+            os.rename(copy, doomed)  # deleted on another host
+        except FileNotFoundError:
+            continue  # removed here meanwhile
+        shutil.rmtree(doomed, ignore_errors=True)
     return fetched
 
 
@@ -112,10 +135,11 @@ def _download_version(
         for name, size in files.items():
             if (staging / name).stat().st_size != size:
                 raise OSError(f"version {number}: {name} came down at another size than the bucket lists")
+        (staging / FROM_BUCKET).touch()
         target = local / str(number)
-        if target.exists():  # an incomplete leftover of an earlier try
+        if target.exists() and not is_complete(target):  # an incomplete leftover of an earlier try
             shutil.rmtree(target)
-        os.rename(staging, target)
+        place_version(staging, target)
         logger.info("version %d copied from the bucket", number)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

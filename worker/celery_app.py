@@ -10,12 +10,14 @@ from typing import Any
 
 from contracts.queue import QueueApp, create_celery_app
 from contracts.settings import get_settings
+from storage.shared import shared_mode
 
 TASK_MODULES = ("worker.tasks",)
 
 
 @lru_cache(maxsize=1)
 def worker_app() -> QueueApp:
+    shared_mode()  # S2C_STORAGE_URL without a Redis broker (or a malformed one) stops the start, saying why
     return create_celery_app(get_settings(), include=TASK_MODULES)
 
 

@@ -27,6 +27,7 @@ from filelock import FileLock
 from contracts.job_files import JobFiles
 from storage.atomic import write_atomically
 from storage.shared import DELETE, KEEP, SharedMode, shared_mode
+from storage.shared_runs import fence_key
 
 # A holder gives up this share of the lease early, so it has stopped before the lease can be taken over.
 SAFETY_SHARE = 0.2
@@ -54,13 +55,16 @@ def _lease_key(run_dir: Path) -> str:
 
 
 def _fence_key(run_dir: Path) -> str:
-    return SharedMode.key("lease", Path(run_dir).name, "fence")
+    return fence_key(Path(run_dir).name)
 
 
 def lease_is_live(lease: dict[str, Any] | None, now: float | None = None) -> bool:
-    """By this machine's wall clock; a lease revoked by a janitor is never live."""
+    """By this machine's wall clock; a lease revoked by a janitor is never live. In shared mode a lease that
+    is there at all is live: Redis removes it when it expires, by its one clock."""
     if lease is None or lease.get("revoked"):
         return False
+    if shared_mode() is not None:
+        return True
     return float(lease.get("expires_at", 0)) > (time.time() if now is None else now)
 
 
@@ -112,6 +116,19 @@ def revoke(run_dir: Path, observed: dict[str, Any] | None) -> bool:
             return False
         write_atomically(files.lease, json.dumps({**current, "revoked": True}))
         return True
+
+
+# KEYS: the lease, its fencing counter; ARGV: owner, the lease JSON (without its token), milliseconds to live.
+# Returns {0, the holder's lease} when another owner holds it, else {the new token, the lease found before}.
+_ACQUIRE = """
+local current = redis.call('GET', KEYS[1])
+if current and cjson.decode(current)['owner'] ~= ARGV[1] then return {0, current} end
+local fence = redis.call('INCR', KEYS[2])
+local lease = cjson.decode(ARGV[2])
+lease['fence'] = fence
+redis.call('SET', KEYS[1], cjson.encode(lease), 'PX', ARGV[3])
+return {fence, current or false}
+"""
 
 
 class Lease:
@@ -208,19 +225,20 @@ class Lease:
         )
 
     def _acquire_shared(self, shared: SharedMode) -> tuple[bool, dict[str, Any] | None]:
+        """One Lua script: check the holder, take the next fencing token, write the lease. A delivery that
+        loses the race takes no token, so the winner's token stays the newest."""
         started = time.monotonic()
-
-        def take(stored: bytes | None) -> tuple[tuple[bool, dict[str, Any] | None], object]:
-            previous = None if stored is None else json.loads(stored)
-            if previous is not None and previous.get("owner") != self.owner:
-                return (False, previous), KEEP  # present means live: Redis removes it when it expires
-            self.fence = int(shared.redis.incr(_fence_key(self.run_dir)))  # a token never handed out before
-            return (True, previous), self._lease_json(acquired_at=time.time())
-
-        taken, previous = shared.compare_and_set(_lease_key(self.run_dir), take, expire_ms=self._expire_ms())
-        if taken:
-            self.valid_until = started + (1 - SAFETY_SHARE) * self.seconds
-        return taken, previous
+        script = shared.redis.register_script(_ACQUIRE)
+        keys = [_lease_key(self.run_dir), _fence_key(self.run_dir)]
+        fence, previous = script(
+            keys=keys, args=[self.owner, self._lease_json(time.time()), self._expire_ms()]
+        )
+        previous_lease = json.loads(previous) if previous else None
+        if int(fence) == 0:
+            return False, previous_lease
+        self.fence = int(fence)
+        self.valid_until = started + (1 - SAFETY_SHARE) * self.seconds
+        return True, previous_lease
 
     def _renew_shared(self, shared: SharedMode) -> bool:
         started = time.monotonic()

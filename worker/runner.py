@@ -17,6 +17,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import redis
 from celery import Task
 from celery.exceptions import Ignore
 from filelock import Timeout
@@ -179,7 +180,11 @@ class JobRun:
     def _should_stop(self) -> bool:
         """Called by the trainer before every step: cancel, worker shutdown, or a lost lease."""
         self._check_lease()
-        return self.shutdown_requested.is_set() or jobs.cancel_requested(self.run_dir)
+        try:
+            return self.shutdown_requested.is_set() or jobs.cancel_requested(self.run_dir)
+        except redis.RedisError as error:  # shared mode, Redis away a moment: the lease decides, not this
+            logger.warning("job %s: could not look for a cancel (%s)", self.job_id, error)
+            return False
 
     def _check_lease(self) -> None:
         """Raise LeaseLost unless this worker still owns the job (before every step, checkpoint and publish)."""
@@ -188,14 +193,22 @@ class JobRun:
         if self.heartbeat is not None and self.heartbeat.disk_full is not None:
             raise self.heartbeat.disk_full
         self.lease.check()
-        if not self.lease.still_fenced():
+        try:
+            fenced = self.lease.still_fenced()
+        except redis.RedisError as error:  # the heartbeat cannot renew either: lease.check() stops us in time
+            logger.warning("job %s: could not check its fencing token (%s)", self.job_id, error)
+            return
+        if not fenced:
             raise LeaseLost(f"job {self.job_id} was given to another worker (a newer fencing token)")
 
     def _push_run(self) -> None:
         """Shared mode: the new checkpoint (and metrics, samples) into the bucket, fenced."""
         self._check_lease()
         assert self.shared is not None
-        push_run(self.shared, self.run_dir)
+        try:
+            push_run(self.shared, self.run_dir, fence=self.lease.fence or 0)
+        except PermissionError as error:
+            raise LeaseLost(str(error)) from error
 
     def _measured(self, **samples: Any) -> None:
         """Into the data folder's timings; they only feed estimates, so failing to write them fails no job."""

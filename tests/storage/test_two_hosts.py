@@ -20,6 +20,7 @@ from pathlib import Path
 import boto3
 import httpx
 import pytest
+import redis
 
 from model.dataset_import import zip_folder
 from tests.chapters import chapter_zip, result_sizes
@@ -60,6 +61,7 @@ class Hosts:
         self.b = JobSystem(root / "host-b", **shared)
         for host in (self.a, self.b):
             host.environment.update(CREDENTIALS)
+        self.redis = redis.Redis(host="127.0.0.1", port=redis_port, db=REDIS_DB)
         self.bucket = boto3.client(
             "s3",
             endpoint_url=self.endpoint,
@@ -77,13 +79,14 @@ class Hosts:
         return sorted(item["Key"][len(PREFIX) + 1 :] for item in listed.get("Contents", []))
 
     def bucket_checkpoint_step(self, job_id: str) -> int:
-        try:
-            index = self.bucket.get_object(
-                Bucket=BUCKET, Key=f"{PREFIX}/runs/{job_id}/checkpoints/checkpoint"
-            )
-        except self.bucket.exceptions.NoSuchKey:
+        """The newest step of the run's checkpoints in the bucket: in the folder of the attempt that Redis'
+        pointer names (storage/shared_runs.py)."""
+        attempt = self.redis.get(f"s2c:job:{job_id}:checkpoints")
+        if attempt is None:
             return 0
-        match = re.search(r'^model_checkpoint_path:\s*"[^"]*?(\d+)"', index["Body"].read().decode(), re.M)
+        key = f"{PREFIX}/runs/{job_id}/checkpoints/{int(attempt)}/checkpoint"
+        index = self.bucket.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()
+        match = re.search(r'^model_checkpoint_path:\s*"[^"]*?(\d+)"', index, re.M)
         return int(match.group(1)) if match else 0
 
     def close(self) -> None:
@@ -233,7 +236,7 @@ def test_a_chapter_uploaded_through_host_a_is_colorized_by_the_workers_and_downl
         return record if record["state"] in ("done", "failed", "cancelled") else None
 
     record = wait_until(done_on_b, 180, lambda: f"the chapter never ended\n{hosts.b.diagnostics()}")
-    assert record["state"] == "done" and record["pages_done"] == pages, record
+    assert record["state"] == "done" and record["pages_done"] == pages, json.dumps(record, indent=1)
     assert len(hosts.keys(f"batches/{batch_id}/results")) == pages
     with hosts.b.client() as client:
         result = client.get(f"/batches/{batch_id}/result.zip")

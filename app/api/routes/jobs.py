@@ -111,7 +111,10 @@ def queue_job(job_queue: JobQueue, settings: Settings, launch: JobLaunch) -> Job
     try:
         enqueue_job(celery_app, job_id)
     except Exception as error:
-        jobs.forget_unqueued(run_dir)
+        try:
+            jobs.forget_unqueued(run_dir)
+        except Exception as cleanup_error:  # shared mode with Redis gone too: the janitor sends it later
+            logger.error("could not remove the unqueued job %s: %s", job_id, cleanup_error)
         logger.error("could not queue job %s: %s", job_id, error)
         raise HTTPException(503, f"the job broker is unreachable: {type(error).__name__}: {error}") from None
     logger.info("queued job %s on dataset %s", job_id, launch.dataset)
