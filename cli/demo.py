@@ -12,6 +12,8 @@ from cli.api_client import ApiClient, detail
 from contracts.job_states import FINAL_STATES, JobState
 from contracts.settings import Settings
 from storage.layout import DEMO_DATASET, pair_files
+from storage.shared import shared_mode
+from storage.shared_runs import push_dataset
 from storage.versions import latest_version
 
 ACTIVE_STATES = frozenset(JobState) - FINAL_STATES  # states read from the job contract, not spelled here
@@ -108,6 +110,9 @@ class DemoBootstrap:
                 f"made the synthetic demo dataset in {dataset_dir}: "
                 f"{counts['train']} train and {counts['val']} val pairs"
             )
+        shared = shared_mode()
+        if shared is not None:  # shared mode: the job trains on the bucket's copy, on whichever host
+            push_dataset(shared, dataset_dir)
         status, job = self.api.request("POST", "/jobs", body=self.demo.job_request())
         if status not in (200, 201, 202) or not isinstance(job, dict):
             self.echo(f"warning: could not launch the demo job: POST /jobs answered {status} ({detail(job)})")

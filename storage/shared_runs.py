@@ -1,13 +1,14 @@
 """Datasets and run folders in shared mode: the bucket's copy, pulled to and pushed from this host's data folder
 (storage/shared.py).
 
-A run folder's checkpoints go up into the attempt's own folder (named by its fencing token) with
-CheckpointManager's `checkpoint` index last, and a Redis pointer, set only by the holder of the newest token,
-says which attempt's folder holds the run's checkpoints: a worker on another host that resumes the job pulls
-that folder and restores the newest checkpoint its index names. The job system's own files (record, lease,
+A run folder's checkpoints go up into the attempt's own folder (named by its fencing token), and then the Redis
+pointer `s2c:job:<id>:checkpoints` = {attempt, CheckpointManager's index text} is set, by a Lua script that
+does so only for the holder of the newest token: a worker on another host that resumes the job pulls that
+attempt's files the index names and restores the newest. The job system's own files (record, lease,
 cancel flag) are never in the run folder in this mode: they live in Redis. No TensorFlow here.
 """
 
+import json
 import re
 from pathlib import Path
 
@@ -18,10 +19,10 @@ from storage.shared import SharedMode
 DATASET_COMPLETE = ".complete"  # written after every other file of a dataset
 CHECKPOINTS = "checkpoints"
 CHECKPOINT_INDEX = "checkpoints/checkpoint"
-# KEYS: the run's checkpoint pointer, the lease's fencing counter; ARGV: the writer's token.
+# KEYS: the run's checkpoint pointer, the lease's fencing counter; ARGV: the writer's token, the new pointer.
 _POINT_IF_FENCED = """
 if tonumber(redis.call('GET', KEYS[2])) ~= tonumber(ARGV[1]) then return 0 end
-redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[1], ARGV[2])
 return 1
 """
 
@@ -101,10 +102,11 @@ def push_run(shared: SharedMode, run_dir: Path, fence: int) -> None:
     index = run_dir / CHECKPOINT_INDEX
     if not index.is_file():
         return
-    ours = f"{CHECKPOINTS}/{fence}"
-    shared.store.upload_file(index, f"{folder}/{ours}/checkpoint")
+    # The index itself goes into the pointer: a worker that lost the job may still write files into its
+    # folder, never what the pointer says (nor any checkpoint it names: each step's files are written once).
+    pointer = json.dumps({"attempt": fence, "index": index.read_text()})
     script = shared.redis.register_script(_POINT_IF_FENCED)
-    if not script(keys=[checkpoints_key(run_dir.name), fence_key(run_dir.name)], args=[fence]):
+    if not script(keys=[checkpoints_key(run_dir.name), fence_key(run_dir.name)], args=[fence, pointer]):
         raise PermissionError(f"run {run_dir.name}: another worker holds it now (a newer fencing token)")
     named = indexed_checkpoints(index.read_bytes())
     shared.store.delete(f"{folder}/{name}" for name in remote if _stale(name, fence, named))
@@ -121,7 +123,7 @@ def _stale(name: str, fence: int, named: set[str]) -> bool:
     attempt = int(parts[1])
     if attempt != fence:
         return attempt < fence
-    return parts[2] != "checkpoint" and _checkpoint_of(name) not in named
+    return _checkpoint_of(name) not in named
 
 
 def pull_run(shared: SharedMode, run_dir: Path) -> int:
@@ -134,21 +136,17 @@ def pull_run(shared: SharedMode, run_dir: Path) -> int:
         if not item.key[len(folder) + 1 :].startswith(f"{CHECKPOINTS}/")
     ]
     fetched = shared.store.download_folder(folder, run_dir, only=outputs)
-    pointer = shared.get(checkpoints_key(run_dir.name))
-    if pointer is None:
+    stored = shared.get(checkpoints_key(run_dir.name))
+    if stored is None:
         return len(fetched)
-    attempt = f"{folder}/{CHECKPOINTS}/{int(pointer)}"
-    index = shared.store.get_bytes(f"{attempt}/checkpoint")
-    if index is None:
-        raise FileNotFoundError(
-            f"run {run_dir.name}: the checkpoint index of attempt {int(pointer)} is missing"
-        )
-    named = indexed_checkpoints(index)
+    pointer = json.loads(stored)
+    attempt = f"{folder}/{CHECKPOINTS}/{int(pointer['attempt'])}"
+    named = indexed_checkpoints(pointer["index"].encode())
     shards = [item.key[len(attempt) + 1 :] for item in shared.store.list_files(attempt)]
     fetched += shared.store.download_folder(
         attempt, run_dir / CHECKPOINTS, only=[name for name in shards if _checkpoint_of(name) in named]
     )
-    write_atomically(run_dir / CHECKPOINT_INDEX, index.decode())
+    write_atomically(run_dir / CHECKPOINT_INDEX, pointer["index"])
     return len(fetched) + 1
 
 

@@ -37,7 +37,9 @@ from tests.support import (
 REDIS_DB = 11
 WORKER_QUEUES = "training,batches,datasets"
 BUCKET, PREFIX = "s2c-bucket", "team"
-POLL_WAIT_SECONDS = 60
+POLL_WAIT_SECONDS = 120
+# Four processes with TensorFlow (two APIs, two workers) share the machine: generous waits, on conditions.
+JOB_WAIT_SECONDS = 600
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
     "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
@@ -79,15 +81,18 @@ class Hosts:
         return sorted(item["Key"][len(PREFIX) + 1 :] for item in listed.get("Contents", []))
 
     def bucket_checkpoint_step(self, job_id: str) -> int:
-        """The newest step of the run's checkpoints in the bucket: in the folder of the attempt that Redis'
-        pointer names (storage/shared_runs.py)."""
-        attempt = self.redis.get(f"s2c:job:{job_id}:checkpoints")
-        if attempt is None:
+        """The newest step of the run's checkpoints in the bucket, as Redis' pointer names them (the attempt's
+        folder and its index: storage/shared_runs.py), once that folder holds the step's files."""
+        stored = self.redis.get(f"s2c:job:{job_id}:checkpoints")
+        if stored is None:
             return 0
-        key = f"{PREFIX}/runs/{job_id}/checkpoints/{int(attempt)}/checkpoint"
-        index = self.bucket.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()
-        match = re.search(r'^model_checkpoint_path:\s*"[^"]*?(\d+)"', index, re.M)
-        return int(match.group(1)) if match else 0
+        pointer = json.loads(stored)
+        match = re.search(r'^model_checkpoint_path:\s*"([^"]*?(\d+))"', pointer["index"], re.M)
+        if match is None:
+            return 0
+        files = self.keys(f"runs/{job_id}/checkpoints/{pointer['attempt']}")
+        assert any(f"/{match.group(1)}.index" in key for key in files), (pointer, files)
+        return int(match.group(2))
 
     def close(self) -> None:
         self.a.close()
@@ -137,7 +142,9 @@ def wait_served(host: JobSystem, version: int, what: str) -> None:
 
 def launch_and_finish(hosts: Hosts, **params) -> dict:
     job_id = hosts.a.launch(dataset="shapes", **params)["id"]
-    return hosts.a.wait_for_job(job_id, lambda job: job["state"] == "succeeded", "succeeded")
+    return hosts.a.wait_for_job(
+        job_id, lambda job: job["state"] == "succeeded", "succeeded", JOB_WAIT_SECONDS
+    )
 
 
 def test_a_job_launched_on_host_a_trains_on_host_b_and_both_serve_its_version(hosts: Hosts):
@@ -184,7 +191,7 @@ def test_two_workers_publishing_at_once_get_distinct_numbers(hosts: Hosts):
     first = hosts.a.launch(dataset="shapes", steps=4, export_every=4)["id"]
     second = hosts.a.launch(dataset="shapes", steps=4, export_every=4)["id"]
     ended = [
-        hosts.a.wait_for_job(job_id, lambda job: job["state"] == "succeeded", "succeeded")
+        hosts.a.wait_for_job(job_id, lambda job: job["state"] == "succeeded", "succeeded", JOB_WAIT_SECONDS)
         for job_id in (first, second)
     ]
     workers = {job["attempts"][0]["worker"].split("@")[0] for job in ended}
@@ -210,7 +217,9 @@ def test_a_dataset_uploaded_through_host_a_is_imported_into_the_bucket_and_shown
             shown = client.get("/datasets/uploaded").json()
         return shown if shown["state"] != "importing" else None
 
-    shown = wait_until(ready_on_b, 120, lambda: f"the import never ended\n{hosts.b.diagnostics()}")
+    shown = wait_until(
+        ready_on_b, JOB_WAIT_SECONDS, lambda: f"the import never ended\n{hosts.b.diagnostics()}"
+    )
     assert shown["state"] == "ready" and (shown["train"], shown["val"]) == (16, 4), shown
     assert len([key for key in hosts.keys("datasets/uploaded") if key.endswith(".png")]) == 20
     assert not hosts.keys("datasets/.imports"), "the archive is removed once imported"
@@ -235,7 +244,9 @@ def test_a_chapter_uploaded_through_host_a_is_colorized_by_the_workers_and_downl
             record = client.get(f"/batches/{batch_id}").json()
         return record if record["state"] in ("done", "failed", "cancelled") else None
 
-    record = wait_until(done_on_b, 180, lambda: f"the chapter never ended\n{hosts.b.diagnostics()}")
+    record = wait_until(
+        done_on_b, JOB_WAIT_SECONDS, lambda: f"the chapter never ended\n{hosts.b.diagnostics()}"
+    )
     assert record["state"] == "done" and record["pages_done"] == pages, json.dumps(record, indent=1)
     assert len(hosts.keys(f"batches/{batch_id}/results")) == pages
     with hosts.b.client() as client:
@@ -251,7 +262,7 @@ def test_a_killed_workers_job_resumes_on_the_other_host_from_the_buckets_checkpo
     job_id = hosts.a.launch(dataset="shapes", steps=60, checkpoint_every=10, export_every=60)["id"]
     wait_until(
         lambda: hosts.bucket_checkpoint_step(job_id) >= 10,
-        120,
+        JOB_WAIT_SECONDS,
         lambda: f"no checkpoint in the bucket\n{hosts.a.diagnostics(hosts.a.job(job_id))}",
     )
     running = hosts.a.job(job_id)
@@ -276,9 +287,11 @@ def test_a_killed_workers_job_resumes_on_the_other_host_from_the_buckets_checkpo
 
 def test_the_s3_server_restarted_mid_job_the_job_still_finishes(hosts: Hosts):
     job_id = hosts.a.launch(dataset="shapes", steps=30, checkpoint_every=4, export_every=30)["id"]
-    hosts.a.wait_for_job(job_id, lambda job: job["progress"]["step"] >= 2, "training")
+    hosts.a.wait_for_job(job_id, lambda job: job["progress"]["step"] >= 2, "training", JOB_WAIT_SECONDS)
     hosts.restart_s3()
-    job = hosts.a.wait_for_job(job_id, lambda job: job["state"] in ("succeeded", "failed"), "an end")
+    job = hosts.a.wait_for_job(
+        job_id, lambda job: job["state"] in ("succeeded", "failed"), "an end", JOB_WAIT_SECONDS
+    )
     assert job["state"] == "succeeded", job
     assert f"models/generator/{job['progress']['version']}/manifest.json" in hosts.keys("models/generator")
     assert hosts.bucket_checkpoint_step(job_id) == 30
