@@ -17,8 +17,8 @@ queued | running --(cancel)--> cancelled          queued | running --(the versio
 In shared mode (storage/shared.py) the record is the Redis key `s2c:batch:<id>` (compare-and-set; `s2c:batches`
 lists the ids), the heartbeats a Redis hash `s2c:batch:<id>:beats` (chunk -> Redis' own time, so hosts' clocks
 need not agree), and pages, `pages.json` and results live in the bucket under `batches/<id>/`, the local
-folder being this host's copy: the record is written after the pages are in the bucket, a result is counted
-only once its upload is complete.
+folder being this host's copy: the record is written after the pages are in the bucket, and a result joins the
+set `s2c:batch:<id>:results`, where the counts come from, only once its upload is complete.
 """
 
 import os
@@ -198,8 +198,9 @@ def keep_result(batch_dir: Path, page: Page, file_format: str, body: bytes) -> N
     path.parent.mkdir(parents=True, exist_ok=True)  # shared mode: the batch came from another host
     write_with(path, lambda file: file.write(body))
     shared = shared_mode()
-    if shared is not None:
+    if shared is not None:  # counted once uploaded whole
         shared.store.upload_file(path, shared.relative(path))
+        shared.redis.sadd(_results_key(batch_dir.name), path.name)
 
 
 def fetch_pages(batch_dir: Path, pages: list[Page]) -> None:
@@ -222,8 +223,7 @@ def _result_names(batch_dir: Path) -> set[str]:
     shared = shared_mode()
     if shared is not None:
         return {
-            remote.key.rsplit("/", 1)[-1]
-            for remote in shared.store.list_files(shared.relative(results_dir(batch_dir)))
+            name.decode() for name in cast(set[bytes], shared.redis.smembers(_results_key(batch_dir.name)))
         }
     try:
         return {entry.name for entry in os.scandir(results_dir(batch_dir)) if not entry.name.startswith(".")}
@@ -233,6 +233,10 @@ def _result_names(batch_dir: Path) -> set[str]:
 
 def _record_key(batch_id: str) -> str:
     return SharedMode.key("batch", batch_id)
+
+
+def _results_key(batch_id: str) -> str:
+    return SharedMode.key("batch", batch_id, "results")
 
 
 def _beats_key(batch_id: str) -> str:
@@ -399,7 +403,7 @@ def delete_batch(batch_dir: Path) -> None:
     shared = shared_mode()
     if shared is not None:  # the record first: the batch disappears for every host at once
         shared.compare_and_set(_record_key(batch_dir.name), lambda stored: (None, DELETE))
-        shared.redis.delete(_beats_key(batch_dir.name))
+        shared.redis.delete(_beats_key(batch_dir.name), _results_key(batch_dir.name))
         shared.redis.zrem(shared.key("batches"), batch_dir.name)
         shared.store.delete(remote.key for remote in shared.store.list_files(shared.relative(batch_dir)))
         shutil.rmtree(batch_dir, ignore_errors=True)
