@@ -2,12 +2,15 @@
 
 Starlette answers unhandled exceptions in its outermost middleware, outside CORS, so a browser on another
 origin could not even read that a request failed. This middleware sits inside CORS instead. A full disk is
-the server's condition, not a bug: 507 with what to do, never a 500.
+the server's condition, not a bug: 507 with what to do, never a 500; so is an object store or Redis that does
+not answer in shared mode: 503 with Retry-After.
 """
 
 import errno
 import logging
 
+import redis
+from botocore.exceptions import BotoCoreError, ClientError
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -48,6 +51,13 @@ def failure_response(error: Exception) -> JSONResponse:
             "the data folder's disk and try again"
         )
         return JSONResponse({"detail": detail}, 507, headers={"Retry-After": "60"})
+    if isinstance(error, BotoCoreError | ClientError | redis.ConnectionError | redis.TimeoutError):
+        logger.error("shared mode: the object store or Redis did not answer: %r", error)
+        detail = (
+            f"the server's shared storage (object store or Redis) did not answer ({type(error).__name__}); "
+            "try again shortly"
+        )
+        return JSONResponse({"detail": detail}, 503, headers={"Retry-After": "10"})
     if isinstance(error, RecursionError):
         return JSONResponse({"detail": "the request is nested too deeply to read"}, 400)
     return JSONResponse({"detail": "internal server error; the server log has the details"}, 500)

@@ -16,6 +16,7 @@ then each figure as the median (min-max) over several runs or timed windows, and
 - the publishing process's memory with and without the ONNX copy (bench_onnx_memory.py);
 - one janitor sweep over many queued jobs, embedded broker and Redis (bench_janitor.py);
 - the API's and the importer's memory against hostile requests and imports (bench_request_memory.py);
+- shared mode: publish, hot-load and a chapter through the object store against the folder (bench_shared_storage.py);
 - GPU training figures measured elsewhere (bench_gpu_jax.py), copied in from bench/gpu/ if present.
 
     .venv/bin/python bench/run_all.py            # the full run (about 25 minutes on 2 cores)
@@ -356,6 +357,12 @@ def write_report(path: Path, results: dict, quick: bool) -> None:
         "",
         results["request_memory"].rstrip(),
         "",
+        "## Shared mode: the object store against the shared folder (bench/bench_shared_storage.py)",
+        "",
+        "```",
+        results["shared_storage"].rstrip(),
+        "```",
+        "",
     ]
     gpu = BENCH / "gpu" / "h100_results.md"
     if gpu.is_file():
@@ -435,6 +442,8 @@ def main() -> None:
                 "bench_janitor.py", [*janitor_args, "--broker", "redis"], scratch
             )
         results["request_memory"] = run_script("bench_request_memory.py", [], scratch)
+        shared_args = ["--ngf", str(ngf), "--pages", "16" if quick else "48"]
+        results["shared_storage"] = run_script("bench_shared_storage.py", shared_args, scratch)
 
         print("\n== tf.data pipeline", flush=True)
         results["pipeline"] = pipeline_speeds(scratch, 30 if quick else 200, 2 if quick else 3)

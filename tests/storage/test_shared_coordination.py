@@ -156,3 +156,25 @@ def test_a_dataset_is_there_only_once_its_upload_is_complete(mode, tmp_path: Pat
         (source / split / "a.png").write_bytes(b"png")
     push_dataset(mode, dataset, source=source)
     assert dataset_counts(mode, dataset) == {"train": 1, "val": 1}
+
+
+def test_a_store_or_redis_that_does_not_answer_is_a_503_with_retry_after_not_a_500():
+    import boto3
+    import botocore.config
+    import botocore.exceptions
+    import redis
+
+    from app.failures import failure_response
+
+    once = botocore.config.Config(retries={"max_attempts": 1}, connect_timeout=1)
+    unreachable = boto3.client(
+        "s3", endpoint_url="http://127.0.0.1:9", config=once
+    )  # the discard port: closed
+    with pytest.raises(botocore.exceptions.EndpointConnectionError) as store_error:
+        unreachable.list_objects_v2(Bucket="bucket")
+    with pytest.raises(redis.ConnectionError) as redis_error:
+        redis.Redis(host="127.0.0.1", port=9, socket_connect_timeout=1).ping()
+    for error in (store_error.value, redis_error.value):
+        answer = failure_response(error)
+        assert answer.status_code == 503 and answer.headers["retry-after"] == "10", error
+        assert b"shared storage" in answer.body
