@@ -167,9 +167,10 @@ def test_a_store_or_redis_that_does_not_answer_is_a_503_with_retry_after_not_a_5
     from app.failures import failure_response
 
     once = botocore.config.Config(retries={"max_attempts": 1}, connect_timeout=1)
-    unreachable = boto3.client(
-        "s3", endpoint_url="http://127.0.0.1:9", config=once
-    )  # the discard port: closed
+    unreachable = boto3.client(  # the discard port: nothing listens there
+        "s3", endpoint_url="http://127.0.0.1:9", config=once, region_name="us-east-1",
+        aws_access_key_id="any", aws_secret_access_key="any",
+    )  # fmt: skip
     with pytest.raises(botocore.exceptions.EndpointConnectionError) as store_error:
         unreachable.list_objects_v2(Bucket="bucket")
     with pytest.raises(redis.ConnectionError) as redis_error:
