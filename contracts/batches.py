@@ -195,12 +195,17 @@ def page_statuses(batch_dir: Path, record: "Batch") -> list[PageStatus]:
 def keep_result(batch_dir: Path, page: Page, file_format: str, body: bytes) -> None:
     """Write a page's result atomically (in shared mode also into the bucket, where it counts)."""
     path = result_path(batch_dir, page, file_format)
-    path.parent.mkdir(parents=True, exist_ok=True)  # shared mode: the batch came from another host
-    write_with(path, lambda file: file.write(body))
     shared = shared_mode()
+    if shared is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)  # the batch came from another host
+    write_with(path, lambda file: file.write(body))
     if shared is not None:  # counted once uploaded whole
         shared.store.upload_file(path, shared.relative(path))
         shared.redis.sadd(_results_key(batch_dir.name), path.name)
+        if read_batch(batch_dir) is None:  # deleted meanwhile: leave nothing of it behind
+            shared.store.delete([shared.relative(path)])
+            shared.redis.delete(_results_key(batch_dir.name))
+            raise FileNotFoundError(f"batch {batch_dir.name} was deleted")
 
 
 def fetch_pages(batch_dir: Path, pages: list[Page]) -> None:

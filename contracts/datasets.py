@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from filelock import FileLock
 
@@ -141,18 +141,20 @@ def dataset_is_there(datasets_dir: Path, name: str) -> bool:
 
 
 def keep_archive(datasets_dir: Path, name: str) -> None:
-    """Shared mode: the uploaded archive into the bucket, where any host's importer finds it."""
+    """Shared mode: the uploaded archive moves into the bucket, where any host's importer finds it (no copy
+    stays here: a later upload of the name, imported on this host, must never meet it)."""
     shared = shared_mode()
     if shared is not None:
         path = archive_path(datasets_dir, name)
         shared.store.upload_file(path, shared.relative(path))
+        path.unlink()
 
 
 def fetch_archive(datasets_dir: Path, name: str) -> None:
-    """Shared mode: the archive from the bucket, if this host's importer does not have it."""
+    """Shared mode: the archive from the bucket (always: the bucket's is the one this import is for)."""
     shared = shared_mode()
     path = archive_path(datasets_dir, name)
-    if shared is not None and not path.is_file():
+    if shared is not None:
         shared.store.download_file(shared.relative(path), path)
 
 
@@ -195,13 +197,23 @@ def _reserve(datasets_dir: Path, name: str, options: dict[str, Any], archive_byt
     return record
 
 
+def heartbeat_clock() -> datetime:
+    """What an import's heartbeat is dated and judged by: this machine's clock, or in shared mode Redis' own,
+    so that hosts whose clocks disagree never judge a running import abandoned."""
+    shared = shared_mode()
+    if shared is None:
+        return datetime.now(UTC)
+    seconds, microseconds = cast(tuple[int, int], shared.redis.time())
+    return datetime.fromtimestamp(seconds + microseconds / 1e6, UTC)
+
+
 def abandoned_for(record: dict[str, Any]) -> float | None:
     """Seconds since a started import's importer last wrote its heartbeat, when that is too long; else None.
     An import still waiting in the queue has no heartbeat yet and is never abandoned."""
     beat = record.get("heartbeat_at")
     if record.get("state") != "importing" or not beat:
         return None
-    silent = (datetime.now(UTC) - datetime.fromisoformat(beat)).total_seconds()
+    silent = (heartbeat_clock() - datetime.fromisoformat(beat)).total_seconds()
     return silent if silent > IMPORT_ABANDONED_SECONDS else None
 
 
@@ -239,7 +251,12 @@ def update_import(datasets_dir: Path, name: str, **changes: Any) -> dict[str, An
 
 def publish_dataset(datasets_dir: Path, name: str) -> None:
     """The staging folder becomes `datasets/<name>` in one rename: a dataset is there whole or not at all."""
-    os.rename(staging_dir(datasets_dir, name), Path(datasets_dir) / name)
+    target = Path(datasets_dir) / name
+    if shared_mode() is not None and target.exists():  # a stale cached copy of an earlier dataset of the name
+        doomed = Path(datasets_dir) / f".deleting-{name}-{uuid.uuid4().hex[:8]}"
+        os.rename(target, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+    os.rename(staging_dir(datasets_dir, name), target)
 
 
 def delete_dataset(datasets_dir: Path, name: str) -> None:

@@ -10,6 +10,7 @@ cancel flag) are never in the run folder in this mode: they live in Redis. No Te
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 from storage.atomic import write_atomically
@@ -28,18 +29,34 @@ return 1
 
 
 def push_dataset(shared: SharedMode, dataset_dir: Path, source: Path | None = None) -> int:
-    """Upload a dataset folder (`source`: its files from elsewhere, an import's staging folder) as
-    `dataset_dir`, its completion marker last; files the bucket already has at the same size are skipped.
-    Returns the files sent."""
+    """Make the bucket's copy of a dataset exactly `source`'s files (default: `dataset_dir`), its completion
+    marker last: the marker goes first, so no host trains on it while it changes; files the bucket already has
+    at the same size are not sent again, files the source lacks are removed. Returns the files sent."""
     folder = shared.relative(dataset_dir)
-    sent = shared.store.upload_folder(source or dataset_dir, folder, changed_only=True)
+    shared.store.delete([f"{folder}/{DATASET_COMPLETE}"])
+    source = source or dataset_dir
+    sent = shared.store.upload_folder(source, folder, changed_only=True)
+    present = {path.relative_to(source).as_posix() for path in source.rglob("*") if path.is_file()}
+    extra = [
+        remote.key
+        for remote in shared.store.list_files(folder)
+        if remote.key[len(folder) + 1 :] not in present
+    ]
+    shared.store.delete(extra)
     shared.store.put_bytes(f"{folder}/{DATASET_COMPLETE}", b"")
     return len(sent)
 
 
 def pull_dataset(shared: SharedMode, dataset_dir: Path) -> int:
-    """Bring this host's copy of a dataset up to the bucket's; files fetched."""
-    return len(shared.store.download_folder(shared.relative(dataset_dir), dataset_dir))
+    """Make this host's copy of a dataset the bucket's: missing or changed files fetched, extra ones removed.
+    Returns the files fetched."""
+    folder = shared.relative(dataset_dir)
+    fetched = shared.store.download_folder(folder, dataset_dir)
+    wanted = {remote.key[len(folder) + 1 :] for remote in shared.store.list_files(folder)}
+    for path in list(dataset_dir.rglob("*")) if dataset_dir.is_dir() else []:
+        if path.is_file() and path.relative_to(dataset_dir).as_posix() not in wanted:
+            path.unlink()
+    return len(fetched)
 
 
 def dataset_counts(shared: SharedMode, dataset_dir: Path) -> dict[str, int] | None:
@@ -136,6 +153,8 @@ def pull_run(shared: SharedMode, run_dir: Path) -> int:
         if not item.key[len(folder) + 1 :].startswith(f"{CHECKPOINTS}/")
     ]
     fetched = shared.store.download_folder(folder, run_dir, only=outputs)
+    # The pointer is the truth: whatever checkpoints this host kept may be a fenced-off attempt's.
+    shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
     stored = shared.get(checkpoints_key(run_dir.name))
     if stored is None:
         return len(fetched)
@@ -171,11 +190,13 @@ def _checkpoint_of(name: str) -> str:
 
 
 def pull_run_outputs(shared: SharedMode, run_dir: Path) -> None:
-    """What the API shows of a run trained on another host: its metrics and sample grids."""
+    """What the API shows of a run trained on another host: its metrics and sample grids. A local file at
+    least as long as the bucket's is kept: on a host that also trains the run, it is the newer one."""
     folder = shared.relative(run_dir)
-    outputs = [
-        item.key[len(folder) + 1 :]
-        for item in shared.store.list_files(folder)
-        if item.key.endswith("/metrics.jsonl") or "/samples/" in item.key
-    ]
-    shared.store.download_folder(folder, run_dir, only=outputs)
+    for item in shared.store.list_files(folder):
+        name = item.key[len(folder) + 1 :]
+        if name != "metrics.jsonl" and not name.startswith("samples/"):
+            continue
+        local = run_dir / name
+        if not local.is_file() or local.stat().st_size < item.size:
+            shared.store.download_file(item.key, local)

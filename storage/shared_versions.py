@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from botocore.exceptions import ClientError
+
 from storage.shared import KEEP, SharedMode
 from storage.versions import MANIFEST, ModelsDir, generator_dir, is_complete, numbered_versions
 
@@ -52,7 +54,9 @@ def next_version_number(shared: SharedMode, models_dir: ModelsDir) -> int:
     folder = _remote_folder(shared, models_dir)
     numbers = [int(name) for name in shared.store.subfolders(folder) if name.isdigit()]
     recorded = shared.store.get_bytes(f"{folder}/{COUNTER_OBJECT}")
-    floor = max([0, *numbers, int(recorded or 0)])
+    local = generator_dir(models_dir)  # this host's versions from before shared mode count too
+    here = (local / COUNTER_OBJECT).read_text().strip() if (local / COUNTER_OBJECT).is_file() else ""
+    floor = max([0, *numbers, int(recorded or 0), *numbered_versions(local), int(here or 0)])
     key = shared.key("versions", "last")
     # Redis without the counter (a new or restored server) starts from what the bucket holds.
     shared.compare_and_set(key, lambda stored: (None, floor if int(stored or 0) < floor else KEEP))
@@ -80,6 +84,10 @@ def place_version(staging: Path, target: Path) -> None:
     except OSError:
         if not is_complete(target):
             raise
+        if not (target / FROM_BUCKET).is_file():
+            raise FileExistsError(
+                f"{target} holds another model of that number, from before shared mode"
+            ) from None
         shutil.rmtree(staging, ignore_errors=True)
 
 
@@ -105,7 +113,13 @@ def sync_versions(shared: SharedMode, models_dir: ModelsDir) -> list[int]:
     for number, files in sorted(complete.items()):
         if is_complete(local / str(number)):
             continue
-        _download_version(shared, f"{folder}/{number}", files, local, number)
+        try:
+            _download_version(shared, f"{folder}/{number}", files, local, number)
+        except ClientError as error:  # deleted on another host while we copied it: gone, nothing to copy
+            if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey"):
+                raise
+            logger.info("version %d went from the bucket while it was being copied", number)
+            continue
         fetched.append(number)
     for number in set(numbered_versions(local)) - set(complete):
         copy = local / str(number)

@@ -93,7 +93,7 @@ def run_chunk(settings: Settings, batch_id: str, chunk: int) -> dict[str, Any]:
     try:
         _run(settings, batch_dir, record, chunk, outcome)
     except FileNotFoundError:
-        if batch_dir.exists():
+        if batches.read_batch(batch_dir) is not None:
             raise
         return {**outcome, "stopped": True, "deleted": True}  # deleted while a page was being finished
     logger.info("batch %s chunk %d: %s", batch_id, chunk, outcome)

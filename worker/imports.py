@@ -9,7 +9,6 @@ import logging
 import shutil
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from contracts import datasets
@@ -98,5 +97,7 @@ class _Heartbeat:
             record = datasets.read_import(self.folder, self.name)
             if record is not None and record["state"] == "importing":
                 datasets.update_import(
-                    self.folder, self.name, heartbeat_at=datetime.now(UTC).isoformat(timespec="seconds")
+                    self.folder,
+                    self.name,
+                    heartbeat_at=datasets.heartbeat_clock().isoformat(timespec="seconds"),
                 )

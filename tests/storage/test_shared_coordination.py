@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from storage import shared
-from storage.shared_runs import dataset_counts, pull_run, push_dataset, push_run
+from storage.shared_runs import (
+    dataset_counts,
+    pull_dataset,
+    pull_run,
+    pull_run_outputs,
+    push_dataset,
+    push_run,
+)
 from storage.shared_versions import FROM_BUCKET, next_version_number, sync_versions
 from tests.support import S3_ACCESS_KEY, S3_SECRET_KEY, flush_redis_db, start_s3_server
 from worker.leases import Lease, read_lease, revoke
@@ -110,6 +117,12 @@ def test_a_worker_that_lost_its_lease_cannot_change_what_the_next_one_resumes_fr
     left = [remote.key for remote in mode.store.list_files("runs/fenced/checkpoints")]
     assert left and all(key.startswith(f"runs/fenced/checkpoints/{second.fence}/") for key in left), left
 
+    # The first host gets the job back: what it kept of its own fenced-off attempt is not what it resumes from.
+    pull_run(mode, run_dir)
+    assert sorted(path.name for path in (run_dir / "checkpoints").iterdir()) == [
+        "checkpoint", "ckpt-7.data-00000-of-00001", "ckpt-7.index"
+    ]  # fmt: skip
+
 
 def test_publishers_at_once_get_distinct_numbers_above_what_the_bucket_holds(mode):
     models_dir = mode.data_dir / "models"
@@ -179,3 +192,29 @@ def test_a_store_or_redis_that_does_not_answer_is_a_503_with_retry_after_not_a_5
         answer = failure_response(error)
         assert answer.status_code == 503 and answer.headers["retry-after"] == "10", error
         assert b"shared storage" in answer.body
+
+
+def test_a_reimported_dataset_replaces_the_old_files_in_the_bucket_and_in_each_hosts_copy(
+    mode, tmp_path: Path
+):
+    dataset = mode.data_dir / "datasets" / "again"
+    first, second = tmp_path / "first", tmp_path / "second"
+    for source, names in ((first, ["old.png", "both.png"]), (second, ["both.png", "new.png"])):
+        (source / "train").mkdir(parents=True)
+        for name in names:
+            (source / "train" / name).write_bytes(source.name.encode())
+    push_dataset(mode, dataset, source=first)
+    pull_dataset(mode, dataset)
+    push_dataset(mode, dataset, source=second)
+    pull_dataset(mode, dataset)
+    assert sorted(path.name for path in (dataset / "train").iterdir()) == ["both.png", "new.png"]
+    assert dataset_counts(mode, dataset) == {"train": 2, "val": 0}
+
+
+def test_the_apis_copy_of_metrics_never_shortens_the_trainers_own(mode):
+    run_dir = mode.data_dir / "runs" / "metrics"
+    run_dir.mkdir(parents=True)
+    mode.store.put_bytes("runs/metrics/metrics.jsonl", b'{"step": 2}\n')
+    (run_dir / "metrics.jsonl").write_bytes(b'{"step": 2}\n{"step": 4}\n')  # appended since the last push
+    pull_run_outputs(mode, run_dir)
+    assert (run_dir / "metrics.jsonl").read_bytes() == b'{"step": 2}\n{"step": 4}\n'
