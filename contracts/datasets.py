@@ -151,10 +151,11 @@ def keep_archive(datasets_dir: Path, name: str) -> None:
 
 
 def fetch_archive(datasets_dir: Path, name: str) -> None:
-    """Shared mode: the archive from the bucket (always: the bucket's is the one this import is for)."""
+    """Shared mode: the archive from the bucket, unless it is here: only `sketch2color datasets import` keeps
+    it here, the API moves an upload's archive into the bucket (keep_archive)."""
     shared = shared_mode()
     path = archive_path(datasets_dir, name)
-    if shared is not None:
+    if shared is not None and not path.is_file():
         shared.store.download_file(shared.relative(path), path)
 
 
