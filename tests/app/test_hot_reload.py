@@ -102,10 +102,13 @@ class LoopingClient(threading.Thread):
 
 
 def _write_half_written_version(generator_dir: Path, number: int, complete_version: Path) -> None:
-    """A numbered folder caught mid-copy: the SavedModel is there, the manifest (written last) is not."""
-    half = generator_dir / str(number)
-    shutil.copytree(complete_version, half)
-    (half / "manifest.json").unlink()
+    """A numbered folder caught mid-copy: the SavedModel is there, the manifest (written last) is not. Made in a
+    hidden folder and renamed in without its manifest: a poll between a copy in place and the manifest's removal
+    would see a complete version."""
+    staging = generator_dir / f".staging-{number}"
+    shutil.copytree(complete_version, staging)
+    (staging / "manifest.json").unlink()
+    staging.rename(generator_dir / str(number))
 
 
 def _write_corrupt_version(generator_dir: Path, number: int) -> None:
