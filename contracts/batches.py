@@ -410,7 +410,7 @@ def delete_batch(batch_dir: Path) -> None:
         shared.compare_and_set(_record_key(batch_dir.name), lambda stored: (None, DELETE))
         shared.redis.delete(_beats_key(batch_dir.name), _results_key(batch_dir.name))
         shared.redis.zrem(shared.key("batches"), batch_dir.name)
-        shared.store.delete(remote.key for remote in shared.store.list_files(shared.relative(batch_dir)))
+        shared.store.delete_folder(shared.relative(batch_dir))
         shutil.rmtree(batch_dir, ignore_errors=True)
         return
     doomed = batch_dir.with_name(f".deleting-{batch_dir.name}-{uuid.uuid4().hex[:8]}")
@@ -452,7 +452,7 @@ def beat(batch_dir: Path, chunk: int, ahead_seconds: float = 0.0) -> None:
     `ahead_seconds`: dated that far ahead (a chunk queued again gets time to wait its turn)."""
     shared = shared_mode()
     if shared is not None:
-        shared.redis.hset(_beats_key(batch_dir.name), str(chunk), _redis_now(shared) + ahead_seconds)
+        shared.redis.hset(_beats_key(batch_dir.name), str(chunk), shared.now() + ahead_seconds)
         return
     path = beat_path(batch_dir, chunk)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -473,7 +473,7 @@ def silent_chunks(batch_dir: Path, older_than_seconds: float) -> Iterator[int]:
     """Chunks that a worker started and stopped beating for without finishing: its worker died."""
     shared = shared_mode()
     if shared is not None:
-        now = _redis_now(shared)
+        now = shared.now()
         beats = cast(dict[bytes, bytes], shared.redis.hgetall(_beats_key(batch_dir.name)))
         for chunk, when in beats.items():
             if now - float(when) > older_than_seconds and chunk.isdigit():
@@ -490,9 +490,3 @@ def silent_chunks(batch_dir: Path, older_than_seconds: float) -> Iterator[int]:
             continue
         if silent > older_than_seconds and entry.stem.isdigit():
             yield int(entry.stem)
-
-
-def _redis_now(shared: SharedMode) -> float:
-    """Redis' own clock: every host's heartbeats are dated, and judged, by the one clock."""
-    seconds, microseconds = cast(tuple[int, int], shared.redis.time())
-    return seconds + microseconds / 1e6

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from filelock import FileLock
 
@@ -204,8 +204,7 @@ def heartbeat_clock() -> datetime:
     shared = shared_mode()
     if shared is None:
         return datetime.now(UTC)
-    seconds, microseconds = cast(tuple[int, int], shared.redis.time())
-    return datetime.fromtimestamp(seconds + microseconds / 1e6, UTC)
+    return datetime.fromtimestamp(shared.now(), UTC)
 
 
 def abandoned_for(record: dict[str, Any]) -> float | None:

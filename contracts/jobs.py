@@ -352,7 +352,7 @@ def _delete_shared_run(shared: SharedMode, run_dir: Path) -> None:
     shared.compare_and_set(_record_key(run_dir.name), delete_finished)
     shared.redis.delete(_cancel_key(run_dir.name), SharedMode.key("job", run_dir.name, "checkpoints"))
     shared.redis.zrem(shared.key("jobs"), run_dir.name)
-    shared.store.delete(remote.key for remote in shared.store.list_files(shared.relative(run_dir)))
+    shared.store.delete_folder(shared.relative(run_dir))
     shutil.rmtree(run_dir, ignore_errors=True)
 
 

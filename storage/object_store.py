@@ -73,6 +73,10 @@ class ObjectStore:
             self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
 
     # ---- folders -----------------------------------------------------------------------------------------
+    def delete_folder(self, folder: str) -> None:
+        """Every object under `folder/`."""
+        self.delete(remote.key for remote in self.list_files(folder))
+
     def list_files(self, folder: str) -> list[RemoteFile]:
         """Every object under `folder/` (recursively), sorted by key."""
         found = []

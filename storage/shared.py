@@ -70,6 +70,12 @@ class SharedMode:
     def get(self, key: str) -> bytes | None:
         return cast(bytes | None, self.redis.get(key))
 
+    def now(self) -> float:
+        """Redis' own clock, in seconds: what heartbeats of different hosts are dated and judged by, so that
+        hosts whose clocks disagree never judge a live worker dead."""
+        seconds, microseconds = cast(tuple[int, int], self.redis.time())
+        return seconds + microseconds / 1e6
+
     def members(self, key: str) -> list[str]:
         """A sorted set's members, lowest score first."""
         return [member.decode() for member in cast(list[bytes], self.redis.zrange(key, 0, -1))]

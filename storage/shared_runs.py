@@ -78,7 +78,7 @@ def remove_dataset(shared: SharedMode, dataset_dir: Path) -> None:
     """Its completion marker first (no host trains on it or lists it from then on), then its files."""
     root = shared.relative(dataset_dir)
     shared.store.delete([f"{root}/{DATASET_COMPLETE}"])
-    shared.store.delete(remote.key for remote in shared.store.list_files(root))
+    shared.store.delete_folder(root)
 
 
 def pull_first_pairs(shared: SharedMode, dataset_dir: Path, count: int) -> None:

@@ -95,7 +95,7 @@ def remove_version(shared: SharedMode, models_dir: ModelsDir, version: int) -> N
     """The manifest first (the version disappears for every host at once), then its other files."""
     folder = f"{_remote_folder(shared, models_dir)}/{version}"
     shared.store.delete([f"{folder}/{MANIFEST}"])
-    shared.store.delete(remote.key for remote in shared.store.list_files(folder))
+    shared.store.delete_folder(folder)
 
 
 def sync_versions(shared: SharedMode, models_dir: ModelsDir) -> list[int]:
